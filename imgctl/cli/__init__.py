@@ -1,0 +1,163 @@
+"""The command line: a thin layer over the library.
+
+This module owns the only mapping from exceptions to exit codes and one-line
+messages: 0 ok, 1 failure, 2 usage, 130 interrupted.  Tracebacks only with
+``--debug``.  Command modules are imported lazily so that a command that does not
+talk to a registry never imports the HTTP stack or the progress library.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from imgctl import __version__
+from imgctl.errors import ImgctlError
+
+__all__ = ["app", "main", "state"]
+
+
+class _State:
+    root: Path | None = None
+    config_path: Path | None = None
+    debug: bool = False
+    _config = None
+    _store = None
+
+    def config(self):
+        if self._config is None:
+            from imgctl.config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def store(self):
+        if self._store is None:
+            from imgctl.config import default_root
+            from imgctl.store import Store
+
+            self._store = Store(self.root or default_root())
+        return self._store
+
+    def log(self, message: str) -> None:
+        if self.debug:
+            print(f"DEBU[imgctl] {message}", file=sys.stderr)
+
+
+state = _State()
+
+app = typer.Typer(
+    name="imgctl",
+    help="A daemonless image store manager: pull, list, tag and remove container images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"imgctl version {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    root: Annotated[
+        Optional[Path],
+        typer.Option("--root", envvar="IMGCTL_ROOT", help="Store directory (default: the user data dir).", show_default=False),
+    ] = None,
+    config: Annotated[
+        Optional[Path],
+        typer.Option("--config", envvar="IMGCTL_CONFIG", help="Configuration file (default: config.toml in the user config dir).", show_default=False),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show debug output and tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """A daemonless image store manager: pull, list, tag and remove container images."""
+    state.root = root
+    state.config_path = config
+    state.debug = debug or state.debug
+
+
+from imgctl.cli import commands as _commands  # noqa: E402,F401  (registers the commands)
+
+_GLOBAL_WITH_VALUE = ("--root", "--config")
+_GLOBAL_FLAGS = ("--debug",)
+
+
+def _hoist_global_options(argv: list[str]) -> list[str]:
+    """Let global options appear anywhere before ``--``: ``imgctl pull --root X ubuntu``."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            rest.extend(argv[i:])
+            break
+        if a in _GLOBAL_FLAGS:
+            front.append(a)
+        elif a in _GLOBAL_WITH_VALUE and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        elif a.startswith(tuple(f"{o}=" for o in _GLOBAL_WITH_VALUE)):
+            front.append(a)
+        else:
+            rest.append(a)
+        i += 1
+    return front + rest
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn every outcome into an exit status."""
+    import click
+
+    args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    state.debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
+    code = 0
+    try:
+        result = app(args=args, prog_name="imgctl", standalone_mode=False)
+        if isinstance(result, int):
+            code = result
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except click.exceptions.Abort:
+        print("Error: aborted", file=sys.stderr)
+        code = 130
+    except click.ClickException as e:
+        e.show()
+        code = e.exit_code if isinstance(e, click.UsageError) else 1
+    except ImgctlError as e:
+        if state.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"Error: {e}", file=sys.stderr)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 1
+    except Exception as e:  # a bug: say so in one line, the traceback with --debug
+        if state.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"Error: unexpected {e.__class__.__name__}: {e} (run with --debug for details)", file=sys.stderr)
+        code = 1
+    finally:
+        if state._store is not None:
+            state._store.close()
+    sys.exit(code)

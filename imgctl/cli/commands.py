@@ -1,0 +1,125 @@
+"""Command definitions: parse arguments, call one library function, render the result.
+
+Heavy modules (httpx, rich, the pull machinery) are imported inside the
+commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from imgctl.cli import app, state
+from imgctl.errors import UsageError
+
+image_app = typer.Typer(help="Manage images (docker-style `image` subcommands).", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+# -- pull ---------------------------------------------------------------------------------
+def pull_cmd(
+    name: Annotated[str, typer.Argument(help="Image to pull: NAME[:TAG|@DIGEST].", show_default=False)],
+    platform: Annotated[
+        Optional[str],
+        typer.Option("--platform", envvar="DOCKER_DEFAULT_PLATFORM", help="Platform os/arch[/variant] (default: this host's).", show_default=False),
+    ] = None,
+    all_tags: Annotated[bool, typer.Option("--all-tags", "-a", help="Pull every tag of the repository.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the image name.")] = False,
+) -> None:
+    """Pull an image from a registry into the local store."""
+    from imgctl.cli.pullcmd import run_pull
+
+    run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet)
+
+
+app.command("pull")(pull_cmd)
+image_app.command("pull")(pull_cmd)
+
+
+# -- images -------------------------------------------------------------------------------
+IMAGES_HEADERS = {
+    "Repository": "REPOSITORY",
+    "Tag": "TAG",
+    "Digest": "DIGEST",
+    "ID": "IMAGE ID",
+    "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "Size": "SIZE",
+    "Containers": "CONTAINERS",
+    "SharedSize": "SHARED SIZE",
+    "UniqueSize": "UNIQUE SIZE",
+}
+
+
+def images_cmd(
+    repository: Annotated[Optional[str], typer.Argument(help="Only images of REPOSITORY[:TAG].", show_default=False)] = None,
+    all_images: Annotated[bool, typer.Option("--all", "-a", help="Show all images, including dangling ones.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only show image IDs.")] = False,
+    digests: Annotated[bool, typer.Option("--digests", help="Show digests.")] = False,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
+    filter_: Annotated[
+        Optional[list[str]],
+        typer.Option("--filter", "-f", help="Filter: dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, reference=PATTERN.", show_default=False),
+    ] = None,
+    format_: Annotated[
+        Optional[str],
+        typer.Option("--format", help="'table', 'json', or a Go template such as '{{.Repository}}:{{.Tag}}'.", show_default=False),
+    ] = None,
+) -> None:
+    """List images in the local store."""
+    import time
+
+    from imgctl.formatting import created_since, format_rows, human_size
+    from imgctl.images import list_images, parse_filters
+
+    filters = parse_filters(filter_ or [])
+    rows = list_images(state.store(), name=repository, all_images=all_images, filters=filters)
+    if quiet:
+        seen: set[str] = set()
+        for r in rows:
+            shown = r.id if no_trunc else r.id[7:19]
+            if shown not in seen:
+                seen.add(shown)
+                print(shown)
+        return
+    now = time.time()
+    out = []
+    for r in rows:
+        out.append(
+            {
+                "Containers": "N/A",
+                "CreatedAt": _go_time(r.created_ts),
+                "CreatedSince": created_since(r.created_ts, now),
+                "Digest": r.digest or "<none>",
+                "ID": r.id if no_trunc else r.id[7:19],
+                "Repository": r.repository or "<none>",
+                "SharedSize": "N/A",
+                "Size": human_size(r.size),
+                "Tag": r.tag or "<none>",
+                "UniqueSize": "N/A",
+            }
+        )
+    if digests:
+        default = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    else:
+        default = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    text = format_rows(format_, out, default_table=default, headers=IMAGES_HEADERS)
+    if text:
+        print(text)
+
+
+def _go_time(ts: float | None) -> str:
+    """Go's time.Time.String() in the local zone, as docker's CreatedAt: 2024-01-02 03:04:05 +0000 UTC."""
+    if not ts:
+        return ""
+    import time as _t
+
+    lt = _t.localtime(ts)
+    return _t.strftime("%Y-%m-%d %H:%M:%S %z ", lt) + (lt.tm_zone or "")
+
+
+app.command("images")(images_cmd)
+image_app.command("ls")(images_cmd)
+image_app.command("list", hidden=True)(images_cmd)

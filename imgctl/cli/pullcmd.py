@@ -1,0 +1,164 @@
+"""``imgctl pull``: run a pull and show its progress the way docker does."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from imgctl.cli import state
+from imgctl.errors import UsageError
+from imgctl.pull import Event
+
+
+class PlainProgress:
+    """Off a terminal: docker's state lines, no byte counts."""
+
+    _TEXT = {
+        "pulling": "Pulling fs layer",
+        "waiting": "Waiting",
+        "verifying": "Verifying Checksum",
+        "downloaded": "Download complete",
+        "complete": "Pull complete",
+        "exists": "Already exists",
+    }
+
+    def __init__(self, out=None) -> None:
+        self.out = out or sys.stdout
+        self._lock = threading.Lock()
+
+    def __call__(self, e: Event) -> None:
+        if e.kind == "pulling_from":
+            line = e.text
+        elif e.kind in self._TEXT:
+            line = f"{e.id}: {self._TEXT[e.kind]}"
+        else:
+            return
+        with self._lock:
+            print(line, file=self.out, flush=True)
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            print(text, file=self.out, flush=True)
+
+    def stop(self) -> None:
+        pass
+
+
+class TerminalProgress:
+    """On a terminal: one live row per layer with a bar, plus an overall bar."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        self.console = Console(highlight=False)
+        self.progress = Progress(
+            TextColumn("{task.fields[label]}"),
+            BarColumn(bar_width=40),
+            DownloadColumn(binary_units=False),
+            TransferSpeedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self._tasks: dict[str, int] = {}
+        self._total = None
+        self._lock = threading.Lock()
+        self.progress.start()
+
+    def _task(self, layer: str):
+        if layer not in self._tasks:
+            self._tasks[layer] = self.progress.add_task("", label=f"{layer}: Pulling fs layer", total=None)
+        return self._tasks[layer]
+
+    def __call__(self, e: Event) -> None:
+        with self._lock:
+            if e.kind == "pulling_from":
+                self.progress.console.print(e.text)
+                return
+            if not e.id:
+                return
+            t = self._task(e.id)
+            label = {
+                "pulling": "Pulling fs layer",
+                "waiting": "Waiting",
+                "downloading": "Downloading",
+                "verifying": "Verifying Checksum",
+                "downloaded": "Download complete",
+                "complete": "Pull complete",
+                "exists": "Already exists",
+            }.get(e.kind)
+            if label is None:
+                return
+            fields = {"label": f"{e.id}: {label}"}
+            if e.kind == "downloading":
+                self.progress.update(t, completed=e.current, total=e.total or None, **fields)
+                self._update_total()
+            elif e.kind in ("exists", "complete", "downloaded"):
+                task = self.progress.tasks[[x.id for x in self.progress.tasks].index(t)]
+                self.progress.update(t, completed=task.total or 0, **fields)
+                self._update_total()
+            else:
+                self.progress.update(t, **fields)
+
+    def _update_total(self) -> None:
+        layer_tasks = [x for x in self.progress.tasks if x.id in self._tasks.values()]
+        total = sum(x.total or 0 for x in layer_tasks)
+        done = sum(x.completed for x in layer_tasks)
+        if self._total is None:
+            self._total = self.progress.add_task("", label="Total", total=total or None)
+        self.progress.update(self._total, completed=done, total=total or None)
+
+    def line(self, text: str) -> None:
+        self.progress.console.print(text)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool) -> None:
+    from imgctl.oci import parse_platform
+    from imgctl.pull import pull, pull_all_tags
+    from imgctl.reference import parse
+    from imgctl.registry import RegistryClient
+
+    explicit = parse(name, default_tag=False)
+    if all_tags and (explicit.tag or explicit.digest):
+        raise UsageError("tag can't be used with --all-tags/-a")
+    ref = explicit if (all_tags or explicit.tag or explicit.digest) else explicit.with_tag("latest")
+    plat = parse_platform(platform) if platform else None
+    config = state.config()
+    store = state.store()
+
+    if quiet:
+        show = None
+    elif sys.stdout.isatty():
+        show = TerminalProgress()
+    else:
+        show = PlainProgress()
+    if show and not all_tags and not explicit.tag and not explicit.digest:
+        show.line("Using default tag: latest")
+    try:
+        with RegistryClient(config, log=state.log) as client:
+            kw = dict(store=store, client=client, config=config, platform=plat, progress=show)
+            if all_tags:
+                results = pull_all_tags(ref, **kw)
+            else:
+                results = [pull(ref, **kw)]
+            if show:
+                for r in results:
+                    pass
+    finally:
+        if show:
+            show.stop()
+    changed = any(r.changed for r in results)
+    if all_tags:
+        shown, full = ref.familiar_repository, ref.repository
+    else:
+        shown, full = ref.familiar(), str(ref)
+    if show:
+        last = results[-1] if results else None
+        if last is not None:
+            show.line(f"Digest: {last.digest}")
+        status = "Downloaded newer image" if changed else "Image is up to date"
+        show.line(f"Status: {status} for {shown}")
+    print(full, flush=True)

@@ -1,0 +1,135 @@
+"""Configuration: ``config.toml`` and where things live.
+
+A missing file means defaults.  A broken file is a ``ConfigError`` that names
+the file and, for syntax errors, the line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from imgctl.errors import ConfigError
+
+__all__ = ["Config", "load_config", "default_root", "default_config_path"]
+
+APP = "imgctl"
+
+
+def default_root() -> Path:
+    env = os.environ.get("IMGCTL_ROOT")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP))
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("IMGCTL_CONFIG")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP)) / "config.toml"
+
+
+@dataclass(frozen=True)
+class Config:
+    registry_mirrors: tuple[str, ...] = ()
+    insecure_registries: tuple[str, ...] = ()
+    max_concurrent_downloads: int = 3
+    index_server: str = "https://index.docker.io"
+    registries: dict[str, tuple[str, ...]] = field(default_factory=dict)  # host -> mirrors
+    path: Path | None = None
+
+    def mirrors_for(self, domain: str) -> tuple[str, ...]:
+        """Mirrors configured for a registry domain (docker.io: ``registry-mirrors`` first)."""
+        mirrors = list(self.registries.get(domain, ()))
+        if domain == "docker.io":
+            mirrors = list(self.registry_mirrors) + [m for m in mirrors if m not in self.registry_mirrors]
+        return tuple(mirrors)
+
+    def is_insecure(self, host: str) -> bool:
+        """Whether plain HTTP may be used for ``host`` (``name[:port]``)."""
+        return host in self.insecure_registries or host.rsplit(":", 1)[0] in self.insecure_registries
+
+
+def _url_list(value: object, key: str, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of URLs")
+    out = []
+    for v in value:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{where}: {key}: invalid mirror URL {v!r} (expected https://host[:port][/path])")
+        out.append(v.rstrip("/"))
+    return tuple(out)
+
+
+def _host_list(value: object, key: str, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of host[:port] strings")
+    out = []
+    for v in value:
+        if "://" in v:
+            v = urlsplit(v).netloc
+        out.append(v.rstrip("/"))
+    return tuple(out)
+
+
+_KNOWN = {"registry-mirrors", "insecure-registries", "max-concurrent-downloads", "index-server", "registries"}
+
+
+def load_config(path: Path | None = None) -> Config:
+    path = path if path is not None else default_config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config(path=path)
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration file {path}: {e.strerror}") from e
+    where = str(path)
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{where}: not valid UTF-8") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: invalid TOML: {e}") from e
+    unknown = sorted(set(data) - _KNOWN)
+    if unknown:
+        raise ConfigError(f"{where}: unknown configuration key {unknown[0]!r}")
+    kw: dict = {"path": path}
+    if "registry-mirrors" in data:
+        kw["registry_mirrors"] = _url_list(data["registry-mirrors"], "registry-mirrors", where)
+    if "insecure-registries" in data:
+        kw["insecure_registries"] = _host_list(data["insecure-registries"], "insecure-registries", where)
+    if "max-concurrent-downloads" in data:
+        n = data["max-concurrent-downloads"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
+            raise ConfigError(f"{where}: max-concurrent-downloads must be an integer from 1 to 64")
+        kw["max_concurrent_downloads"] = n
+    if "index-server" in data:
+        v = data["index-server"]
+        parts = urlsplit(v) if isinstance(v, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{where}: index-server must be a URL such as https://index.docker.io")
+        kw["index_server"] = v.rstrip("/")
+    if "registries" in data:
+        regs = data["registries"]
+        if not isinstance(regs, dict):
+            raise ConfigError(f"{where}: registries must be a table of [registries.\"HOST\"] sections")
+        out: dict[str, tuple[str, ...]] = {}
+        for host, section in regs.items():
+            if not isinstance(section, dict):
+                raise ConfigError(f"{where}: registries.{host!r} must be a table")
+            extra = sorted(set(section) - {"mirrors"})
+            if extra:
+                raise ConfigError(f"{where}: unknown key {extra[0]!r} in registries.{host!r}")
+            name = "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
+            out[name] = _url_list(section.get("mirrors", []), f"registries.{host!r}.mirrors", where)
+        kw["registries"] = out
+    return Config(**kw)

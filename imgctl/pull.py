@@ -1,0 +1,358 @@
+"""Pull: resolve a reference, fetch and verify everything, record the image.
+
+Returns data and reports progress through a callback; never prints.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from imgctl.config import Config
+from imgctl.errors import ImgctlError, Interrupted, UsageError, VerificationError
+from imgctl.oci import (
+    MAX_MANIFEST_SIZE,
+    Index,
+    Manifest,
+    Platform,
+    choose_manifest,
+    host_platform,
+    layer_compression,
+    parse_config,
+    parse_document,
+)
+from imgctl.reference import Reference
+from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
+
+__all__ = ["Event", "PullResult", "pull", "pull_all_tags"]
+
+OUT_CHUNK = 1024 * 1024  # bound on decompressed output produced per step
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A progress event.  ``id`` is the 12-hex short layer digest (or '' for image-wide events)."""
+
+    kind: str  # pulling_from, resolved, pulling, waiting, downloading, verifying, downloaded, complete, exists
+    id: str = ""
+    current: int = 0
+    total: int = 0
+    text: str = ""
+
+
+@dataclass(slots=True)
+class PullResult:
+    reference: Reference
+    image_id: str
+    digest: str  # what the reference resolved to (index digest for multi-platform images)
+    changed: bool  # the tag (or digest) is new or moved: "Downloaded newer image"
+    downloaded_bytes: int = 0
+    blobs_fetched: int = 0
+    layers: list[str] = field(default_factory=list)
+
+
+Progress = Callable[[Event], None]
+
+
+def _short(digest: str) -> str:
+    return digest.split(":", 1)[1][:12]
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _Decoder:
+    """Decompresses a layer while it streams, hashing and counting the uncompressed bytes."""
+
+    def __init__(self, compression: str) -> None:
+        self.compression = compression
+        self.hash = hashlib.sha256()
+        self.size = 0
+        if compression == "gzip":
+            self._z = zlib.decompressobj(wbits=31)
+        elif compression == "zstd":
+            import zstandard
+
+            self._zw = zstandard.ZstdDecompressor().stream_writer(self, write_size=OUT_CHUNK, closefd=False)
+
+    def write(self, data: bytes) -> int:  # sink of the zstd stream writer
+        self.hash.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def feed(self, data: bytes) -> None:
+        if self.compression == "none":
+            self.write(data)
+        elif self.compression == "zstd":
+            try:
+                self._zw.write(data)
+            except Exception as e:  # zstandard.ZstdError
+                raise VerificationError(f"invalid zstd data: {e}") from None
+        else:
+            self._inflate(data)
+
+    def _inflate(self, data: bytes) -> None:
+        try:
+            while data:
+                z = self._z
+                if z.eof:  # another gzip member follows (or zero padding, which is ignored)
+                    if not data.strip(b"\0"):
+                        return
+                    self._z = z = zlib.decompressobj(wbits=31)
+                self.write(z.decompress(data, OUT_CHUNK))
+                data = z.unused_data if z.eof else z.unconsumed_tail
+        except zlib.error as e:
+            raise VerificationError(f"invalid gzip data: {e}") from None
+
+    def finish(self) -> str:
+        if self.compression == "zstd":
+            self._zw.flush()
+        elif self.compression == "gzip":
+            if not self._z.eof:
+                raise VerificationError("invalid gzip data: unexpected end of stream")
+        return "sha256:" + self.hash.hexdigest()
+
+
+def _layer_failed(digest: str) -> VerificationError:
+    return VerificationError(f"filesystem layer verification failed for digest {digest}")
+
+
+class _Puller:
+    def __init__(self, store: Store, client, config: Config, progress: Progress, cancel: threading.Event) -> None:
+        self.store = store
+        self.client = client
+        self.config = config
+        self.progress = progress
+        self.cancel = cancel
+        self.downloaded = 0
+        self.fetched = 0
+        self._lock = threading.Lock()
+
+    def _count(self, n: int, blobs: int = 0) -> None:
+        with self._lock:
+            self.downloaded += n
+            self.fetched += blobs
+
+    def manifest_bytes(self, ref: Reference, digest: str, display: str) -> tuple[bytes, str]:
+        """A manifest by digest: from the store when present, else from the registry."""
+        if self.store.has_blob(digest):
+            data = self.store.read_blob(digest, MAX_MANIFEST_SIZE)
+            return data, ""
+        fm = self.client.get_manifest(ref.domain, ref.path, digest, display=display)
+        self._count(len(fm.data), 1)
+        return fm.data, fm.media_type
+
+    def layer(self, ref: Reference, desc, diff_id: str) -> LayerRecord:
+        """Make sure a layer blob is in the store and its diff_id checks out."""
+        short = _short(desc.digest)
+        known = self.store.layer(desc.digest)
+        if known is not None and self.store.has_blob(desc.digest):
+            if known.diff_id != diff_id:
+                raise _layer_failed(desc.digest)
+            return known
+        if self.store.has_blob(desc.digest):
+            # Committed by a process that stopped before recording it: re-derive locally.
+            rec = self._verify_local(desc, diff_id)
+            self.store.record_layer(rec)
+            return rec
+        compression = layer_compression(desc.media_type)
+        decoder = _Decoder(compression)
+        writer = self.store.writer(desc.digest, desc.size)
+        try:
+            with self.client.blob_stream(ref.domain, ref.path, desc.digest) as resp:
+                declared = resp.headers.get("content-length")
+                if resp.status_code == 200 and declared and declared.isdigit() and int(declared) != desc.size:
+                    raise VerificationError(
+                        f"blob {desc.digest}: registry announced {declared} bytes, descriptor says {desc.size}"
+                    )
+                self.progress(Event("downloading", short, 0, desc.size))
+                last = 0.0
+                for chunk in resp.iter_bytes():
+                    if self.cancel.is_set():
+                        raise _Cancelled()
+                    writer.write(chunk)
+                    decoder.feed(chunk)
+                    now = time.monotonic()
+                    if now - last > 0.1:
+                        last = now
+                        self.progress(Event("downloading", short, writer.written, desc.size))
+            self._count(writer.written, 1)
+            self.progress(Event("verifying", short))
+            got_diff_id = decoder.finish()
+            writer.commit()  # checks size and digest; publishes the blob
+        except BaseException:
+            writer.abort()
+            raise
+        if got_diff_id != diff_id:
+            # The compressed blob is exactly what the manifest names, so it stays; the image is refused.
+            self.store.record_layer(LayerRecord(desc.digest, got_diff_id, desc.size, decoder.size, desc.media_type))
+            raise _layer_failed(desc.digest)
+        rec = LayerRecord(desc.digest, diff_id, desc.size, decoder.size, desc.media_type)
+        self.store.record_layer(rec)
+        self.progress(Event("downloaded", short))
+        return rec
+
+    def _verify_local(self, desc, diff_id: str) -> LayerRecord:
+        decoder = _Decoder(layer_compression(desc.media_type))
+        with open(self.store.blob_path(desc.digest), "rb") as f:
+            while chunk := f.read(OUT_CHUNK):
+                decoder.feed(chunk)
+        got = decoder.finish()
+        if got != diff_id:
+            raise _layer_failed(desc.digest)
+        return LayerRecord(desc.digest, diff_id, desc.size, decoder.size, desc.media_type)
+
+
+def pull(
+    ref: Reference,
+    *,
+    store: Store,
+    client,
+    config: Config,
+    platform: Platform | None = None,
+    progress: Progress | None = None,
+) -> PullResult:
+    """Pull one image by tag or digest into ``store``."""
+    progress = progress or (lambda e: None)
+    cancel = threading.Event()
+    p = _Puller(store, client, config, progress, cancel)
+    want = platform or host_platform()
+    display = ref.familiar()
+    by = ref.digest or ref.tag or "latest"
+
+    with store.lease() as lease:
+        top = client.get_manifest(ref.domain, ref.path, by, display=display)
+        progress(Event("pulling_from", text=f"{by}: Pulling from {ref.path}"))
+        p._count(len(top.data), 1)
+        doc = parse_document(top.data, top.media_type)
+        blobs: list[tuple[str, str, int]] = []
+        index_digest = top.digest
+        if isinstance(doc, Index):
+            lease.add(top.digest)
+            store.put_blob(top.digest, top.data)
+            blobs.append(("index", top.digest, 0))
+            entry = choose_manifest(doc, want)
+            lease.add(entry.digest)
+            if entry.size > MAX_MANIFEST_SIZE:
+                raise VerificationError(f"manifest {entry.digest} is too large ({entry.size} bytes)")
+            data, media_type = p.manifest_bytes(ref, entry.digest, display)
+            if len(data) != entry.size:
+                raise VerificationError(f"manifest {entry.digest} does not match the size its index declares")
+            doc = parse_document(data, media_type or entry.media_type)
+            if isinstance(doc, Index):
+                raise VerificationError(f"manifest {entry.digest} for {want} is an index, not an image manifest")
+            manifest_digest, manifest_data = entry.digest, data
+        else:
+            manifest_digest, manifest_data = top.digest, top.data
+        manifest: Manifest = doc
+        lease.add(manifest_digest, manifest.config.digest, *(l.digest for l in manifest.layers))
+        store.put_blob(manifest_digest, manifest_data)
+        blobs.append(("manifest", manifest_digest, 0))
+
+        cfg_desc = manifest.config
+        if cfg_desc.size > MAX_MANIFEST_SIZE:
+            raise VerificationError(f"image config {cfg_desc.digest} is too large ({cfg_desc.size} bytes)")
+        if store.has_blob(cfg_desc.digest):
+            cfg_bytes = store.read_blob(cfg_desc.digest, MAX_MANIFEST_SIZE)
+        else:
+            cfg_bytes = client.get_blob(ref.domain, ref.path, cfg_desc.digest, cfg_desc.size)
+            p._count(len(cfg_bytes), 1)
+        config_doc = parse_config(cfg_bytes)
+        if len(config_doc.diff_ids) != len(manifest.layers):
+            raise VerificationError(
+                f"image config {cfg_desc.digest} lists {len(config_doc.diff_ids)} layers, "
+                f"the manifest {len(manifest.layers)}"
+            )
+        store.put_blob(cfg_desc.digest, cfg_bytes)
+        blobs.append(("config", cfg_desc.digest, 0))
+
+        layer_records = _fetch_layers(p, ref, manifest, config_doc.diff_ids)
+        for i, rec in enumerate(layer_records):
+            blobs.append(("layer", rec.digest, i))
+
+        image_id = cfg_desc.digest
+        record = ImageRecord(
+            id=image_id,
+            manifest_digest=manifest_digest,
+            manifest_media_type=manifest.media_type,
+            created=config_doc.created,
+            created_ts=parse_created(config_doc.created),
+            os=config_doc.os,
+            architecture=config_doc.architecture,
+            variant=config_doc.variant,
+            size=sum(r.uncompressed_size for r in layer_records),
+            compressed_size=sum(r.size for r in layer_records),
+            labels={str(k): str(v) for k, v in config_doc.labels.items()},
+            added_ts=time.time(),
+        )
+        changed = store.add_image(
+            record,
+            blobs,
+            repository=ref.repository,
+            tag=None if ref.digest else (ref.tag or "latest"),
+            digest=index_digest,
+            pinned=bool(ref.digest),
+        )
+    return PullResult(ref, image_id, index_digest, changed, p.downloaded, p.fetched, [r.digest for r in layer_records])
+
+
+def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tuple[str, ...]) -> list[LayerRecord]:
+    progress = p.progress
+    todo = []
+    for i, desc in enumerate(manifest.layers):
+        layer_compression(desc.media_type)  # refuse unknown layer types before downloading anything
+        known = p.store.layer(desc.digest)
+        if known is not None and p.store.has_blob(desc.digest):
+            progress(Event("exists", _short(desc.digest)))
+        else:
+            todo.append(i)
+    workers = max(1, p.config.max_concurrent_downloads)
+    for n, i in enumerate(todo):
+        progress(Event("pulling", _short(manifest.layers[i].digest)))
+    for n, i in enumerate(todo):
+        if n >= workers:
+            progress(Event("waiting", _short(manifest.layers[i].digest)))
+
+    results: list[LayerRecord | None] = [None] * len(manifest.layers)
+    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
+        futures = {
+            pool.submit(p.layer, ref, desc, diff_ids[i]): i for i, desc in enumerate(manifest.layers)
+        }
+        done_upto = 0
+        try:
+            pending = set(futures)
+            while pending:
+                finished, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                for f in finished:
+                    exc = f.exception()
+                    if exc is not None:
+                        raise exc
+                    results[futures[f]] = f.result()
+                # "Pull complete" in layer order, as docker registers layers one after another.
+                while done_upto < len(results) and results[done_upto] is not None:
+                    if done_upto in todo:
+                        progress(Event("complete", _short(manifest.layers[done_upto].digest)))
+                    done_upto += 1
+        except KeyboardInterrupt:
+            p.cancel.set()
+            for f in futures:
+                f.cancel()
+            raise Interrupted("interrupted: pull stopped; nothing incomplete was recorded") from None
+        except BaseException:
+            p.cancel.set()
+            for f in futures:
+                f.cancel()
+            raise
+    return [r for r in results if r is not None]
+
+
+def pull_all_tags(ref: Reference, *, client, **kw) -> list[PullResult]:
+    """Pull every tag of ``ref``'s repository (``pull -a``)."""
+    tags = client.list_tags(ref.domain, ref.path, display=ref.familiar_repository)
+    return [pull(ref.with_tag(tag), client=client, **kw) for tag in tags]

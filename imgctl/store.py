@@ -1,0 +1,485 @@
+"""The local store: verified blobs by digest, and an SQLite index of images and tags.
+
+Layout of a store root::
+
+    blobs/sha256/<hex>   content, present only once its size and digest were verified
+    ingest/              partial downloads (same filesystem, moved in with rename)
+    index.db             SQLite (WAL): images, their blobs, layers, tags, repo digests, leases
+
+Content becomes visible through ``BlobWriter.commit`` alone: fsync, check size
+and digest, rename into place, fsync the directory.  Index changes are single
+transactions.  Blobs that a pull in progress will need are protected by a
+*lease* (rows committed before the pull looks at the blob), so garbage
+collection in another process never removes them.  No HTTP here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from imgctl.errors import StoreError, VerificationError
+from imgctl.reference import validate_digest
+
+__all__ = ["Store", "BlobWriter", "ImageRecord", "LayerRecord", "parse_created"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,                 -- sha256:<config digest>
+    manifest_digest TEXT NOT NULL,
+    manifest_media_type TEXT NOT NULL,
+    created TEXT,
+    created_ts REAL,
+    os TEXT NOT NULL DEFAULT '',
+    architecture TEXT NOT NULL DEFAULT '',
+    variant TEXT,
+    size INTEGER NOT NULL,               -- sum of uncompressed layer sizes
+    compressed_size INTEGER NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    added_ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_created ON images(created_ts);
+CREATE TABLE IF NOT EXISTS image_blobs (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    kind TEXT NOT NULL,                  -- index | manifest | config | layer
+    position INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (image_id, kind, position, digest)
+);
+CREATE INDEX IF NOT EXISTS image_blobs_digest ON image_blobs(digest);
+CREATE TABLE IF NOT EXISTS layers (
+    digest TEXT PRIMARY KEY,             -- compressed digest (blob name)
+    diff_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    uncompressed_size INTEGER NOT NULL,
+    media_type TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tags (
+    repository TEXT NOT NULL,            -- fully qualified: docker.io/library/ubuntu
+    tag TEXT NOT NULL,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    digest TEXT,                         -- the manifest (or index) digest it was pulled as
+    PRIMARY KEY (repository, tag)
+);
+CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+CREATE TABLE IF NOT EXISTS digests (
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    PRIMARY KEY (repository, digest)
+);
+CREATE INDEX IF NOT EXISTS digests_image ON digests(image_id);
+CREATE TABLE IF NOT EXISTS leases (
+    lease_id TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    created_ts REAL NOT NULL,
+    PRIMARY KEY (lease_id, digest)
+);
+CREATE INDEX IF NOT EXISTS leases_digest ON leases(digest);
+"""
+
+
+def parse_created(value: str | None) -> float | None:
+    """RFC 3339 (with up to nanoseconds) to a Unix timestamp; None when absent or invalid."""
+    if not value:
+        return None
+    s = value.strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    if "." in s:
+        head, _, rest = s.partition(".")
+        frac = ""
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        frac, tz = rest[:i], rest[i:]
+        s = f"{head}.{(frac + '000000')[:6]}{tz}"
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        return None
+    ts = dt.timestamp()
+    return ts if ts > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRecord:
+    digest: str
+    diff_id: str
+    size: int
+    uncompressed_size: int
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    id: str
+    manifest_digest: str
+    manifest_media_type: str
+    created: str | None
+    created_ts: float | None
+    os: str
+    architecture: str
+    variant: str | None
+    size: int
+    compressed_size: int
+    labels: dict
+    added_ts: float
+
+
+class BlobWriter:
+    """Writes one blob into the ingest area; ``commit`` verifies and publishes it.
+
+    ``write`` refuses more bytes than the expected size as soon as they arrive, so
+    a hostile stream can never grow a file beyond its descriptor.
+    """
+
+    def __init__(self, store: "Store", digest: str, size: int | None) -> None:
+        self.store = store
+        self.digest = validate_digest(digest)
+        self.expected_size = size
+        self._hash = hashlib.new(self.digest.split(":", 1)[0])
+        self.written = 0
+        self.path = store.ingest_dir / f"{self.digest.split(':', 1)[1]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
+        self._f = open(self.path, "wb", buffering=0)
+        self._closed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        n = len(data)
+        if self.expected_size is not None and self.written + n > self.expected_size:
+            raise VerificationError(
+                f"blob {self.digest} is larger than its declared size of {self.expected_size} bytes"
+            )
+        self._hash.update(data)
+        self._f.write(data)
+        self.written += n
+
+    def commit(self) -> Path:
+        """Verify size and digest, then move the blob into place atomically."""
+        try:
+            if self.expected_size is not None and self.written != self.expected_size:
+                raise VerificationError(
+                    f"blob {self.digest} is truncated: got {self.written} of {self.expected_size} bytes"
+                )
+            actual = f"{self._hash.name}:{self._hash.hexdigest()}"
+            if actual != self.digest:
+                raise VerificationError(f"digest mismatch for {self.digest}: content hashes to {actual}")
+            os.fsync(self._f.fileno())
+            self._f.close()
+            self._closed = True
+            final = self.store.blob_path(self.digest)
+            os.replace(self.path, final)
+            self.store._fsync_dir(final.parent)
+            return final
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if not self._closed:
+            self._f.close()
+            self._closed = True
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> "BlobWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+
+class Store:
+    """A store root.  Cheap to open; the database is opened on first use."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.blobs_dir = self.root / "blobs" / "sha256"
+        self.ingest_dir = self.root / "ingest"
+        self._db: sqlite3.Connection | None = None
+
+    # -- layout ---------------------------------------------------------------
+    def _ensure_dirs(self) -> None:
+        try:
+            self.blobs_dir.mkdir(parents=True, exist_ok=True)
+            self.ingest_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create store at {self.root}: {e.strerror}") from e
+
+    @staticmethod
+    def _fsync_dir(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def blob_path(self, digest: str) -> Path:
+        algo, _, hexd = validate_digest(digest).partition(":")
+        return self.root / "blobs" / algo / hexd
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def read_blob(self, digest: str, max_size: int | None = None) -> bytes:
+        path = self.blob_path(digest)
+        try:
+            with open(path, "rb") as f:
+                data = f.read() if max_size is None else f.read(max_size + 1)
+        except FileNotFoundError:
+            raise StoreError(f"blob {digest} is missing from the store") from None
+        if max_size is not None and len(data) > max_size:
+            raise StoreError(f"blob {digest} is larger than {max_size} bytes")
+        return data
+
+    def writer(self, digest: str, size: int | None) -> BlobWriter:
+        self._ensure_dirs()
+        return BlobWriter(self, digest, size)
+
+    def put_blob(self, digest: str, data: bytes) -> None:
+        """Store small in-memory content (manifests, configs) through the same verified commit."""
+        if self.has_blob(digest):
+            return
+        w = self.writer(digest, len(data))
+        w.write(data)
+        w.commit()
+
+    # -- database ---------------------------------------------------------------
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._ensure_dirs()
+            path = self.root / "index.db"
+            try:
+                con = sqlite3.connect(path, timeout=600, isolation_level=None, check_same_thread=False)
+                con.execute("PRAGMA busy_timeout = 600000")
+                con.execute("PRAGMA journal_mode = WAL")
+                con.execute("PRAGMA synchronous = NORMAL")
+                con.execute("PRAGMA foreign_keys = ON")
+                version = con.execute("PRAGMA user_version").fetchone()[0]
+                if version < SCHEMA_VERSION:
+                    with _transaction(con):
+                        for stmt in _SCHEMA.split(";"):
+                            if stmt.strip():
+                                con.execute(stmt)
+                        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                elif version > SCHEMA_VERSION:
+                    raise StoreError(f"store {self.root} was written by a newer imgctl (schema {version})")
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot open store index {path}: {e}") from e
+            self._db = con
+        return self._db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with _transaction(self.db) as con:
+            yield con
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- leases -----------------------------------------------------------------
+    @contextmanager
+    def lease(self) -> Iterator["Lease"]:
+        lease = Lease(self)
+        try:
+            yield lease
+        finally:
+            lease.release()
+
+    # -- layers -----------------------------------------------------------------
+    def layer(self, digest: str) -> LayerRecord | None:
+        row = self.db.execute(
+            "SELECT digest, diff_id, size, uncompressed_size, media_type FROM layers WHERE digest = ?", (digest,)
+        ).fetchone()
+        return LayerRecord(*row) if row else None
+
+    def record_layer(self, rec: LayerRecord) -> None:
+        with self.transaction() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO layers (digest, diff_id, size, uncompressed_size, media_type) VALUES (?,?,?,?,?)",
+                (rec.digest, rec.diff_id, rec.size, rec.uncompressed_size, rec.media_type),
+            )
+
+    # -- images -----------------------------------------------------------------
+    def image(self, image_id: str) -> ImageRecord | None:
+        row = self.db.execute(f"SELECT {_IMAGE_COLS} FROM images WHERE id = ?", (image_id,)).fetchone()
+        return _image(row) if row else None
+
+    def image_is_complete(self, image_id: str) -> bool:
+        """The image is indexed and every blob it needs is present."""
+        if self.image(image_id) is None:
+            return False
+        rows = self.db.execute("SELECT digest FROM image_blobs WHERE image_id = ?", (image_id,)).fetchall()
+        return bool(rows) and all(self.has_blob(d) for (d,) in rows)
+
+    def tag_target(self, repository: str, tag: str) -> str | None:
+        row = self.db.execute("SELECT image_id FROM tags WHERE repository = ? AND tag = ?", (repository, tag)).fetchone()
+        return row[0] if row else None
+
+    def digest_target(self, repository: str, digest: str) -> str | None:
+        row = self.db.execute(
+            "SELECT image_id FROM digests WHERE repository = ? AND digest = ? "
+            "UNION SELECT image_id FROM tags WHERE repository = ? AND digest = ? LIMIT 1",
+            (repository, digest, repository, digest),
+        ).fetchone()
+        return row[0] if row else None
+
+    def add_image(
+        self,
+        rec: ImageRecord,
+        blobs: Iterable[tuple[str, str, int]],
+        *,
+        repository: str | None = None,
+        tag: str | None = None,
+        digest: str | None = None,
+        pinned: bool = False,
+    ) -> bool:
+        """Record an image (whose blobs are all committed) and point ``repository:tag`` at it.
+
+        ``blobs`` are (kind, digest, position).  ``digest`` is the manifest/index digest
+        the image was pulled as; with ``pinned`` (pulled by digest) it is recorded as a
+        repo digest of its own.  Returns True when the tag (or digest) was new or moved.
+        """
+        missing = [d for _, d, _ in blobs if not self.has_blob(d)]
+        if missing:
+            raise StoreError(f"cannot record image {rec.id}: blob {missing[0]} is missing")
+        changed = False
+        with self.transaction() as con:
+            con.execute(
+                f"INSERT INTO images ({_IMAGE_COLS}) VALUES ({','.join('?' * _IMAGE_COLS_N)}) "
+                "ON CONFLICT(id) DO UPDATE SET manifest_digest=excluded.manifest_digest, "
+                "manifest_media_type=excluded.manifest_media_type",
+                (
+                    rec.id, rec.manifest_digest, rec.manifest_media_type, rec.created, rec.created_ts, rec.os,
+                    rec.architecture, rec.variant, rec.size, rec.compressed_size,
+                    json.dumps(rec.labels, sort_keys=True), rec.added_ts,
+                ),
+            )
+            for kind, d, pos in blobs:
+                con.execute(
+                    "INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,?,?)",
+                    (rec.id, d, kind, pos),
+                )
+            if repository and tag:
+                row = con.execute(
+                    "SELECT image_id, digest FROM tags WHERE repository = ? AND tag = ?", (repository, tag)
+                ).fetchone()
+                changed = row is None or row[0] != rec.id
+                con.execute(
+                    "INSERT INTO tags (repository, tag, image_id, digest) VALUES (?,?,?,?) "
+                    "ON CONFLICT(repository, tag) DO UPDATE SET image_id=excluded.image_id, digest=excluded.digest",
+                    (repository, tag, rec.id, digest),
+                )
+            if repository and digest and pinned:
+                row = con.execute(
+                    "SELECT image_id FROM digests WHERE repository = ? AND digest = ?", (repository, digest)
+                ).fetchone()
+                changed = changed or row is None or row[0] != rec.id
+                con.execute(
+                    "INSERT OR REPLACE INTO digests (repository, digest, image_id) VALUES (?,?,?)",
+                    (repository, digest, rec.id),
+                )
+        return changed
+
+    def list_rows(self) -> list[tuple]:
+        """Everything ``images`` needs in one query: one row per (image, tag or digest).
+
+        Columns: id, created_ts, size, labels, repository, tag, digest, kind
+        (kind 't' tag, 'd' digest-only, 'n' no reference).
+        """
+        return self.db.execute(
+            """
+            SELECT i.id, i.created_ts, i.size, i.labels, t.repository, t.tag, t.digest, 't'
+              FROM images i JOIN tags t ON t.image_id = i.id
+            UNION ALL
+            SELECT i.id, i.created_ts, i.size, i.labels, d.repository, NULL, d.digest, 'd'
+              FROM images i JOIN digests d ON d.image_id = i.id
+            UNION ALL
+            SELECT i.id, i.created_ts, i.size, i.labels, NULL, NULL, NULL, 'n'
+              FROM images i
+             WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.image_id = i.id)
+               AND NOT EXISTS (SELECT 1 FROM digests d WHERE d.image_id = i.id)
+            """
+        ).fetchall()
+
+
+class Lease:
+    """Digests a pull in progress depends on; committed before the pull looks at them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.id = uuid.uuid4().hex
+        self._digests: set[str] = set()
+
+    def add(self, *digests: str) -> None:
+        new = [validate_digest(d) for d in digests if d not in self._digests]
+        if not new:
+            return
+        now = time.time()
+        with self.store.transaction() as con:
+            con.executemany(
+                "INSERT OR IGNORE INTO leases (lease_id, pid, digest, created_ts) VALUES (?,?,?,?)",
+                [(self.id, os.getpid(), d, now) for d in new],
+            )
+        self._digests.update(new)
+
+    def release(self) -> None:
+        if not self._digests:
+            return
+        try:
+            with self.store.transaction() as con:
+                con.execute("DELETE FROM leases WHERE lease_id = ?", (self.id,))
+        except (sqlite3.Error, StoreError):
+            pass  # a stale lease only keeps blobs alive; GC drops leases of dead processes
+        self._digests.clear()
+
+
+_IMAGE_COLS = (
+    "id, manifest_digest, manifest_media_type, created, created_ts, os, architecture, variant, "
+    "size, compressed_size, labels, added_ts"
+)
+_IMAGE_COLS_N = 12
+
+
+def _image(row: tuple) -> ImageRecord:
+    vals = list(row)
+    vals[10] = json.loads(vals[10] or "{}")
+    return ImageRecord(*vals)
+
+
+@contextmanager
+def _transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT: writers queue on the busy timeout instead of failing."""
+    try:
+        con.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot lock the store index: {e}") from e
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    else:
+        try:
+            con.execute("COMMIT")
+        except sqlite3.Error as e:
+            con.execute("ROLLBACK")
+            raise StoreError(f"cannot update the store index: {e}") from e
