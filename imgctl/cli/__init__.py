@@ -22,11 +22,14 @@ __all__ = ["app", "main", "state"]
 
 
 class _State:
-    root: Path | None = None
-    config_path: Path | None = None
-    debug: bool = False
-    _config = None
-    _store = None
+    """Per-invocation settings from the global options (reset by every ``main`` call)."""
+
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.config_path: Path | None = None
+        self.debug = False
+        self._config = None
+        self._store = None
 
     def config(self):
         if self._config is None:
@@ -89,6 +92,7 @@ def _global(
 
 
 from imgctl.cli import commands as _commands  # noqa: E402,F401  (registers the commands)
+from imgctl.cli import completion as _completion  # noqa: E402,F401  (registers `completion`)
 
 _GLOBAL_WITH_VALUE = ("--root", "--config")
 _GLOBAL_FLAGS = ("--debug",)
@@ -122,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     import click
 
     args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    state.__init__()
     state.debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
     code = 0
     try:
