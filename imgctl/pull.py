@@ -355,4 +355,4 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
 def pull_all_tags(ref: Reference, *, client, **kw) -> list[PullResult]:
     """Pull every tag of ``ref``'s repository (``pull -a``)."""
     tags = client.list_tags(ref.domain, ref.path, display=ref.familiar_repository)
-    return [pull(ref.with_tag(tag), client=client, **kw) for tag in tags]
+    return [pull(ref.with_tag(tag), client=client, **kw) for tag in sorted(set(tags))]

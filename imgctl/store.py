@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -211,7 +212,9 @@ class Store:
         self.root = Path(root)
         self.blobs_dir = self.root / "blobs" / "sha256"
         self.ingest_dir = self.root / "ingest"
-        self._db: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
 
     # -- layout ---------------------------------------------------------------
     def _ensure_dirs(self) -> None:
@@ -262,28 +265,37 @@ class Store:
     # -- database ---------------------------------------------------------------
     @property
     def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._ensure_dirs()
-            path = self.root / "index.db"
-            try:
-                con = sqlite3.connect(path, timeout=600, isolation_level=None, check_same_thread=False)
-                con.execute("PRAGMA busy_timeout = 600000")
-                con.execute("PRAGMA journal_mode = WAL")
-                con.execute("PRAGMA synchronous = NORMAL")
-                con.execute("PRAGMA foreign_keys = ON")
-                version = con.execute("PRAGMA user_version").fetchone()[0]
-                if version < SCHEMA_VERSION:
-                    with _transaction(con):
+        """This thread's connection to the index (one per thread; SQLite serialises writers)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._connect()
+            self._local.con = con
+            with self._lock:
+                self._connections.append(con)
+        return con
+
+    def _connect(self) -> sqlite3.Connection:
+        self._ensure_dirs()
+        path = self.root / "index.db"
+        try:
+            con = sqlite3.connect(path, timeout=600, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA busy_timeout = 600000")
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("PRAGMA synchronous = NORMAL")
+            con.execute("PRAGMA foreign_keys = ON")
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                with _transaction(con):
+                    if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                         for stmt in _SCHEMA.split(";"):
                             if stmt.strip():
                                 con.execute(stmt)
                         con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                elif version > SCHEMA_VERSION:
-                    raise StoreError(f"store {self.root} was written by a newer imgctl (schema {version})")
-            except sqlite3.Error as e:
-                raise StoreError(f"cannot open store index {path}: {e}") from e
-            self._db = con
-        return self._db
+            elif version > SCHEMA_VERSION:
+                raise StoreError(f"store {self.root} was written by a newer imgctl (schema {version})")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open store index {path}: {e}") from e
+        return con
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -291,9 +303,11 @@ class Store:
             yield con
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            for con in self._connections:
+                con.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     # -- leases -----------------------------------------------------------------
     @contextmanager
