@@ -92,7 +92,11 @@ def _global(
 
 
 from imgctl.cli import commands as _commands  # noqa: E402,F401  (registers the commands)
-from imgctl.cli import completion as _completion  # noqa: E402,F401  (registers `completion`)
+from imgctl.cli import lifecycle as _lifecycle  # noqa: E402,F401  (tag, rmi, image prune, system df)
+from imgctl.cli import search_cmd as _search  # noqa: E402,F401  (search, tags)
+from imgctl.cli import auth_cmd as _auth  # noqa: E402,F401  (login, logout)
+from imgctl.cli import transfer as _transfer  # noqa: E402,F401  (inspect, history, save, load, export, push)
+from imgctl.cli import completion as _completion  # noqa: E402,F401  (registers `completion`; keep last)
 
 _GLOBAL_WITH_VALUE = ("--root", "--config")
 _GLOBAL_FLAGS = ("--debug",)

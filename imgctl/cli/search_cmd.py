@@ -1,0 +1,1 @@
+"""Commands of this module are being written; it registers nothing yet."""
