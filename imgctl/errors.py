@@ -25,6 +25,7 @@ __all__ = [
     "UnsupportedManifest",
     "PlatformNotFound",
     "Interrupted",
+    "PartialFailure",
 ]
 
 
@@ -112,3 +113,12 @@ class Interrupted(ImgctlError):
     """The user pressed Ctrl-C; the store is left consistent."""
 
     exit_code = 130
+
+
+class PartialFailure(ImgctlError):
+    """Some of several independent operations failed (e.g. ``rmi a b c``); one line each."""
+
+    def __init__(self, errors: list[ImgctlError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+        self.exit_code = max((e.exit_code for e in errors), default=1)

@@ -15,7 +15,7 @@ from imgctl.errors import ImageNotFound, InvalidReference, UsageError
 from imgctl.reference import DEFAULT_DOMAIN, OFFICIAL_REPO_PREFIX
 from imgctl.store import Store
 
-__all__ = ["ImageRow", "list_images", "familiar_repository", "parse_filters", "resolve_image_id"]
+__all__ = ["ImageRow", "list_images", "familiar_repository", "parse_filters", "resolve_image", "resolve_image_id"]
 
 FILTER_KEYS = ("dangling", "label", "before", "since", "reference")
 
@@ -107,32 +107,47 @@ def _label_match(filters: list[str], labels: dict) -> bool:
     return True
 
 
-def resolve_image_id(store: Store, name: str) -> str:
-    """A full image ID for an ID, a unique ID prefix, NAME[:TAG] or NAME@DIGEST."""
-    from imgctl.reference import parse
+def resolve_image(store: Store, name: str) -> tuple[str, bool]:
+    """(full image ID, named by ID) for an ID, a unique ID prefix, NAME[:TAG] or NAME@DIGEST.
 
+    As docker: a full ID first, then a name in the index, then an ID prefix.
+    """
+    from imgctl.reference import looks_like_image_id, parse
+
+    if looks_like_image_id(name):
+        image_id = name if name.startswith("sha256:") else f"sha256:{name}"
+        if store.image(image_id) is None:
+            raise ImageNotFound(f"No such image: {name}")
+        return image_id, True
+    shown = name
+    try:
+        ref = parse(name)
+    except InvalidReference:
+        ref = None
+    if ref is not None:
+        shown = ref.familiar()
+        found = (
+            store.digest_target(ref.repository, ref.digest)
+            if ref.digest
+            else store.tag_target(ref.repository, ref.tag or "latest")
+        )
+        if found:
+            return found, False
     text = name[7:] if name.startswith("sha256:") else name
-    if re.fullmatch(r"[0-9a-f]{1,64}", text) and (len(text) >= 1):
+    if re.fullmatch(r"[0-9a-f]{1,63}", text):
         rows = store.db.execute(
             "SELECT id FROM images WHERE id >= ? AND id < ? LIMIT 2", (f"sha256:{text}", f"sha256:{text}g")
         ).fetchall()
         if len(rows) == 1:
-            return rows[0][0]
-        if len(rows) > 1 and len(text) < 64:
+            return rows[0][0], True
+        if len(rows) > 1:
             raise UsageError(f"ambiguous image ID prefix {text!r}: it matches several images")
-        if name.startswith("sha256:"):
-            raise ImageNotFound(f"No such image: {name}")
-    try:
-        ref = parse(name)
-    except InvalidReference:
-        raise ImageNotFound(f"No such image: {name}") from None
-    if ref.digest:
-        found = store.digest_target(ref.repository, ref.digest)
-    else:
-        found = store.tag_target(ref.repository, ref.tag or "latest")
-    if not found:
-        raise ImageNotFound(f"No such image: {ref.familiar()}")
-    return found
+        shown = name
+    raise ImageNotFound(f"No such image: {shown}")
+
+
+def resolve_image_id(store: Store, name: str) -> str:
+    return resolve_image(store, name)[0]
 
 
 def list_images(

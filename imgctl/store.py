@@ -497,3 +497,70 @@ def _transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         except sqlite3.Error as e:
             con.execute("ROLLBACK")
             raise StoreError(f"cannot update the store index: {e}") from e
+
+
+# -- garbage collection -----------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def collect_garbage(store: Store) -> list[tuple[str, int]]:
+    """Delete every blob no image references and no live pull has leased.
+
+    Runs inside one write transaction, so a pull cannot lease a blob between the
+    check and the unlink; leases of dead processes and their partial downloads
+    are cleaned up on the way.  Returns (digest, bytes freed) of removed blobs.
+    """
+    removed: list[tuple[str, int]] = []
+    with store.transaction() as con:
+        for pid in [r[0] for r in con.execute("SELECT DISTINCT pid FROM leases")]:
+            if pid != os.getpid() and not _pid_alive(pid):
+                con.execute("DELETE FROM leases WHERE pid = ?", (pid,))
+        keep = {r[0] for r in con.execute("SELECT digest FROM image_blobs UNION SELECT digest FROM leases")}
+        try:
+            names = os.listdir(store.blobs_dir)
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            digest = f"sha256:{name}"
+            if digest in keep:
+                continue
+            path = store.blobs_dir / name
+            try:
+                size = path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append((digest, size))
+        if removed:
+            con.executemany("DELETE FROM layers WHERE digest = ?", [(d,) for d, _ in removed])
+        _clean_ingest(store)
+    return removed
+
+
+def _clean_ingest(store: Store) -> None:
+    """Remove partial downloads whose writer process is gone."""
+    try:
+        names = os.listdir(store.ingest_dir)
+    except FileNotFoundError:
+        return
+    for name in names:
+        parts = name.split(".")
+        try:
+            pid = int(parts[1])
+        except (IndexError, ValueError):
+            pid = -1
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        try:
+            os.unlink(store.ingest_dir / name)
+        except FileNotFoundError:
+            pass

@@ -125,10 +125,21 @@ def _hoist_global_options(argv: list[str]) -> list[str]:
     return front + rest
 
 
+def _cli_exceptions():
+    """(Exit, Abort, ClickException, UsageError) of the click that typer runs on.
+
+    typer >= 0.2x carries its own copy of click; older releases use click itself.
+    """
+    try:
+        from typer._click import exceptions as ce
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions as ce
+    return (typer.Exit, ce.Exit) if hasattr(ce, "Exit") else (typer.Exit,), (typer.Abort, ce.Abort) if hasattr(ce, "Abort") else (typer.Abort,), ce.ClickException, ce.UsageError
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every outcome into an exit status."""
-    import click
-
+    exit_types, abort_types, click_exception, click_usage = _cli_exceptions()
     args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     state.__init__()
     state.debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
@@ -137,20 +148,24 @@ def main(argv: list[str] | None = None) -> None:
         result = app(args=args, prog_name="imgctl", standalone_mode=False)
         if isinstance(result, int):
             code = result
-    except click.exceptions.Exit as e:
+    except exit_types as e:
         code = e.exit_code
-    except click.exceptions.Abort:
+    except abort_types:
         print("Error: aborted", file=sys.stderr)
         code = 130
-    except click.ClickException as e:
-        e.show()
-        code = e.exit_code if isinstance(e, click.UsageError) else 1
+    except click_exception as e:
+        if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
+            print(e.ctx.get_help())  # `imgctl` or `imgctl image` alone: help, as docker does
+        else:
+            e.show()
+            code = 2 if isinstance(e, click_usage) else 1
     except ImgctlError as e:
         if state.debug:
             import traceback
 
             traceback.print_exc()
-        print(f"Error: {e}", file=sys.stderr)
+        for err in getattr(e, "errors", None) or [e]:
+            print(f"Error: {err}", file=sys.stderr)
         code = e.exit_code
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)

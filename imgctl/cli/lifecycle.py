@@ -1,1 +1,117 @@
-"""Commands of this module are being written; it registers nothing yet."""
+"""``tag``, ``rmi``, ``image prune`` and ``system df``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from imgctl.cli import app, state
+from imgctl.cli.commands import image_app
+from imgctl.errors import PartialFailure
+
+system_app = typer.Typer(help="Manage the store (docker-style `system` subcommands).", no_args_is_help=True)
+app.add_typer(system_app, name="system")
+
+
+def tag_cmd(
+    source: Annotated[str, typer.Argument(help="Image to tag: NAME[:TAG], NAME@DIGEST, or an image ID (prefix).", show_default=False)],
+    target: Annotated[str, typer.Argument(help="New name: NAME[:TAG].", show_default=False)],
+) -> None:
+    """Create a tag TARGET that refers to SOURCE."""
+    from imgctl.lifecycle import tag_image
+
+    tag_image(state.store(), source, target)
+
+
+app.command("tag")(tag_cmd)
+image_app.command("tag")(tag_cmd)
+
+
+def rmi_cmd(
+    images: Annotated[list[str], typer.Argument(help="Images to remove: names, NAME@DIGEST or IDs.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Remove an image referenced in several repositories.")] = False,
+    no_prune: Annotated[bool, typer.Option("--no-prune", help="Keep the blobs of removed images.")] = False,
+) -> None:
+    """Remove one or more images (untag, then delete what nothing else uses)."""
+    from imgctl.lifecycle import remove_images
+
+    errors = []
+    for outcome in remove_images(state.store(), images, force=force, prune=not no_prune):
+        for line in outcome.lines:
+            print(line)
+        if outcome.error is not None:
+            errors.append(outcome.error)
+    if errors:
+        raise PartialFailure(errors)
+
+
+app.command("rmi")(rmi_cmd)
+image_app.command("rm")(rmi_cmd)
+image_app.command("remove", hidden=True)(rmi_cmd)
+
+
+def prune_cmd(
+    all_untagged: Annotated[bool, typer.Option("--all", "-a", help="Remove every image without a tag, not just dangling ones.")] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove unused images: dangling ones, or with -a every image without a tag."""
+    from imgctl.formatting import human_size
+    from imgctl.lifecycle import prune_images
+
+    if not force:
+        what = "all images without at least one tag" if all_untagged else "all dangling images"
+        print(f"WARNING! This will remove {what}.")
+        sys.stdout.write("Are you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        answer = sys.stdin.readline() if sys.stdin is not None else ""
+        if answer.strip().lower() not in ("y", "yes"):
+            if not answer:
+                print()
+            return
+    result = prune_images(state.store(), all_untagged=all_untagged)
+    if result.lines:
+        print("Deleted Images:")
+        for line in result.lines:
+            print(line)
+        print()
+    print(f"Total reclaimed space: {human_size(result.reclaimed)}")
+
+
+image_app.command("prune")(prune_cmd)
+
+
+def df_cmd(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show per-image space usage.")] = False,
+) -> None:
+    """Show disk usage of the store: blobs shared between images count once."""
+    import time
+
+    from imgctl.formatting import created_since, human_size, render_table
+    from imgctl.lifecycle import disk_usage
+
+    du = disk_usage(state.store())
+    pct = (du.reclaimable * 100 // du.size) if du.size else 0
+    if not verbose:
+        print(
+            render_table(
+                ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+                [["Images", str(du.total), str(du.active), human_size(du.size), f"{human_size(du.reclaimable)} ({pct}%)"]],
+            )
+        )
+        return
+    now = time.time()
+    print("Images space usage:\n")
+    print(
+        render_table(
+            ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE"],
+            [
+                [u.repository, u.tag, u.id[7:19], created_since(u.created_ts, now), human_size(u.size), human_size(u.shared), human_size(u.unique)]
+                for u in du.images
+            ],
+        )
+    )
+
+
+system_app.command("df")(df_cmd)

@@ -1,0 +1,2578 @@
+"""Human-readable output exactly like docker's CLI.
+
+Pure functions only: sizes, durations, display-width truncation, tabwriter
+tables, and a Go ``text/template`` subset for ``--format``.  Depends on the
+standard library and ``tabulate`` (imported lazily, inside the table code) so
+that importing this module stays cheap.
+
+Behaviour notes, checked against the Go sources (docker/cli, docker/go-units,
+mattn/go-runewidth, golang text/template); the code here is a reimplementation:
+
+* ``human_size`` is go-units ``HumanSizeWithPrecision(size, 3)``: divide by
+  1000 while ``>= 1000`` (up to YB), then Go ``%.3g`` + unit.  So ``999999``
+  bytes prints ``1e+03kB`` -- docker prints exactly that too.
+* ``human_duration`` is go-units ``HumanDuration`` (seconds and minutes
+  truncate, hours round half up; days < 14, weeks < 60 days, months < 2 years).
+* ``truncate_display`` is docker/cli ``formatter.Ellipsis``: width counts
+  East Asian Wide/Fullwidth as 2, *everything else* as 1 (combining marks and
+  control characters included).
+* Tables: docker does **not** use Go's ``text/tabwriter`` but its own copy
+  (``cli/command/formatter/tabwriter``) whose only change is that a cell's
+  width is ``runewidth.StringWidth`` (mattn/go-runewidth, grapheme clusters,
+  wide = 2, combining/zero-width = 0), not the rune count.  ``cell_width``
+  reproduces that (non-CJK locale, i.e. East Asian *ambiguous* = 1).
+  Settings ``NewWriter(out, 10, 1, 3, ' ', 0)``: a column's width is
+  ``max(10, widest cell + 3)`` per *column block* (a run of consecutive lines
+  that all have a tab-terminated cell in that column); the last cell of a line
+  is never padded.  A tab-terminated *empty* last column still gets padded, so
+  docker's ``search`` prints trailing spaces after ``STARS`` for unofficial
+  images; we print them too (byte-for-byte with docker's golden files).
+* ``--format`` (``formatter.Format``): ``json`` means ``{{json .}}``; a format
+  starting with ``table`` gets a header row and goes through the tabwriter,
+  anything else is printed as rendered (no tabwriter).  The text after
+  ``table`` is stripped of spaces (only ``' '``) and the two-character
+  sequences ``\\t`` / ``\\n`` become TAB / LF.  Errors read
+  ``template parsing error: template: :1: ...``.
+* ``{{json .}}`` on a list row is docker's ``MarshalJSON``: a Go map, so the
+  keys come out **sorted**, and ``json.Marshal`` HTML-escapes ``<>&`` (docker
+  prints ``"Tag":"\\u003cnone\\u003e"``).  ``{{json .Field}}`` uses an encoder
+  with ``SetEscapeHTML(false)``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any, Callable
+
+from imgctl.errors import UsageError
+
+__all__ = [
+    "human_size",
+    "human_duration",
+    "created_since",
+    "display_width",
+    "cell_width",
+    "truncate_display",
+    "render_table",
+    "Template",
+    "RowContext",
+    "GoMap",
+    "format_rows",
+    "go_json",
+]
+
+
+# ---------------------------------------------------------------------------
+# Sizes and durations (docker/go-units)
+
+_DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+
+
+def human_size(n: int | float, precision: int = 3) -> str:
+    """go-units ``HumanSizeWithPrecision(n, precision)``: ``204MB``, ``5.61MB``, ``0B``."""
+    size = float(n)
+    i = 0
+    while size >= 1000.0 and i < len(_DECIMAL_UNITS) - 1:
+        size /= 1000.0
+        i += 1
+    # Python's %g with an explicit precision matches Go's %.*g (same
+    # significant-digit rounding, trailing zeros dropped, 2-digit exponent).
+    return "%.*g%s" % (precision, size, _DECIMAL_UNITS[i])
+
+
+_NS_SECOND = 1_000_000_000
+_NS_MINUTE = 60 * _NS_SECOND
+_NS_HOUR = 60 * _NS_MINUTE
+
+
+def _go_div_float(ns: int, unit: int) -> float:
+    # time.Duration.Seconds/Minutes/Hours: whole units + remainder/unit (Go's
+    # integer division truncates toward zero; so does this).
+    q = abs(ns) // unit
+    r = abs(ns) % unit
+    if ns < 0:
+        q, r = -q, -r
+    return float(q) + float(r) / float(unit)
+
+
+def human_duration(seconds: float) -> str:
+    """go-units ``HumanDuration`` for a duration given in seconds."""
+    ns = int(round(seconds * 1e9))
+    secs = int(_go_div_float(ns, _NS_SECOND))
+    if secs < 1:
+        return "Less than a second"
+    if secs == 1:
+        return "1 second"
+    if secs < 60:
+        return f"{secs} seconds"
+    minutes = int(_go_div_float(ns, _NS_MINUTE))
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(_go_div_float(ns, _NS_HOUR) + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(_go_div_float(ns, _NS_HOUR)) // 24 // 365} years"
+
+
+def created_since(created_ts: float | None, now: float) -> str:
+    """``human_duration(now - created) + " ago"``; unknown (None or 0) -> ``N/A``.
+
+    (docker itself maps only the Go zero time to "" and its default template
+    turns "" into ``N/A``; an epoch-0 timestamp would print "56 years ago".)
+    """
+    if not created_ts:
+        return "N/A"
+    return human_duration(now - created_ts) + " ago"
+
+
+# ---------------------------------------------------------------------------
+# Display widths
+
+
+def _ellipsis_char_width(ch: str) -> int:
+    # docker/cli formatter.charWidth (golang.org/x/text/width): W and F are 2,
+    # every other kind (N, Na, A, H) is 1.
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def display_width(s: str) -> int:
+    """Width as docker's ``formatter.Ellipsis`` counts it (East Asian W/F = 2, else 1)."""
+    if s.isascii():
+        return len(s)
+    return sum(_ellipsis_char_width(c) for c in s)
+
+
+def truncate_display(s: str, width: int) -> str:
+    """docker/cli ``formatter.Ellipsis(s, width)``, quirks included.
+
+    * ``width <= 0`` -> ``""``; ``width == 1`` -> the first character, whatever
+      its width, and no ellipsis.
+    * pure ASCII: ``s[:width-1] + "…"`` when longer than ``width``.
+    * otherwise cut after the last character whose cumulative width is
+      ``<= width-1`` and add ``…``; if even the first character is wider than
+      ``width-1`` nothing qualifies and docker returns ``s`` unchanged.
+    """
+    if width <= 0:
+        return ""
+    if width == 1:
+        return s[:1]
+    if s.isascii():
+        if len(s) <= width:
+            return s
+        return s[: width - 1] + "…"
+    cum: list[int] = []
+    total = 0
+    for c in s:
+        total += _ellipsis_char_width(c)
+        cum.append(total)
+    if total <= width:
+        return s
+    limit = width - 1
+    for i in range(len(cum) - 1):
+        if cum[i] <= limit < cum[i + 1]:
+            return s[: i + 1] + "…"
+    return s
+
+
+# go-runewidth (as vendored by docker/cli), non-East-Asian locale.  Zero-width
+# runes outside the grapheme-cluster path: C0/C1 controls and soft hyphen,
+# the "nonprint" set, and the combining-mark blocks of its "combining" table.
+_ZERO_WIDTH_RANGES = (
+    (0x0300, 0x036F), (0x0483, 0x0489), (0x070F, 0x070F), (0x07EB, 0x07F3),
+    (0x135D, 0x135F), (0x180B, 0x180F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF),
+    (0x200B, 0x200F), (0x2028, 0x202E), (0x206A, 0x206F), (0x20D0, 0x20F0),
+    (0x2CEF, 0x2CF1), (0x2DE0, 0x2DFF), (0x3099, 0x309A), (0xA66F, 0xA672),
+    (0xA674, 0xA67D), (0xA69E, 0xA69F), (0xA6F0, 0xA6F1), (0xA8E0, 0xA8F1),
+    (0xD800, 0xDFFF), (0xFE00, 0xFE0F), (0xFE20, 0xFE2F), (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB), (0xFFFE, 0xFFFF), (0x1D165, 0x1D169), (0x1D16D, 0x1D172),
+    (0x1D17B, 0x1D182), (0x1D185, 0x1D18B), (0x1D1AA, 0x1D1AD),
+    (0x1D242, 0x1D244), (0x1E000, 0x1E02A), (0xE0100, 0xE01EF),
+)
+
+
+def _rune_width(cp: int) -> int:
+    if cp < 0x20 or 0x7F <= cp <= 0x9F or cp == 0xAD:
+        return 0
+    if cp < 0x300:
+        return 1
+    for lo, hi in _ZERO_WIDTH_RANGES:
+        if lo <= cp <= hi:
+            return 0
+        if cp < lo:
+            break
+    if unicodedata.east_asian_width(chr(cp)) in ("W", "F"):
+        return 2
+    return 1
+
+
+def _is_extend(ch: str) -> bool:
+    # Grapheme_Extend / SpacingMark / ZWJ approximated by general category.
+    cp = ord(ch)
+    if cp == 0x200C or cp == 0x200D or 0xFF9E <= cp <= 0xFF9F:
+        return True
+    if 0x1F3FB <= cp <= 0x1F3FF or 0xE0020 <= cp <= 0xE007F:
+        return True
+    return unicodedata.category(ch) in ("Mn", "Me", "Mc")
+
+
+def _is_control(ch: str) -> bool:
+    cp = ord(ch)
+    if cp in (0x200C, 0x200D):
+        return False
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp") or (
+        unicodedata.category(ch) == "Cf" and not (0xE0020 <= cp <= 0xE007F)
+    )
+
+
+def _graphemes(s: str):
+    """Simplified UAX #29 extended grapheme clusters (GB3-GB9a, GB11-GB13, Hangul)."""
+    i, n = 0, len(s)
+    while i < n:
+        start = i
+        ch = s[i]
+        i += 1
+        if ch == "\r" and i < n and s[i] == "\n":
+            yield s[start : i + 1]
+            i += 1
+            continue
+        if _is_control(ch):
+            yield ch
+            continue
+        cp = ord(ch)
+        if 0x1F1E6 <= cp <= 0x1F1FF and i < n and 0x1F1E6 <= ord(s[i]) <= 0x1F1FF:
+            i += 1  # regional-indicator pair
+        elif 0x1100 <= cp <= 0x115F or 0xA960 <= cp <= 0xA97C or 0xAC00 <= cp <= 0xD7A3:
+            # Hangul: L* (LV|LVT|V*) T*
+            while i < n and (0x1100 <= ord(s[i]) <= 0x11FF or 0xD7B0 <= ord(s[i]) <= 0xD7FB):
+                i += 1
+        while i < n:
+            nxt = s[i]
+            if _is_control(nxt):
+                break
+            if _is_extend(nxt):
+                i += 1
+                if ord(nxt) == 0x200D and i < n and unicodedata.category(s[i]) == "So":
+                    i += 1  # emoji ZWJ sequence
+                continue
+            break
+        yield s[start:i]
+
+
+def cell_width(s: str) -> int:
+    """Width of a table cell as docker's tabwriter measures it (go-runewidth ``StringWidth``).
+
+    Finding: Go's own text/tabwriter counts runes, but docker/cli has used its
+    fork ``cli/command/formatter/tabwriter`` since commit fd2bc1fa (2022),
+    whose ``updateWidth`` calls ``runewidth.StringWidth`` -- display width.
+    So CJK cells are aligned by display columns in ``docker images/search``.
+    """
+    if s.isascii():
+        return sum(1 for c in s if " " <= c <= "~")
+    width = 0
+    for g in _graphemes(s):
+        for c in g:
+            w = _rune_width(ord(c))
+            if w:
+                width += w
+                break
+    return width
+
+
+# ---------------------------------------------------------------------------
+# Tables (docker's tabwriter, NewWriter(out, 10, 1, 3, ' ', 0))
+
+_MINWIDTH = 10
+_PADDING = 3
+
+
+def _tabwriter_lines(text: str) -> list[list[str]]:
+    """Split tabwriter input into lines of cells.
+
+    Cells are terminated by TAB or VT, lines by LF or FF.  A complete line
+    always ends with its (possibly empty) newline-terminated cell; the final,
+    unterminated line keeps its trailing text only when non-empty, exactly as
+    ``Flush`` does.  FF is returned as a line holding the marker ``None`` after
+    it so blocks can be cut there.
+    """
+    lines: list[Any] = []
+    pieces = re.split(r"([\n\f])", text)
+    for k in range(0, len(pieces), 2):
+        content = pieces[k]
+        term = pieces[k + 1] if k + 1 < len(pieces) else None
+        cells = re.split(r"[\t\v]", content)
+        if term is None:
+            if cells and cells[-1] == "":
+                cells.pop()
+            lines.append(cells)
+        else:
+            lines.append(cells)
+            if term == "\f":
+                lines.append(None)
+    return lines
+
+
+def _tabwriter_widths(lines: list[list[str]]) -> list[list[int]]:
+    """Column widths of each line's tab-terminated cells (Go's column blocks)."""
+    cw = [[cell_width(c) for c in line] for line in lines]
+    result: list[list[int]] = [[] for _ in lines]
+
+    def assign(line0: int, line1: int, column: int, widths: list[int]) -> None:
+        i = line0
+        while i < line1:
+            if column >= len(lines[i]) - 1:
+                result[i] = widths
+                i += 1
+                continue
+            j = i
+            width = _MINWIDTH
+            while j < line1 and column < len(lines[j]) - 1:
+                width = max(width, cw[j][column] + _PADDING)
+                j += 1
+            assign(i, j, column + 1, widths + [width])
+            i = j
+
+    assign(0, len(lines), 0, [])
+    return result
+
+
+def _pad_lines(text: str) -> list[list[str]]:
+    """Each output line as a list of already padded cells (tabwriter layout)."""
+    out: list[list[str]] = []
+    section: list[list[str]] = []
+    sections: list[list[list[str]]] = []
+    for line in _tabwriter_lines(text):
+        if line is None:  # form feed: flush, blocks never span it
+            sections.append(section)
+            section = []
+        else:
+            section.append(line)
+    sections.append(section)
+    for sec in sections:
+        widths = _tabwriter_widths(sec)
+        for cells, ws in zip(sec, widths):
+            padded = [
+                cell + " " * (ws[j] - cell_width(cell)) if j < len(ws) else cell
+                for j, cell in enumerate(cells)
+            ]
+            out.append(padded)
+    return out
+
+
+def _unused_char(text: str, start: int, avoid: str = "") -> str:
+    cp = start
+    while chr(cp) in text or chr(cp) in avoid:
+        cp += 1
+    return chr(cp)
+
+
+def _tabwrite(text: str) -> str:
+    """Docker's tabwriter over ``text``; output as Go writes it (LF after every
+    terminated line, nothing after the final unterminated one).
+
+    The layout (column blocks, widths) is computed here; the rows are then
+    assembled with tabulate (project rule: tables use tabulate) using a
+    borderless format whose columns are not re-aligned (``stralign=None``),
+    so tabulate's own width measure cannot disturb docker's.  tabulate strips
+    trailing whitespace of a row and treats CR / a lone \\x01 specially, so
+    those are swapped for private-use sentinels around the call.
+    """
+    from tabulate import DataRow, TableFormat, tabulate
+
+    rows = _pad_lines(text)
+    if not rows:
+        return ""
+    last_empty = not rows[-1]  # text ended with a line terminator
+    body = rows[:-1] if last_empty else rows
+    if not body:
+        return ""
+    end = _unused_char(text, 0xE000)
+    cr = _unused_char(text, 0xE100, end)
+    soh = _unused_char(text, 0xE200, end + cr)
+
+    def protect(cell: str) -> str:
+        return cell.replace("\r", cr).replace("\x01", soh)
+
+    fmt = TableFormat(
+        lineabove=None,
+        linebelowheader=None,
+        linebetweenrows=None,
+        linebelow=None,
+        headerrow=DataRow("", "", end),
+        datarow=DataRow("", "", end),
+        padding=0,
+        with_header_hide=None,
+    )
+    table = tabulate(
+        [[protect(c) for c in row] or [""] for row in body],
+        tablefmt=fmt,
+        stralign=None,
+        disable_numparse=True,
+        preserve_whitespace=True,
+        missingval="",
+    )
+    out_lines = [ln[:-1] if ln.endswith(end) else ln for ln in table.split("\n")]
+    joined = "\n".join(out_lines).replace(cr, "\r").replace(soh, "\x01")
+    return joined + "\n" if last_empty else joined
+
+
+def render_table(headers: list[str], rows: list[list[str]]) -> str:
+    """Cells through docker's tabwriter (min width 10, padding 3, spaces).
+
+    The header row is omitted when ``headers`` is empty.  Cells are joined with
+    TAB and lines with LF first, exactly like docker feeds its tabwriter, so a
+    TAB or LF inside a cell behaves as it does in docker.  Lines are joined
+    with "\\n", no trailing newline.  The last column is never padded, but an
+    empty last column still pads the column before it (as docker does).
+    """
+    lines = ([headers] if headers else []) + list(rows)
+    if not lines:
+        return ""
+    text = "".join("\t".join(str(c) for c in line) + "\n" for line in lines)
+    out = _tabwrite(text)
+    return out[:-1] if out.endswith("\n") else out
+
+
+# ---------------------------------------------------------------------------
+# Go value formatting helpers (fmt %v, encoding/json)
+
+
+class RowContext(dict):
+    """A list row as docker's ``*formatter.xxxContext``: a struct pointer.
+
+    Unknown fields are an error (``can't evaluate field X in type T``), it is
+    always "true" in ``{{if}}``, and ``{{json .}}`` marshals it like docker's
+    ``MarshalJSON`` (keys sorted, ``<>&`` escaped).
+    """
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, data=(), type_name: str = "*formatter.context") -> None:
+        super().__init__(data)
+        self.type_name = type_name
+
+
+class GoMap(dict):
+    """A Go map (e.g. labels): a missing key reads as ``<no value>`` rather than
+    an error, and ``json`` sorts its keys."""
+
+    __slots__ = ()
+
+
+class _HeaderMap(dict):
+    """docker's SubHeaderContext (map[string]string) used to render a table header."""
+
+    __slots__ = ()
+
+
+def _go_type(v: Any) -> str:
+    if v is None:
+        return "<nil>"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float64"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, RowContext):
+        return v.type_name
+    if isinstance(v, _HeaderMap):
+        return "formatter.SubHeaderContext"
+    if isinstance(v, dict):
+        return "map[string]interface {}"
+    if isinstance(v, (list, tuple)):
+        return "[]interface {}"
+    if isinstance(v, bytes):
+        return "[]uint8"
+    return type(v).__name__
+
+
+def _float_digits(f: float) -> tuple[str, int]:
+    """Shortest round-trip decimal digits of abs(f) and the decimal point position."""
+    r = repr(abs(f))
+    mant, _, exp = r.partition("e")
+    e = int(exp) if exp else 0
+    ip, _, fp = mant.partition(".")
+    digits = (ip + fp).lstrip("0")
+    lead = len(ip + fp) - len((ip + fp).lstrip("0"))
+    dp = len(ip) + e - lead
+    digits = digits.rstrip("0")
+    if not digits:
+        return "0", 1
+    return digits, dp
+
+
+def _fmt_e(neg: bool, digits: str, dp: int, upper: bool = False) -> str:
+    exp = dp - 1
+    mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    sign = "-" if exp < 0 else "+"
+    return ("-" if neg else "") + mant + ("E" if upper else "e") + sign + "%02d" % abs(exp)
+
+
+def _fmt_f(neg: bool, digits: str, dp: int) -> str:
+    if dp <= 0:
+        s = "0." + "0" * (-dp) + digits
+    elif dp >= len(digits):
+        s = digits + "0" * (dp - len(digits))
+    else:
+        s = digits[:dp] + "." + digits[dp:]
+    return ("-" if neg else "") + s
+
+
+def _go_float_v(f: float) -> str:
+    """fmt %v of a float64 (strconv 'g', shortest): 1.5, 100000, 1e+06, 1e-05."""
+    if f != f:
+        return "NaN"
+    if f in (float("inf"), float("-inf")):
+        return "+Inf" if f > 0 else "-Inf"
+    neg = str(f).startswith("-")
+    if f == 0:
+        return "-0" if neg else "0"
+    digits, dp = _float_digits(f)
+    exp = dp - 1
+    if exp < -4 or exp >= 6:  # shortest 'g' decides with precision 6
+        return _fmt_e(neg, digits, dp)
+    return _fmt_f(neg, digits, dp)
+
+
+def _go_sprint_value(v: Any) -> str:
+    """fmt.Sprint of one operand (%v)."""
+    if v is None:
+        return "<nil>"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return _go_float_v(v)
+    if isinstance(v, dict):
+        items = sorted(v.items(), key=lambda kv: str(kv[0]))
+        return "map[" + " ".join(
+            f"{_go_sprint_value(k)}:{_go_sprint_value(x)}" for k, x in items
+        ) + "]"
+    if isinstance(v, (list, tuple)):
+        return "[" + " ".join(_go_sprint_value(x) for x in v) + "]"
+    if isinstance(v, bytes):
+        return "[" + " ".join(str(b) for b in v) + "]"
+    return str(v)
+
+
+def _go_sprint(args: list[Any]) -> str:
+    """fmt.Sprint: a space between operands when neither is a string."""
+    out = []
+    prev_str = True
+    for i, a in enumerate(args):
+        is_str = isinstance(a, str)
+        if i > 0 and not is_str and not prev_str:
+            out.append(" ")
+        out.append(_go_sprint_value(a))
+        prev_str = is_str
+    return "".join(out)
+
+
+def _json_string(s: str, escape_html: bool) -> str:
+    out = ['"']
+    for ch in s:
+        cp = ord(ch)
+        if cp < 0x80:
+            if ch == '"':
+                out.append('\\"')
+            elif ch == "\\":
+                out.append("\\\\")
+            elif cp < 0x20:
+                out.append(
+                    {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
+                        ch, "\\u%04x" % cp
+                    )
+                )
+            elif escape_html and ch in "<>&":
+                out.append("\\u%04x" % cp)
+            else:
+                out.append(ch)
+        elif cp in (0x2028, 0x2029):
+            out.append("\\u%04x" % cp)
+        elif 0xD800 <= cp <= 0xDFFF:
+            out.append("\\ufffd")  # invalid UTF-8 becomes U+FFFD in Go
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _json_float(f: float) -> str:
+    if f != f or f in (float("inf"), float("-inf")):
+        raise _CallError("json: unsupported value: " + _go_float_v(f))
+    neg = str(f).startswith("-")
+    if f == 0:
+        return "-0" if neg else "0"
+    digits, dp = _float_digits(f)
+    a = abs(f)
+    if a < 1e-6 or a >= 1e21:
+        s = _fmt_e(neg, digits, dp)
+        # encoding/json turns e-07 into e-7
+        m = re.search(r"e([+-])0(\d)$", s)
+        if m and m.group(1) == "-":
+            s = s[: m.start()] + "e-" + m.group(2)
+        return s
+    return _fmt_f(neg, digits, dp)
+
+
+def _json_encode(v: Any, escape_html: bool) -> str:
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, str):
+        return _json_string(v, escape_html)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return _json_float(v)
+    if isinstance(v, RowContext):
+        # docker's MarshalJSON: json.Marshal of a map -> sorted, HTML-escaped
+        items = sorted(v.items(), key=lambda kv: str(kv[0]))
+        return "{" + ",".join(
+            _json_string(str(k), True) + ":" + _json_encode(x, True) for k, x in items
+        ) + "}"
+    if isinstance(v, dict):
+        items = list(v.items())
+        if isinstance(v, (GoMap, _HeaderMap)):
+            items.sort(key=lambda kv: str(kv[0]))
+        return "{" + ",".join(
+            _json_string(str(k), escape_html) + ":" + _json_encode(x, escape_html)
+            for k, x in items
+        ) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_json_encode(x, escape_html) for x in v) + "]"
+    if isinstance(v, bytes):
+        import base64
+
+        return '"' + base64.b64encode(v).decode("ascii") + '"'
+    return _json_string(str(v), escape_html)
+
+
+def go_json(v: Any) -> str:
+    """docker's template ``json`` function (compact, no HTML escaping except
+    inside a :class:`RowContext`, which marshals like docker's contexts)."""
+    return _json_encode(v, False)
+
+
+# ---------------------------------------------------------------------------
+# Go text/template: lexer
+
+_MISSING = object()
+
+(
+    T_ERROR, T_BOOL, T_CHAR, T_CHARCONST, T_COMPLEX, T_ASSIGN, T_DECLARE, T_EOF,
+    T_FIELD, T_IDENT, T_LEFT, T_LPAREN, T_NUMBER, T_PIPE, T_RAWSTRING, T_RIGHT,
+    T_RPAREN, T_SPACE, T_STRING, T_TEXT, T_VARIABLE,
+    T_KEYWORD,  # keywords after this
+    T_BLOCK, T_BREAK, T_CONTINUE, T_DOT, T_DEFINE, T_ELSE, T_END, T_IF, T_NIL,
+    T_RANGE, T_TEMPLATE, T_WITH,
+) = range(34)
+
+_KEYWORDS = {
+    ".": T_DOT, "block": T_BLOCK, "break": T_BREAK, "continue": T_CONTINUE,
+    "define": T_DEFINE, "else": T_ELSE, "end": T_END, "if": T_IF,
+    "range": T_RANGE, "nil": T_NIL, "template": T_TEMPLATE, "with": T_WITH,
+}
+
+_SPACE = " \t\r\n"
+
+
+class _Tok:
+    __slots__ = ("typ", "val", "pos", "line")
+
+    def __init__(self, typ: int, val: str, pos: int, line: int) -> None:
+        self.typ, self.val, self.pos, self.line = typ, val, pos, line
+
+    def __str__(self) -> str:
+        if self.typ == T_EOF:
+            return "EOF"
+        if self.typ == T_ERROR:
+            return self.val
+        if self.typ > T_KEYWORD:
+            return f"<{self.val}>"
+        if len(self.val) > 10:
+            return _go_quote(self.val[:10]) + "..."
+        return _go_quote(self.val)
+
+
+def _go_quote(s: str) -> str:
+    """strconv.Quote."""
+    out = ['"']
+    for ch in s:
+        cp = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch in "\a\b\f\n\r\t\v":
+            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n",
+                        "\r": "\\r", "\t": "\\t", "\v": "\\v"}[ch])
+        elif cp < 0x20 or cp == 0x7F:
+            out.append("\\x%02x" % cp)
+        elif cp < 0x80 or (ch.isprintable() and ch != "\u00a0") or ch == " ":
+            if 0xD800 <= cp <= 0xDFFF:
+                out.append("\\ufffd")
+            else:
+                out.append(ch)
+        elif cp < 0x10000:
+            out.append("\\u%04x" % cp)
+        else:
+            out.append("\\U%08x" % cp)
+    out.append('"')
+    return "".join(out)
+
+
+def _fmt_U(ch: str) -> str:
+    """fmt %#U: U+0023 '#'."""
+    cp = ord(ch)
+    if ch.isprintable():
+        return "U+%04X '%s'" % (cp, ch)
+    return "U+%04X" % cp
+
+
+def _is_alnum(ch: str) -> bool:
+    return ch == "_" or ch.isalpha() or unicodedata.category(ch) == "Nd"
+
+
+class _Lexer:
+    """Go's text/template lexer (default delimiters, trim markers, comments)."""
+
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.pos = 0
+        self.start = 0
+        self.paren = 0
+        self.items: list[_Tok] = []
+        self.state: Callable[[], Any] | None = self.lex_text
+        self.line = 1
+        self.start_line = 1
+
+    # -- plumbing
+    def next_item(self) -> _Tok:
+        while not self.items:
+            if self.state is None:
+                return _Tok(T_EOF, "", len(self.s), self.line)
+            self.state = self.state()
+        return self.items.pop(0)
+
+    def nxt(self) -> str:
+        if self.pos >= len(self.s):
+            self.pos += 1  # so that backup() is symmetric
+            return ""
+        ch = self.s[self.pos]
+        self.pos += 1
+        if ch == "\n":
+            self.line += 1
+        return ch
+
+    def backup(self) -> None:
+        self.pos -= 1
+        if self.pos < len(self.s) and self.s[self.pos] == "\n":
+            self.line -= 1
+
+    def peek(self) -> str:
+        return self.s[self.pos] if self.pos < len(self.s) else ""
+
+    def emit(self, typ: int) -> None:
+        self.items.append(_Tok(typ, self.s[self.start : self.pos], self.start, self.start_line))
+        self.start = self.pos
+        self.start_line = self.line
+
+    def ignore(self) -> None:
+        self.line += self.s.count("\n", self.start, self.pos)
+        self.start = self.pos
+        self.start_line = self.line
+
+    def error(self, msg: str) -> None:
+        self.items.append(_Tok(T_ERROR, msg, self.start, self.start_line))
+        return None
+
+    def at_right_delim(self) -> tuple[bool, bool]:
+        rest = self.s[self.pos :]
+        if len(rest) >= 2 and rest[0] in _SPACE and rest[1] == "-" and rest[2:].startswith("}}"):
+            return True, True
+        if rest.startswith("}}"):
+            return True, False
+        return False, False
+
+    # -- states
+    def lex_text(self):
+        x = self.s.find("{{", self.pos)
+        if x >= 0:
+            end = x
+            after = self.s[x + 2 :]
+            if len(after) >= 2 and after[0] == "-" and after[1] in _SPACE:
+                end = len(self.s[:x].rstrip(_SPACE))
+                if end < self.start:
+                    end = self.start
+            if end > self.start:
+                self.line += self.s.count("\n", self.pos, end)
+                self.pos = end
+                self.emit(T_TEXT)
+            self.pos = x
+            self.ignore()
+            return self.lex_left_delim
+        self.line += self.s.count("\n", self.pos)
+        self.pos = len(self.s)
+        if self.pos > self.start:
+            self.emit(T_TEXT)
+        self.items.append(_Tok(T_EOF, "", self.pos, self.line))
+        return None
+
+    def lex_left_delim(self):
+        self.pos += 2
+        rest = self.s[self.pos :]
+        trim = len(rest) >= 2 and rest[0] == "-" and rest[1] in _SPACE
+        after = 2 if trim else 0
+        if self.s.startswith("/*", self.pos + after):
+            self.pos += after
+            self.ignore()
+            return self.lex_comment
+        self.emit(T_LEFT)
+        self.pos += after
+        self.ignore()
+        self.paren = 0
+        return self.lex_inside
+
+    def lex_comment(self):
+        self.pos += 2
+        i = self.s.find("*/", self.pos)
+        if i < 0:
+            return self.error("unclosed comment")
+        self.pos = i + 2
+        delim, trim = self.at_right_delim()
+        if not delim:
+            return self.error("comment ends before closing delimiter")
+        if trim:
+            self.pos += 2
+        self.pos += 2
+        if trim:
+            self.pos = len(self.s) - len(self.s[self.pos :].lstrip(_SPACE))
+        self.ignore()
+        return self.lex_text
+
+    def lex_right_delim(self):
+        _, trim = self.at_right_delim()
+        if trim:
+            self.pos += 2
+            self.ignore()
+        self.pos += 2
+        self.emit(T_RIGHT)
+        if trim:
+            self.pos = len(self.s) - len(self.s[self.pos :].lstrip(_SPACE))
+            self.ignore()
+        return self.lex_text
+
+    def lex_inside(self):
+        delim, _ = self.at_right_delim()
+        if delim:
+            if self.paren == 0:
+                return self.lex_right_delim
+            return self.error("unclosed left paren")
+        r = self.nxt()
+        if r == "":
+            return self.error("unclosed action")
+        if r in _SPACE:
+            self.backup()
+            return self.lex_space
+        if r == "=":
+            self.emit(T_ASSIGN)
+        elif r == ":":
+            if self.nxt() != "=":
+                return self.error("expected :=")
+            self.emit(T_DECLARE)
+        elif r == "|":
+            self.emit(T_PIPE)
+        elif r == '"':
+            return self.lex_quote
+        elif r == "`":
+            return self.lex_raw_quote
+        elif r == "$":
+            return self.lex_variable
+        elif r == "'":
+            return self.lex_char
+        elif r == "." and not ("0" <= self.peek() <= "9" and self.peek() != ""):
+            return self.lex_field
+        elif r in "+-." or "0" <= r <= "9":
+            self.backup()
+            return self.lex_number
+        elif _is_alnum(r):
+            self.backup()
+            return self.lex_identifier
+        elif r == "(":
+            self.emit(T_LPAREN)
+            self.paren += 1
+        elif r == ")":
+            self.emit(T_RPAREN)
+            self.paren -= 1
+            if self.paren < 0:
+                return self.error("unexpected right paren")
+        elif ord(r) < 0x80 and r.isprintable():
+            self.emit(T_CHAR)
+        else:
+            return self.error("unrecognized character in action: " + _fmt_U(r))
+        return self.lex_inside
+
+    def lex_space(self):
+        num = 0
+        while self.peek() and self.peek() in _SPACE:
+            self.nxt()
+            num += 1
+        rest = self.s[self.pos - 1 :]
+        if len(rest) >= 2 and rest[0] in _SPACE and rest[1] == "-" and rest[2:].startswith("}}"):
+            self.backup()
+            if num == 1:
+                return self.lex_inside
+        self.emit(T_SPACE)
+        return self.lex_inside
+
+    def lex_identifier(self):
+        while True:
+            r = self.nxt()
+            if r and _is_alnum(r):
+                continue
+            self.backup()
+            word = self.s[self.start : self.pos]
+            if not self.at_terminator():
+                return self.error("bad character " + _fmt_U(r) if r else "bad character")
+            if word in _KEYWORDS and _KEYWORDS[word] > T_KEYWORD:
+                self.emit(_KEYWORDS[word])
+            elif word[0] == ".":
+                self.emit(T_FIELD)
+            elif word in ("true", "false"):
+                self.emit(T_BOOL)
+            else:
+                self.emit(T_IDENT)
+            return self.lex_inside
+
+    def lex_field(self):
+        return self.lex_field_or_variable(T_FIELD)
+
+    def lex_variable(self):
+        if self.at_terminator():
+            self.emit(T_VARIABLE)
+            return self.lex_inside
+        return self.lex_field_or_variable(T_VARIABLE)
+
+    def lex_field_or_variable(self, typ: int):
+        if self.at_terminator():
+            self.emit(T_VARIABLE if typ == T_VARIABLE else T_DOT)
+            return self.lex_inside
+        r = ""
+        while True:
+            r = self.nxt()
+            if not (r and _is_alnum(r)):
+                self.backup()
+                break
+        if not self.at_terminator():
+            return self.error("bad character " + _fmt_U(r))
+        self.emit(typ)
+        return self.lex_inside
+
+    def at_terminator(self) -> bool:
+        r = self.peek()
+        if r == "" or r in _SPACE or r in ".,|:()":
+            return True
+        return self.s.startswith("}}", self.pos)
+
+    def lex_char(self):
+        while True:
+            r = self.nxt()
+            if r == "\\":
+                r2 = self.nxt()
+                if r2 and r2 != "\n":
+                    continue
+                return self.error("unterminated character constant")
+            if r in ("", "\n"):
+                return self.error("unterminated character constant")
+            if r == "'":
+                break
+        self.emit(T_CHARCONST)
+        return self.lex_inside
+
+    _NUM_RE = re.compile(
+        r"[+-]?(?:0[xX][0-9a-fA-F_]*(?:\.[0-9a-fA-F_]*)?(?:[pP][+-]?[0-9_]+)?"
+        r"|0[oO][0-7_]*|0[bB][01_]*"
+        r"|[0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?[0-9_]+)?)i?"
+    )
+
+    def lex_number(self):
+        m = self._NUM_RE.match(self.s, self.pos)
+        end = m.end() if m else self.pos
+        self.pos = end
+        if self.peek() and _is_alnum(self.peek()):
+            self.pos += 1
+            return self.error("bad number syntax: " + _go_quote(self.s[self.start : self.pos]))
+        if self.peek() in ("+", "-") and self.peek():
+            m2 = self._NUM_RE.match(self.s, self.pos)
+            self.pos = m2.end() if m2 else self.pos
+            if not self.s[: self.pos].endswith("i"):
+                return self.error("bad number syntax: " + _go_quote(self.s[self.start : self.pos]))
+            self.emit(T_COMPLEX)
+            return self.lex_inside
+        self.emit(T_NUMBER)
+        return self.lex_inside
+
+    def lex_quote(self):
+        while True:
+            r = self.nxt()
+            if r == "\\":
+                r2 = self.nxt()
+                if r2 and r2 != "\n":
+                    continue
+                return self.error("unterminated quoted string")
+            if r in ("", "\n"):
+                return self.error("unterminated quoted string")
+            if r == '"':
+                break
+        self.emit(T_STRING)
+        return self.lex_inside
+
+    def lex_raw_quote(self):
+        while True:
+            r = self.nxt()
+            if r == "":
+                return self.error("unterminated raw quoted string")
+            if r == "`":
+                break
+        self.emit(T_RAWSTRING)
+        return self.lex_inside
+
+
+def _go_unquote(lit: str) -> str:
+    """strconv.Unquote for "..." and `...` literals (and '.' for char constants)."""
+    q = lit[0]
+    body = lit[1:-1]
+    if q == "`":
+        if "`" in body:
+            raise ValueError("invalid syntax")
+        return body.replace("\r", "")
+    out = []
+    i = 0
+    n = len(body)
+    simple = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t",
+              "v": "\v", "\\": "\\", "'": "'", '"': '"'}
+    while i < n:
+        ch = body[i]
+        if ch == q or ch == "\n":
+            raise ValueError("invalid syntax")
+        if ch != "\\":
+            out.append(ch)
+            i += 1
+            continue
+        i += 1
+        if i >= n:
+            raise ValueError("invalid syntax")
+        e = body[i]
+        i += 1
+        if e in simple:
+            if (e == "'" and q == '"') or (e == '"' and q == "'"):
+                raise ValueError("invalid syntax")
+            out.append(simple[e])
+        elif e in "xuU":
+            size = {"x": 2, "u": 4, "U": 8}[e]
+            hexs = body[i : i + size]
+            if len(hexs) != size or not all(c in "0123456789abcdefABCDEF" for c in hexs):
+                raise ValueError("invalid syntax")
+            i += size
+            v = int(hexs, 16)
+            if e == "x":
+                out.append(chr(v))  # a byte; fine for ASCII
+            else:
+                if v > 0x10FFFF or 0xD800 <= v <= 0xDFFF:
+                    raise ValueError("invalid syntax")
+                out.append(chr(v))
+        elif e in "01234567":
+            octs = body[i - 1 : i + 2]
+            if len(octs) != 3 or not all(c in "01234567" for c in octs):
+                raise ValueError("invalid syntax")
+            i += 2
+            v = int(octs, 8)
+            if v > 255:
+                raise ValueError("invalid syntax")
+            out.append(chr(v))
+        else:
+            raise ValueError("invalid syntax")
+    res = "".join(out)
+    if q == "'" and len(res) != 1:
+        raise ValueError("invalid syntax")
+    return res
+
+
+# ---------------------------------------------------------------------------
+# Go text/template: parse tree
+
+
+class _Node:
+    __slots__ = ("pos",)
+    kind = ""
+
+    def __str__(self) -> str:  # pragma: no cover - overridden
+        return self.kind
+
+
+class _Text(_Node):
+    __slots__ = ("text",)
+    kind = "text"
+
+    def __init__(self, pos, text):
+        self.pos, self.text = pos, text
+
+
+class _Field(_Node):
+    __slots__ = ("idents",)
+    kind = "field"
+
+    def __init__(self, pos, ident: str):
+        self.pos = pos
+        self.idents = ident[1:].split(".")
+
+    def __str__(self):
+        return "".join("." + i for i in self.idents)
+
+
+class _Variable(_Node):
+    __slots__ = ("idents",)
+    kind = "variable"
+
+    def __init__(self, pos, ident: str):
+        self.pos = pos
+        self.idents = ident.split(".")
+
+    def __str__(self):
+        return ".".join(self.idents)
+
+
+class _Dot(_Node):
+    __slots__ = ()
+    kind = "dot"
+
+    def __init__(self, pos):
+        self.pos = pos
+
+    def __str__(self):
+        return "."
+
+
+class _Nil(_Node):
+    __slots__ = ()
+    kind = "nil"
+
+    def __init__(self, pos):
+        self.pos = pos
+
+    def __str__(self):
+        return "nil"
+
+
+class _Bool(_Node):
+    __slots__ = ("value",)
+    kind = "bool"
+
+    def __init__(self, pos, value):
+        self.pos, self.value = pos, value
+
+    def __str__(self):
+        return "true" if self.value else "false"
+
+
+class _String(_Node):
+    __slots__ = ("quoted", "value")
+    kind = "string"
+
+    def __init__(self, pos, quoted, value):
+        self.pos, self.quoted, self.value = pos, quoted, value
+
+    def __str__(self):
+        return self.quoted
+
+
+class _Number(_Node):
+    __slots__ = ("text", "is_int", "is_float", "int_val", "float_val", "is_char")
+    kind = "number"
+
+    def __init__(self, pos, text: str, is_char: bool):
+        self.pos, self.text, self.is_char = pos, text, is_char
+        self.is_int = self.is_float = False
+        self.int_val, self.float_val = 0, 0.0
+        if is_char:
+            try:
+                ch = _go_unquote(text)
+            except ValueError:
+                raise _ParseFail(f"malformed character constant: {text}")
+            self.is_int = self.is_float = True
+            self.int_val = ord(ch)
+            self.float_val = float(self.int_val)
+            return
+        if text.endswith("i"):
+            raise _ParseFail(f"illegal number syntax: {_go_quote(text)}")
+        t = text.replace("_", "")
+        try:
+            self.int_val = int(t, 0)
+            self.is_int = True
+        except ValueError:
+            pass
+        try:
+            if t.lower().lstrip("+-").startswith("0x"):
+                f = float.fromhex(t)
+            else:
+                f = float(t)
+            self.float_val = f
+            self.is_float = True
+            if not self.is_int and f == int(f) and abs(f) < 2**63:
+                self.is_int = True
+                self.int_val = int(f)
+        except (ValueError, OverflowError):
+            pass
+        if self.is_int and not self.is_float:
+            self.is_float = True
+            self.float_val = float(self.int_val)
+        if not self.is_int and not self.is_float:
+            raise _ParseFail(f"illegal number syntax: {_go_quote(text)}")
+
+    def ideal(self):
+        if self.is_char:
+            return self.int_val
+        t = self.text.lower()
+        if self.is_float and not t.lstrip("+-").startswith("0x") and any(c in t for c in ".ep"):
+            return self.float_val
+        if self.is_int:
+            return self.int_val
+        return self.float_val
+
+    def __str__(self):
+        return self.text
+
+
+class _Identifier(_Node):
+    __slots__ = ("ident",)
+    kind = "identifier"
+
+    def __init__(self, pos, ident):
+        self.pos, self.ident = pos, ident
+
+    def __str__(self):
+        return self.ident
+
+
+class _Chain(_Node):
+    __slots__ = ("node", "fields")
+    kind = "chain"
+
+    def __init__(self, pos, node):
+        self.pos, self.node, self.fields = pos, node, []
+
+    def __str__(self):
+        s = str(self.node)
+        if isinstance(self.node, _Pipe):
+            s = "(" + s + ")"
+        return s + "".join("." + f for f in self.fields)
+
+
+class _Command(_Node):
+    __slots__ = ("args",)
+    kind = "command"
+
+    def __init__(self, pos):
+        self.pos, self.args = pos, []
+
+    def __str__(self):
+        parts = []
+        for a in self.args:
+            parts.append("(" + str(a) + ")" if isinstance(a, _Pipe) else str(a))
+        return " ".join(parts)
+
+
+class _Pipe(_Node):
+    __slots__ = ("line", "decl", "is_assign", "cmds")
+    kind = "pipe"
+
+    def __init__(self, pos, line):
+        self.pos, self.line = pos, line
+        self.decl: list[_Variable] = []
+        self.is_assign = False
+        self.cmds: list[_Command] = []
+
+    def __str__(self):
+        s = ""
+        if self.decl:
+            s = ", ".join(str(v) for v in self.decl) + (" = " if self.is_assign else " := ")
+        return s + " | ".join(str(c) for c in self.cmds)
+
+
+class _Action(_Node):
+    __slots__ = ("pipe",)
+    kind = "action"
+
+    def __init__(self, pos, pipe):
+        self.pos, self.pipe = pos, pipe
+
+    def __str__(self):
+        return "{{" + str(self.pipe) + "}}"
+
+
+class _Branch(_Node):
+    __slots__ = ("pipe", "list", "else_list")
+
+    def __init__(self, kind, pos, pipe, lst, else_list):
+        self.kind = kind  # type: ignore[misc]
+        self.pos, self.pipe, self.list, self.else_list = pos, pipe, lst, else_list
+
+
+class _If(_Branch):
+    __slots__ = ("kind",)
+
+
+class _Marker(_Node):
+    """{{end}}, {{else}}, {{break}}, {{continue}}."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind, pos):
+        self.kind, self.pos = kind, pos  # type: ignore[misc]
+
+    def __str__(self):
+        return "{{" + self.kind + "}}"
+
+
+class _ParseFail(Exception):
+    pass
+
+
+_ARG_START = {
+    T_BOOL, T_CHARCONST, T_COMPLEX, T_DOT, T_FIELD, T_IDENT, T_NUMBER, T_NIL,
+    T_RAWSTRING, T_STRING, T_VARIABLE, T_LPAREN,
+}
+
+
+class _Parser:
+    def __init__(self, text: str, funcs: set[str]) -> None:
+        self.lex = _Lexer(text)
+        self.back: list[_Tok] = []
+        self.funcs = funcs
+        self.vars = ["$"]
+        self.range_depth = 0
+        self.line = 1
+
+    # token plumbing (Go's three-token lookahead as a push-back stack)
+    def next(self) -> _Tok:
+        if self.back:
+            return self.back.pop()
+        tok = self.lex.next_item()
+        self.line = tok.line
+        return tok
+
+    def backup(self, tok: _Tok) -> None:
+        self.back.append(tok)
+
+    def peek(self) -> _Tok:
+        tok = self.next()
+        self.backup(tok)
+        return tok
+
+    def next_non_space(self) -> _Tok:
+        tok = self.next()
+        while tok.typ == T_SPACE:
+            tok = self.next()
+        return tok
+
+    def peek_non_space(self) -> _Tok:
+        tok = self.next_non_space()
+        self.backup(tok)
+        return tok
+
+    def errorf(self, msg: str):
+        raise _ParseFail(f"template: :{self.line}: {msg}")
+
+    def expect(self, typ: int, context: str) -> _Tok:
+        tok = self.next_non_space()
+        if tok.typ != typ:
+            self.unexpected(tok, context)
+        return tok
+
+    def unexpected(self, tok: _Tok, context: str):
+        if tok.typ == T_ERROR:
+            self.errorf(tok.val)
+        self.errorf(f"unexpected {tok} in {context}")
+
+    # grammar
+    def parse(self) -> list[_Node]:
+        root: list[_Node] = []
+        while self.peek().typ != T_EOF:
+            if self.peek().typ == T_LEFT:
+                delim = self.next()
+                tok = self.next_non_space()
+                if tok.typ == T_DEFINE:
+                    self.errorf("{{define}} is not supported")
+                self.backup(tok)
+                self.backup(delim)
+            n = self.text_or_action()
+            if isinstance(n, _Marker) and n.kind in ("end", "else"):
+                self.errorf(f"unexpected {n}")
+            root.append(n)
+        return root
+
+    def item_list(self) -> tuple[list[_Node], _Node]:
+        lst: list[_Node] = []
+        while self.peek_non_space().typ != T_EOF:
+            n = self.text_or_action()
+            if isinstance(n, _Marker) and n.kind in ("end", "else"):
+                return lst, n
+            lst.append(n)
+        self.errorf("unexpected EOF")
+        raise AssertionError  # unreachable
+
+    def text_or_action(self) -> _Node:
+        tok = self.next_non_space()
+        if tok.typ == T_TEXT:
+            return _Text(tok.pos, tok.val)
+        if tok.typ == T_LEFT:
+            return self.action()
+        self.unexpected(tok, "input")
+        raise AssertionError
+
+    def action(self) -> _Node:
+        tok = self.next_non_space()
+        t = tok.typ
+        if t in (T_BLOCK, T_TEMPLATE, T_DEFINE):
+            self.errorf(f"{{{{{tok.val}}}}} is not supported")
+        if t == T_ELSE:
+            return self.else_control()
+        if t == T_END:
+            return _Marker("end", self.expect(T_RIGHT, "end").pos)
+        if t == T_IF:
+            return _If("if", *self.parse_control(True, "if"))
+        if t == T_RANGE:
+            return _If("range", *self.parse_control(False, "range"))
+        if t == T_WITH:
+            return _If("with", *self.parse_control(True, "with"))
+        if t in (T_BREAK, T_CONTINUE):
+            word = tok.val
+            nt = self.next_non_space()
+            if nt.typ != T_RIGHT:
+                self.unexpected(nt, "{{%s}}" % word)
+            if self.range_depth == 0:
+                self.errorf("{{%s}} outside {{range}}" % word)
+            return _Marker(word, tok.pos)
+        self.backup(tok)
+        tok = self.peek()
+        return _Action(tok.pos, self.pipeline("command"))
+
+    def else_control(self) -> _Node:
+        peek = self.peek_non_space()
+        if peek.typ in (T_IF, T_WITH):
+            return _Marker("else", peek.pos)
+        tok = self.expect(T_RIGHT, "else")
+        return _Marker("else", tok.pos)
+
+    def parse_control(self, allow_else_if: bool, context: str):
+        nvars = len(self.vars)
+        try:
+            pipe = self.pipeline(context)
+            if context == "range":
+                self.range_depth += 1
+            lst, nxt = self.item_list()
+            if context == "range":
+                self.range_depth -= 1
+            else_list = None
+            if isinstance(nxt, _Marker) and nxt.kind == "else":
+                want = T_IF if context == "if" else T_WITH
+                if allow_else_if and self.peek().typ == want:
+                    self.next()
+                    else_list = [_If(context, *self.parse_control(True, context))]
+                else:
+                    else_list, nxt = self.item_list()
+                    if not (isinstance(nxt, _Marker) and nxt.kind == "end"):
+                        self.errorf(f"expected end; found {nxt}")
+            return pipe.pos, pipe, lst, else_list
+        finally:
+            del self.vars[nvars:]
+
+    def pipeline(self, context: str) -> _Pipe:
+        tok = self.peek_non_space()
+        pipe = _Pipe(tok.pos, tok.line)
+        while True:  # declarations
+            v = self.peek_non_space()
+            if v.typ != T_VARIABLE:
+                break
+            self.next()
+            after = self.peek()
+            nxt = self.peek_non_space()
+            if nxt.typ in (T_ASSIGN, T_DECLARE):
+                pipe.is_assign = nxt.typ == T_ASSIGN
+                self.next_non_space()
+                pipe.decl.append(_Variable(v.pos, v.val))
+                self.vars.append(v.val)
+                break
+            if nxt.typ == T_CHAR and nxt.val == ",":
+                self.next_non_space()
+                pipe.decl.append(_Variable(v.pos, v.val))
+                self.vars.append(v.val)
+                if context == "range" and len(pipe.decl) < 2:
+                    if self.peek_non_space().typ in (T_VARIABLE, T_RIGHT, T_RPAREN):
+                        continue
+                    self.errorf("range can only initialize variables")
+                self.errorf(f"too many declarations in {context}")
+            if after.typ == T_SPACE:
+                self.backup(after)
+                self.backup(v)
+            else:
+                self.backup(v)
+            break
+        while True:
+            tok = self.next_non_space()
+            if tok.typ in (T_RIGHT, T_RPAREN):
+                self.check_pipeline(pipe, context)
+                if tok.typ == T_RPAREN:
+                    self.backup(tok)
+                return pipe
+            if tok.typ in _ARG_START:
+                self.backup(tok)
+                pipe.cmds.append(self.command())
+            else:
+                self.unexpected(tok, context)
+
+    def check_pipeline(self, pipe: _Pipe, context: str) -> None:
+        if not pipe.cmds:
+            self.errorf(f"missing value for {context}")
+        for i, c in enumerate(pipe.cmds[1:]):
+            if isinstance(c.args[0], (_Bool, _Dot, _Nil, _Number, _String)):
+                self.errorf(f"non executable command in pipeline stage {i + 2}")
+
+    def command(self) -> _Command:
+        cmd = _Command(self.peek_non_space().pos)
+        while True:
+            self.peek_non_space()
+            operand = self.operand()
+            if operand is not None:
+                cmd.args.append(operand)
+            tok = self.next()
+            if tok.typ == T_SPACE:
+                continue
+            if tok.typ == T_ERROR:
+                self.errorf(tok.val)
+            if tok.typ in (T_RIGHT, T_RPAREN):
+                self.backup(tok)
+            elif tok.typ == T_PIPE:
+                pass
+            else:
+                self.errorf(f"unexpected {tok} in operand")
+            break
+        if not cmd.args:
+            self.errorf("empty command")
+        return cmd
+
+    def operand(self) -> _Node | None:
+        node = self.term()
+        if node is None:
+            return None
+        if self.peek().typ == T_FIELD:
+            chain = _Chain(self.peek().pos, node)
+            while self.peek().typ == T_FIELD:
+                chain.fields.append(self.next().val[1:])
+            if isinstance(node, _Field):
+                return _Field(chain.pos, str(chain))
+            if isinstance(node, _Variable):
+                return _Variable(chain.pos, str(chain))
+            if isinstance(node, (_Bool, _String, _Number, _Nil, _Dot)):
+                self.errorf(f"unexpected . after term {_go_quote(str(node))}")
+            return chain
+        return node
+
+    def term(self) -> _Node | None:
+        tok = self.next_non_space()
+        t = tok.typ
+        if t == T_ERROR:
+            self.errorf(tok.val)
+        if t == T_IDENT:
+            if tok.val not in self.funcs:
+                self.errorf(f"function {_go_quote(tok.val)} not defined")
+            return _Identifier(tok.pos, tok.val)
+        if t == T_DOT:
+            return _Dot(tok.pos)
+        if t == T_NIL:
+            return _Nil(tok.pos)
+        if t == T_VARIABLE:
+            name = tok.val.split(".")[0]
+            if name not in self.vars:
+                self.errorf(f"undefined variable {_go_quote(name)}")
+            return _Variable(tok.pos, tok.val)
+        if t == T_FIELD:
+            return _Field(tok.pos, tok.val)
+        if t == T_BOOL:
+            return _Bool(tok.pos, tok.val == "true")
+        if t in (T_CHARCONST, T_COMPLEX, T_NUMBER):
+            try:
+                return _Number(tok.pos, tok.val, t == T_CHARCONST)
+            except _ParseFail as e:
+                self.errorf(str(e))
+        if t == T_LPAREN:
+            pipe = self.pipeline("parenthesized pipeline")
+            nt = self.next()
+            if nt.typ != T_RPAREN:
+                self.errorf(f"unclosed right paren: unexpected {nt}")
+            return pipe
+        if t in (T_STRING, T_RAWSTRING):
+            try:
+                value = _go_unquote(tok.val)
+            except ValueError:
+                self.errorf("invalid syntax")
+            return _String(tok.pos, tok.val, value)
+        self.backup(tok)
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Go text/template: functions
+
+
+class _CallError(Exception):
+    """An error returned by a template function (``error calling X: ...``)."""
+
+
+def _truth(v: Any) -> bool:
+    if v is None:
+        return False
+    if isinstance(v, RowContext):
+        return True  # a non-nil struct pointer
+    if isinstance(v, (bool, int, float, str, list, tuple, dict, bytes)):
+        return bool(v)
+    return True
+
+
+def _basic_kind(v: Any) -> str:
+    if v is None:
+        return "invalid"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, complex):
+        return "complex"
+    if isinstance(v, str):
+        return "string"
+    return "other"
+
+
+def _fn_eq(arg1, *others):
+    if not others:
+        raise _CallError("missing argument for comparison")
+    k1 = _basic_kind(arg1)
+    for arg in others:
+        k2 = _basic_kind(arg)
+        truth = False
+        if k1 != k2:
+            if arg1 is not None and arg is not None:
+                raise _CallError("incompatible types for comparison")
+        elif k1 == "other":
+            if isinstance(arg1, (list, tuple, dict)) or isinstance(arg, (list, tuple, dict)):
+                raise _CallError(
+                    f"non-comparable type {_go_sprint_value(arg)}: {_go_type(arg)}"
+                )
+            truth = arg1 == arg
+        else:
+            truth = arg1 == arg
+        if truth:
+            return True
+    return False
+
+
+def _fn_ne(a, b):
+    return not _fn_eq(a, b)
+
+
+def _fn_lt(a, b):
+    k1, k2 = _basic_kind(a), _basic_kind(b)
+    if k1 in ("invalid", "other") or k2 in ("invalid", "other"):
+        raise _CallError("invalid type for comparison")
+    if k1 != k2:
+        raise _CallError("incompatible types for comparison")
+    if k1 in ("bool", "complex"):
+        raise _CallError("invalid type for comparison")
+    return a < b
+
+
+def _fn_le(a, b):
+    return _fn_lt(a, b) or _fn_eq(a, b)
+
+
+def _fn_gt(a, b):
+    return not _fn_le(a, b)
+
+
+def _fn_ge(a, b):
+    return not _fn_lt(a, b)
+
+
+def _fn_not(a):
+    return not _truth(a)
+
+
+def _fn_len(a):
+    if a is None:
+        raise _CallError("len of nil pointer")
+    if isinstance(a, str):
+        return len(a.encode("utf-8", "surrogatepass"))
+    if isinstance(a, (list, tuple, dict, bytes)):
+        return len(a)
+    raise _CallError(f"len of type {_go_type(a)}")
+
+
+def _fn_index(item, *indexes):
+    if item is None:
+        raise _CallError("index of untyped nil")
+    for idx in indexes:
+        if item is None:
+            raise _CallError("index of nil pointer")
+        if isinstance(item, (list, tuple, str, bytes)):
+            if idx is None:
+                raise _CallError("cannot index slice/array with nil")
+            if isinstance(idx, bool) or not isinstance(idx, int):
+                raise _CallError(f"cannot index slice/array with type {_go_type(idx)}")
+            seq = item.encode() if isinstance(item, str) else item
+            if idx < 0 or idx >= len(seq):
+                raise _CallError(f"index out of range: {idx}")
+            item = seq[idx]
+        elif isinstance(item, dict) and not isinstance(item, RowContext):
+            if not isinstance(idx, str):
+                raise _CallError(f"value has type {_go_type(idx)}; should be string")
+            if idx in item:
+                item = item[idx]
+            else:
+                # zero value of the element type: "" for map[string]string
+                vals = list(item.values())
+                item = "" if vals and all(isinstance(x, str) for x in vals) else None
+        else:
+            raise _CallError(f"can't index item of type {_go_type(item)}")
+    return item
+
+
+def _fn_slice(item, *indexes):
+    if item is None:
+        raise _CallError("slice of untyped nil")
+    if len(indexes) > 3:
+        raise _CallError(f"too many slice indexes: {len(indexes)}")
+    if isinstance(item, str):
+        if len(indexes) == 3:
+            raise _CallError("cannot 3-index slice a string")
+        seq: Any = item.encode("utf-8", "surrogatepass")
+    elif isinstance(item, (list, tuple)):
+        seq = list(item)
+    else:
+        raise _CallError(f"can't slice item of type {_go_type(item)}")
+    idx = [0, len(seq)]
+    for i, x in enumerate(indexes[:2]):
+        if isinstance(x, bool) or not isinstance(x, int):
+            raise _CallError(f"cannot index slice/array with type {_go_type(x)}")
+        if x < 0 or x > len(seq):
+            raise _CallError(f"index out of range: {x}")
+        idx[i] = x
+    if idx[0] > idx[1]:
+        raise _CallError(f"invalid slice index: {idx[0]} > {idx[1]}")
+    res = seq[idx[0] : idx[1]]
+    if isinstance(item, str):
+        return res.decode("utf-8", "replace")
+    return res
+
+
+def _fn_print(*args):
+    return _go_sprint(list(args))
+
+
+def _fn_println(*args):
+    return " ".join(_go_sprint_value(a) for a in args) + "\n"
+
+
+def _fn_printf(fmt, *args):
+    return _go_sprintf(fmt, list(args))
+
+
+def _eval_args_str(args) -> str:
+    if len(args) == 1 and isinstance(args[0], str):
+        return args[0]
+    return _go_sprint(list(args))
+
+
+def _fn_html(*args):
+    s = _eval_args_str(args)
+    return (
+        s.replace("&", "&amp;").replace("'", "&#39;").replace("<", "&lt;")
+        .replace(">", "&gt;").replace('"', "&#34;").replace("\x00", "\ufffd")
+    )
+
+
+def _fn_js(*args):
+    s = _eval_args_str(args)
+    out = []
+    for ch in s:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "'":
+            out.append("\\'")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch in "<>&=":
+            out.append("\\u%04X" % ord(ch))
+        elif ord(ch) < 0x20 or (ord(ch) >= 0x80 and not ch.isprintable()):
+            out.append("\\u%04X" % ord(ch))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _fn_urlquery(*args):
+    from urllib.parse import quote_plus
+
+    return quote_plus(_eval_args_str(args), safe="")
+
+
+def _per_rune(s: str, conv) -> str:
+    out = []
+    for c in s:
+        m = conv(c)
+        out.append(m if len(m) == 1 else c)
+    return "".join(out)
+
+
+def _fn_upper(s):
+    return s.upper() if s.isascii() else _per_rune(s, str.upper)
+
+
+def _fn_lower(s):
+    return s.lower() if s.isascii() else _per_rune(s, str.lower)
+
+
+def _title_sep(c: str) -> bool:
+    if ord(c) <= 0x7F:
+        return not (c.isalnum() or c == "_")
+    if c.isalpha() or unicodedata.category(c) == "Nd":
+        return False
+    return c.isspace()
+
+
+def _fn_title(s):
+    # strings.Title: upper-case the first letter of each word.
+    out = []
+    prev = " "
+    for c in s:
+        if _title_sep(prev):
+            t = c.title()
+            out.append(t if len(t) == 1 else c)
+        else:
+            out.append(c)
+        prev = c
+    return "".join(out)
+
+
+def _fn_split(s, sep):
+    if sep == "":
+        return list(s)
+    return s.split(sep)
+
+
+def _fn_join(elems, sep):
+    if elems is None:
+        return ""
+    if isinstance(elems, (list, tuple)):
+        return sep.join(x if isinstance(x, str) else _go_sprint_value(x) for x in elems)
+    if isinstance(elems, dict) and not isinstance(elems, RowContext):
+        return sep.join(sorted(_go_sprint_value(x) for x in elems.values()))
+    raise _CallError(f"expected slice, got {_go_type(elems)}")
+
+
+def _fn_pad(source, prefix, suffix):
+    if source == "":
+        return source
+    if prefix < 0 or suffix < 0:
+        raise _CallError("strings: negative Repeat count")
+    return " " * prefix + source + " " * suffix
+
+
+def _fn_truncate(source, length):
+    b = source.encode("utf-8", "surrogatepass")
+    if len(b) < length:
+        return source
+    if length < 0:
+        raise _CallError(f"runtime error: slice bounds out of range [:{length}]")
+    return b[:length].decode("utf-8", "replace")
+
+
+def _fn_json(v):
+    return go_json(v)
+
+
+# name -> (parameter kinds, variadic kind or None, implementation)
+# kinds: "any", "str", "int"
+_BASIC_FUNCS: dict[str, tuple[tuple[str, ...], str | None, Callable[..., Any]]] = {
+    # docker/cli templates.basicFunctions
+    "json": (("any",), None, _fn_json),
+    "split": (("str", "str"), None, _fn_split),
+    "join": (("any", "str"), None, _fn_join),
+    "title": (("str",), None, _fn_title),
+    "lower": (("str",), None, _fn_lower),
+    "upper": (("str",), None, _fn_upper),
+    "pad": (("str", "int", "int"), None, _fn_pad),
+    "truncate": (("str", "int"), None, _fn_truncate),
+    # Go text/template builtins
+    "and": (("any",), "any", None),  # special-cased (short circuit)
+    "or": (("any",), "any", None),
+    "not": (("any",), None, _fn_not),
+    "len": (("any",), None, _fn_len),
+    "index": (("any",), "any", _fn_index),
+    "slice": (("any",), "any", _fn_slice),
+    "print": ((), "any", _fn_print),
+    "printf": (("str",), "any", _fn_printf),
+    "println": ((), "any", _fn_println),
+    "eq": (("any",), "any", _fn_eq),
+    "ne": (("any", "any"), None, _fn_ne),
+    "lt": (("any", "any"), None, _fn_lt),
+    "le": (("any", "any"), None, _fn_le),
+    "gt": (("any", "any"), None, _fn_gt),
+    "ge": (("any", "any"), None, _fn_ge),
+    "html": ((), "any", _fn_html),
+    "js": ((), "any", _fn_js),
+    "urlquery": ((), "any", _fn_urlquery),
+}
+
+
+def _ident(v, *_):
+    return v
+
+
+# docker/cli templates.HeaderFunctions: used to render the header row of a
+# table so the column names come out untouched ("pad" is deliberately real).
+_HEADER_FUNCS = dict(_BASIC_FUNCS)
+_HEADER_FUNCS.update(
+    {
+        "json": (("str",), None, _ident),
+        "split": (("str", "str"), None, _ident),
+        "join": (("str", "str"), None, _ident),
+        "title": (("str",), None, _ident),
+        "lower": (("str",), None, _ident),
+        "upper": (("str",), None, _ident),
+        "truncate": (("str", "int"), None, _ident),
+    }
+)
+
+
+# ---------------------------------------------------------------------------
+# printf (a practical subset of Go's fmt)
+
+_VERB_RE = re.compile(r"%([+\-# 0]*)(\*|\d+)?(?:\.(\*|\d*))?(.?)", re.S)
+
+
+def _bad_verb(verb: str, v: Any) -> str:
+    if v is None:
+        return f"%!{verb}(<nil>)"
+    return f"%!{verb}({_go_type(v)}={_go_sprint_value(v)})"
+
+
+def _pad_str(s: str, width: int | None, flags: str, zero_ok: bool = False) -> str:
+    if width is None:
+        return s
+    n = width - len(s)
+    if n <= 0:
+        return s
+    if "-" in flags:
+        return s + " " * n
+    if "0" in flags and zero_ok:
+        if s[:1] in "+-":
+            return s[0] + "0" * n + s[1:]
+        return "0" * n + s
+    return " " * n + s
+
+
+def _fmt_one(verb: str, flags: str, width: int | None, prec: int | None, v: Any) -> str:
+    if verb == "s" and isinstance(v, (list, tuple)):
+        return _pad_str(
+            "[" + " ".join(_fmt_one("s", "", None, prec, x) for x in v) + "]", width, flags
+        )
+    if verb == "v":
+        s = _go_sprint_value(v)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and "+" in flags and not s.startswith("-"):
+            s = "+" + s
+        return _pad_str(s, width, flags, zero_ok=isinstance(v, (int, float)))
+    if verb == "T":
+        return _pad_str(_go_type(v), width, flags)
+    if isinstance(v, bool):
+        if verb == "t":
+            return _pad_str("true" if v else "false", width, flags)
+        return _bad_verb(verb, v)
+    if isinstance(v, int):
+        if verb in ("d", "b", "o", "x", "X"):
+            base = {"d": 10, "b": 2, "o": 8, "x": 16, "X": 16}[verb]
+            digits = format(abs(v), {10: "d", 2: "b", 8: "o", 16: "x"}[base])
+            if verb == "X":
+                digits = digits.upper()
+            if prec is not None:
+                digits = digits.rjust(prec, "0")
+            if "#" in flags:
+                digits = {2: "0b", 8: "0", 16: "0x" if verb == "x" else "0X"}.get(base, "") + digits
+            sign = "-" if v < 0 else ("+" if "+" in flags else (" " if " " in flags else ""))
+            return _pad_str(sign + digits, width, flags, zero_ok=prec is None)
+        if verb == "c":
+            return _pad_str(chr(v), width, flags)
+        if verb == "q":
+            return _pad_str("'" + _go_quote(chr(v))[1:-1].replace("'", "\\'") + "'", width, flags)
+        if verb == "U":
+            return _pad_str("U+%04X" % v, width, flags)
+        return _bad_verb(verb, v)
+    if isinstance(v, float):
+        if verb in "eEfFgG":
+            if verb in "gG" and prec is None:
+                s = _go_float_v(v)
+                if verb == "G":
+                    s = s.upper()
+            else:
+                p = 6 if prec is None else prec
+                s = ("%." + str(p) + verb) % v
+            if "+" in flags and not s.startswith("-"):
+                s = "+" + s
+            return _pad_str(s, width, flags, zero_ok=True)
+        return _bad_verb(verb, v)
+    if isinstance(v, str):
+        if verb == "s":
+            s = v if prec is None else v[:prec]
+            return _pad_str(s, width, flags)
+        if verb == "q":
+            s = v if prec is None else v[:prec]
+            if "#" in flags and "`" not in s and all(c.isprintable() or c == "\t" for c in s):
+                return _pad_str("`" + s + "`", width, flags)
+            return _pad_str(_go_quote(s), width, flags)
+        if verb in "xX":
+            h = v.encode("utf-8", "surrogatepass").hex()
+            return _pad_str(h.upper() if verb == "X" else h, width, flags)
+        return _bad_verb(verb, v)
+    if v is None:
+        return _bad_verb(verb, v)
+    if verb == "s":
+        return _pad_str(_go_sprint_value(v), width, flags)
+    return _bad_verb(verb, v)
+
+
+def _go_sprintf(fmt: str, args: list[Any]) -> str:
+    out = []
+    argi = 0
+    i = 0
+    n = len(fmt)
+    while i < n:
+        j = fmt.find("%", i)
+        if j < 0:
+            out.append(fmt[i:])
+            break
+        out.append(fmt[i:j])
+        m = _VERB_RE.match(fmt, j)
+        assert m is not None
+        flags, w, p, verb = m.group(1), m.group(2), m.group(3), m.group(4)
+        i = m.end()
+        if verb == "":
+            out.append("%!(NOVERB)")
+            break
+        if verb == "%":
+            out.append("%")
+            continue
+        width = prec = None
+        if w == "*":
+            if argi < len(args) and isinstance(args[argi], int):
+                width = args[argi]
+                argi += 1
+            else:
+                out.append("%!(BADWIDTH)")
+        elif w:
+            width = int(w)
+        if p is not None:
+            if p == "*":
+                if argi < len(args) and isinstance(args[argi], int):
+                    prec = args[argi]
+                    argi += 1
+                else:
+                    out.append("%!(BADPREC)")
+            else:
+                prec = int(p) if p else 0
+        if argi >= len(args):
+            out.append(f"%!{verb}(MISSING)")
+            continue
+        out.append(_fmt_one(verb, flags, width, prec, args[argi]))
+        argi += 1
+    if argi < len(args):
+        extra = ", ".join(
+            "<nil>" if a is None else f"{_go_type(a)}={_go_sprint_value(a)}" for a in args[argi:]
+        )
+        out.append(f"%!(EXTRA {extra})")
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------
+# Go text/template: execution
+
+
+class _ExecFail(Exception):
+    pass
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+class _State:
+    def __init__(self, text: str, funcs, root: Any) -> None:
+        self.text = text
+        self.funcs = funcs
+        self.vars: list[tuple[str, Any]] = [("$", root)]
+        self.node: _Node | None = None
+        self.out: list[str] = []
+
+    # errors
+    def at(self, node: _Node) -> None:
+        self.node = node
+
+    def errorf(self, msg: str):
+        node = self.node
+        if node is None:
+            raise _ExecFail(f'template: : executing "" : {msg}')
+        pos = node.pos
+        before = self.text[:pos]
+        nl = before.rfind("\n")
+        line = 1 + before.count("\n")
+        col = len(before[nl + 1 :].encode("utf-8", "surrogatepass"))
+        raise _ExecFail(f'template: :{line}:{col}: executing "" at <{node}>: {msg}')
+
+    # variables
+    def mark(self) -> int:
+        return len(self.vars)
+
+    def pop(self, mark: int) -> None:
+        del self.vars[mark:]
+
+    def push(self, name: str, value: Any) -> None:
+        self.vars.append((name, value))
+
+    def set_var(self, name: str, value: Any) -> None:
+        for i in range(len(self.vars) - 1, -1, -1):
+            if self.vars[i][0] == name:
+                self.vars[i] = (name, value)
+                return
+        self.errorf(f"undefined variable: {name}")
+
+    def var_value(self, name: str) -> Any:
+        for i in range(len(self.vars) - 1, -1, -1):
+            if self.vars[i][0] == name:
+                return self.vars[i][1]
+        self.errorf(f"undefined variable: {name}")
+
+    # walking
+    def walk(self, dot: Any, nodes: list[_Node]) -> None:
+        for node in nodes:
+            self.walk_node(dot, node)
+
+    def walk_node(self, dot: Any, node: _Node) -> None:
+        if isinstance(node, _Text):
+            self.out.append(node.text)
+        elif isinstance(node, _Action):
+            val = self.eval_pipeline(dot, node.pipe)
+            if not node.pipe.decl:
+                self.at(node)
+                self.out.append("<no value>" if val is None else _go_sprint_value(val))
+        elif isinstance(node, _If):
+            if node.kind == "range":
+                self.walk_range(dot, node)
+            else:
+                self.walk_if_or_with(dot, node)
+        elif isinstance(node, _Marker):
+            if node.kind == "break":
+                raise _Break
+            if node.kind == "continue":
+                raise _Continue
+        else:  # pragma: no cover
+            raise AssertionError(node)
+
+    def walk_if_or_with(self, dot: Any, node: _If) -> None:
+        mark = self.mark()
+        try:
+            val = self.eval_pipeline(dot, node.pipe)
+            if _truth(val):
+                self.walk(val if node.kind == "with" else dot, node.list)
+            elif node.else_list is not None:
+                self.walk(dot, node.else_list)
+        finally:
+            self.pop(mark)
+
+    def walk_range(self, dot: Any, node: _If) -> None:
+        self.at(node)
+        mark = self.mark()
+        try:
+            val = self.eval_pipeline(dot, node.pipe)
+            mark1 = self.mark()
+
+            def one(index: Any, elem: Any) -> bool:
+                if node.pipe.decl:
+                    if node.pipe.is_assign:
+                        if len(node.pipe.decl) > 1:
+                            self.set_var(node.pipe.decl[0].idents[0], index)
+                            self.set_var(node.pipe.decl[1].idents[0], elem)
+                        else:
+                            self.set_var(node.pipe.decl[0].idents[0], elem)
+                    elif len(node.pipe.decl) > 1:
+                        self.vars[mark1 - 2] = (node.pipe.decl[0].idents[0], index)
+                        self.vars[mark1 - 1] = (node.pipe.decl[1].idents[0], elem)
+                    else:
+                        self.vars[mark1 - 1] = (node.pipe.decl[0].idents[0], elem)
+                try:
+                    self.walk(elem, node.list)
+                except _Continue:
+                    pass
+                except _Break:
+                    return False
+                finally:
+                    self.pop(mark1)
+                return True
+
+            items: list[tuple[Any, Any]]
+            if val is None:
+                items = []
+            elif isinstance(val, (list, tuple)):
+                items = list(enumerate(val))
+            elif isinstance(val, dict) and not isinstance(val, RowContext):
+                items = [(k, val[k]) for k in sorted(val, key=str)]
+            elif isinstance(val, int) and not isinstance(val, bool):
+                if len(node.pipe.decl) > 1:
+                    self.errorf("can't use %s to iterate over more than one variable" % val)
+                items = [(i, i) for i in range(val)]
+            else:
+                self.errorf(f"range can't iterate over {_go_sprint_value(val)}")
+                items = []
+            if not items:
+                if node.else_list is not None:
+                    self.walk(dot, node.else_list)
+                return
+            for index, elem in items:
+                if not one(index, elem):
+                    break
+        finally:
+            self.pop(mark)
+
+    def eval_pipeline(self, dot: Any, pipe: _Pipe) -> Any:
+        self.at(pipe)
+        value: Any = _MISSING
+        for cmd in pipe.cmds:
+            value = self.eval_command(dot, cmd, value)
+        for var in pipe.decl:
+            if pipe.is_assign:
+                self.set_var(var.idents[0], value)
+            else:
+                self.push(var.idents[0], value)
+        return value
+
+    def not_a_function(self, args: list[_Node], final: Any) -> None:
+        if len(args) > 1 or final is not _MISSING:
+            self.errorf(f"can't give argument to non-function {args[0]}")
+
+    def eval_command(self, dot: Any, cmd: _Command, final: Any) -> Any:
+        first = cmd.args[0]
+        if isinstance(first, _Field):
+            return self.eval_field_node(dot, first, cmd.args, final)
+        if isinstance(first, _Chain):
+            return self.eval_chain_node(dot, first, cmd.args, final)
+        if isinstance(first, _Identifier):
+            return self.eval_function(dot, first, cmd, cmd.args, final)
+        if isinstance(first, _Pipe):
+            self.not_a_function(cmd.args, final)
+            mark = self.mark()
+            try:
+                return self.eval_pipeline(dot, first)
+            finally:
+                self.pop(mark)
+        if isinstance(first, _Variable):
+            return self.eval_variable_node(dot, first, cmd.args, final)
+        self.at(first)
+        self.not_a_function(cmd.args, final)
+        if isinstance(first, _Bool):
+            return first.value
+        if isinstance(first, _Dot):
+            return dot
+        if isinstance(first, _Nil):
+            self.errorf("nil is not a command")
+        if isinstance(first, _Number):
+            return first.ideal()
+        if isinstance(first, _String):
+            return first.value
+        self.errorf(f"can't evaluate command {first}")
+
+    def eval_field_node(self, dot, field: _Field, args, final):
+        self.at(field)
+        return self.eval_field_chain(dot, dot, field, field.idents, args, final)
+
+    def eval_chain_node(self, dot, chain: _Chain, args, final):
+        self.at(chain)
+        if isinstance(chain.node, _Nil):
+            self.errorf(f"indirection through explicit nil in {chain}")
+        pipe = self.eval_arg(dot, "any", chain.node)
+        return self.eval_field_chain(dot, pipe, chain, chain.fields, args, final)
+
+    def eval_variable_node(self, dot, var: _Variable, args, final):
+        self.at(var)
+        value = self.var_value(var.idents[0])
+        if len(var.idents) == 1:
+            if args is not None:
+                self.not_a_function(args, final)
+            return value
+        return self.eval_field_chain(dot, value, var, var.idents[1:], args, final)
+
+    def eval_field_chain(self, dot, receiver, node, idents, args, final):
+        for name in idents[:-1]:
+            receiver = self.eval_field(name, None, _MISSING, receiver)
+        return self.eval_field(idents[-1], args, final, receiver)
+
+    def eval_field(self, name: str, args, final, receiver):
+        if receiver is None:
+            return None  # Go: nil data, missingkey=default -> <no value>
+        has_args = (args is not None and len(args) > 1) or final is not _MISSING
+        if isinstance(receiver, RowContext):
+            if name in receiver:
+                if has_args:
+                    n = (len(args) - 1 if args else 0) + (final is not _MISSING)
+                    self.errorf(f"wrong number of args for {name}: want 0 got {n}")
+                return receiver[name]
+            self.errorf(f"can't evaluate field {name} in type {receiver.type_name}")
+        if isinstance(receiver, _HeaderMap):
+            return receiver.get(name, name.upper())
+        if isinstance(receiver, dict):
+            if has_args:
+                self.errorf(f"{name} is not a method but has arguments")
+            if name in receiver:
+                return receiver[name]
+            if isinstance(receiver, GoMap):
+                return None
+            self.errorf(f"map has no entry for key {_go_quote(name)}")
+        self.errorf(f"can't evaluate field {name} in type {_go_type(receiver)}")
+
+    def eval_function(self, dot, node: _Identifier, cmd, args, final):
+        self.at(node)
+        name = node.ident
+        spec = self.funcs.get(name)
+        if spec is None:
+            self.errorf(f'{_go_quote(name)} is not a defined function')
+        return self.eval_call(dot, spec, cmd, name, args, final)
+
+    def eval_call(self, dot, spec, node, name, args, final):
+        params, variadic, fn = spec
+        call_args = list(args[1:]) if args else []
+        num_in = len(call_args) + (final is not _MISSING)
+        if variadic is not None:
+            if num_in < len(params):
+                self.errorf(f"wrong number of args for {name}: want at least {len(params)} got {num_in}")
+        elif num_in != len(params):
+            self.errorf(f"wrong number of args for {name}: want {len(params)} got {num_in}")
+
+        def kind_at(i: int) -> str:
+            return params[i] if i < len(params) else (variadic or "any")
+
+        if name in ("and", "or") and fn is None:
+            v: Any = None
+            for a in call_args:
+                v = self.eval_arg(dot, "any", a)
+                if _truth(v) == (name == "or"):
+                    return v
+            if final is not _MISSING:
+                v = final
+            return v
+        values = [self.eval_arg(dot, kind_at(i), a) for i, a in enumerate(call_args)]
+        if final is not _MISSING:
+            values.append(self.validate(final, kind_at(len(values))))
+        self.at(node)
+        try:
+            return fn(*values)
+        except _CallError as e:
+            self.errorf(f"error calling {name}: {e}")
+        except RecursionError:
+            self.errorf(f"error calling {name}: too deep")
+
+    def eval_arg(self, dot, kind: str, n: _Node):
+        self.at(n)
+        if isinstance(n, _Dot):
+            return self.validate(dot, kind)
+        if isinstance(n, _Nil):
+            if kind == "any":
+                return None
+            self.errorf(f"cannot assign nil to {_KIND_NAMES[kind]}")
+        if isinstance(n, _Field):
+            return self.validate(self.eval_field_node(dot, n, [n], _MISSING), kind)
+        if isinstance(n, _Variable):
+            return self.validate(self.eval_variable_node(dot, n, None, _MISSING), kind)
+        if isinstance(n, _Pipe):
+            mark = self.mark()
+            try:
+                return self.validate(self.eval_pipeline(dot, n), kind)
+            finally:
+                self.pop(mark)
+        if isinstance(n, _Identifier):
+            return self.validate(self.eval_function(dot, n, n, None, _MISSING), kind)
+        if isinstance(n, _Chain):
+            return self.validate(self.eval_chain_node(dot, n, None, _MISSING), kind)
+        if kind == "str":
+            if isinstance(n, _String):
+                return n.value
+            self.errorf(f"expected string; found {n}")
+        if kind == "int":
+            if isinstance(n, _Number) and n.is_int:
+                return n.int_val
+            self.errorf(f"expected integer; found {n}")
+        if isinstance(n, _Bool):
+            return n.value
+        if isinstance(n, _Number):
+            return n.ideal()
+        if isinstance(n, _String):
+            return n.value
+        self.errorf(f"can't handle {n} for arg of type {_KIND_NAMES[kind]}")
+
+    def validate(self, value: Any, kind: str) -> Any:
+        if kind == "any":
+            return value
+        if value is None:
+            self.errorf(f"invalid value; expected {_KIND_NAMES[kind]}")
+        if kind == "str" and isinstance(value, str):
+            return value
+        if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        self.errorf(f"wrong type for value; expected {_KIND_NAMES[kind]}; got {_go_type(value)}")
+
+
+_KIND_NAMES = {"str": "string", "int": "int", "any": "interface {}"}
+
+
+# ---------------------------------------------------------------------------
+# Public template API
+
+_ESCAPES_RE = re.compile(r"\\[tn]")
+
+
+def _template_string(fmt: str) -> str:
+    """docker/cli ``Format.templateString``."""
+    if fmt == "table":
+        return ""
+    if fmt == "json":
+        return "{{json .}}"
+    if fmt.startswith("table"):
+        fmt = fmt[len("table") :]
+    fmt = fmt.strip(" ")
+    return _ESCAPES_RE.sub(lambda m: "\t" if m.group(0) == "\\t" else "\n", fmt)
+
+
+class Template:
+    """A Go ``text/template`` as docker's ``--format`` uses it.
+
+    ``Template(fmt)`` applies docker's pre-processing of a ``--format`` value
+    (``json`` -> ``{{json .}}``, ``table`` prefix cut, spaces trimmed,
+    ``\\t``/``\\n`` escapes).  ``Template(text, raw=True)`` parses ``text``
+    untouched (docker ``inspect -f`` does no pre-processing).
+
+    Supported: text, ``{{.A.B}}``, ``$``/``$var`` (``:=``, ``=``), literals,
+    pipelines, parentheses, ``if``/``else if``/``with``/``range`` (with
+    ``else``, ``break``, ``continue``, range over lists, maps (sorted keys)
+    and ints), ``{{- -}}`` trimming, ``{{/* comments */}}``, docker's
+    functions (json split join title lower upper pad truncate) and Go's
+    builtins (and or not len index slice print printf println eq ne lt le gt
+    ge html js urlquery).  ``define``/``template``/``block`` are rejected.
+
+    Data model: :class:`RowContext` = docker's context struct (unknown field
+    is an error); :class:`GoMap` = Go map (missing key -> ``<no value>``); a
+    plain ``dict`` = a Go map under ``missingkey=error`` (what docker's
+    ``inspect`` ends up reporting: ``map has no entry for key "X"``).
+    """
+
+    def __init__(self, text: str, *, raw: bool = False) -> None:
+        self.text = text
+        self.is_table = (not raw) and text.startswith("table")
+        self.source = text if raw else _template_string(text)
+        try:
+            self._root = _Parser(self.source, set(_BASIC_FUNCS)).parse()
+        except _ParseFail as e:
+            raise UsageError(f"template parsing error: {e}") from None
+        except RecursionError:
+            raise UsageError("template parsing error: template: :1: nesting too deep") from None
+
+    def _execute(self, obj: Any, funcs) -> tuple[str, Exception | None]:
+        st = _State(self.source, funcs, obj)
+        try:
+            st.walk(obj, self._root)
+        except _ExecFail as e:
+            return "".join(st.out), e
+        except RecursionError:
+            return "".join(st.out), _ExecFail('template: : executing "": nesting too deep')
+        return "".join(st.out), None
+
+    def render(self, obj: Any) -> str:
+        """Execute against ``obj``; errors raise ``UsageError`` with docker's wording."""
+        out, err = self._execute(obj, _BASIC_FUNCS)
+        if err is not None:
+            raise UsageError(f"template parsing error: {err}") from None
+        return out
+
+    def render_header(self, headers: dict[str, str]) -> str:
+        """The table header: the template run against the header map with
+        docker's HeaderFunctions.  Like docker, an execution error is ignored
+        and whatever was produced before it is kept."""
+        out, _ = self._execute(_HeaderMap(headers), _HEADER_FUNCS)
+        return out
+
+
+def format_rows(
+    fmt: str | None,
+    rows: list[dict],
+    *,
+    default_table: str,
+    headers: dict[str, str],
+    type_name: str = "*formatter.context",
+) -> str:
+    """docker's ``formatter.Context.Write`` for list commands.
+
+    * ``None``, ``""`` or ``"table"`` -> ``default_table``;
+    * ``"json"`` -> ``{{json .}}``: one compact object per row, keys sorted and
+      ``<>&`` escaped exactly like docker;
+    * ``"table ..."`` -> header row (fields mapped through ``headers``, an
+      unknown field shows as its upper-cased name) plus rows, aligned by the
+      tabwriter (cells split on TAB);
+    * anything else -> one rendered template per row, no header, no alignment.
+
+    Output lines are joined with "\\n" and carry no final newline; with no rows
+    a table still has its header, while a plain template yields "" (print
+    nothing then, not an empty line).  Row values should have docker's types
+    (its contexts return strings for nearly every field).
+    """
+    if fmt is None or fmt == "" or fmt == "table":
+        fmt = default_table
+    tmpl = Template(fmt)
+    rendered = [tmpl.render(RowContext(r, type_name)) for r in rows]
+    if not tmpl.is_table:
+        return "\n".join(rendered)
+    header = tmpl.render_header(headers)
+    text = header + "\n" + "".join(r + "\n" for r in rendered)
+    out = _tabwrite(text)
+    return out[:-1] if out.endswith("\n") else out
