@@ -156,7 +156,7 @@ def test_prune_dangling_and_all(two_images, registry, store_root):
     freed = a.layers[1].size + len(a.config_bytes) + len(a.manifest_bytes)
     from imgctl.formatting import human_size
 
-    assert r.lines == ["Deleted Images:", f"deleted: {a.config_digest}", "", f"Total reclaimed space: {human_size(freed)}"]
+    assert r.lines == ["Deleted Images:", f"deleted: {a.config_digest}", "", f"Total reclaimed space: {human_size(freed, 4)}"]
     assert image_ids(store_root) == {b.config_digest}
     r = run("image", "prune", "-f")
     assert r.lines == ["Total reclaimed space: 0B"]
@@ -199,12 +199,12 @@ def test_system_df(two_images, store_root):
     r = run("system", "df")
     assert r.code == 0
     assert r.lines[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
-    assert r.lines[1].split() == ["Images", "2", "2", human_size(total), "0B", "(0%)"]
+    assert r.lines[1].split() == ["Images", "2", "2", human_size(total, 4), "0B", "(0%)"]
 
     assert run("tag", f"{repo}:b", f"{repo}:a").code == 0  # a dangles: its unshared blobs are reclaimable
     reclaim = sizes[a.layers[1].digest] + sizes[a.config_digest] + sizes[a.manifest_digest]
     r = run("system", "df")
-    assert r.lines[1].split() == ["Images", "2", "1", human_size(total), human_size(reclaim), f"({reclaim * 100 // total}%)"]
+    assert r.lines[1].split() == ["Images", "2", "1", human_size(total, 4), human_size(reclaim, 4), f"({reclaim * 100 // total}%)"]
 
     r = run("system", "df", "-v")
     assert r.lines[0] == "Images space usage:"
@@ -212,4 +212,4 @@ def test_system_df(two_images, store_root):
     b_row = rows[short(b.config_digest)]
     shared = sizes[base.digest]
     unique_b = sizes[b.layers[1].digest] + sizes[b.config_digest] + sizes[b.manifest_digest]
-    assert b_row[-3:] == [human_size(shared + unique_b), human_size(shared), human_size(unique_b)]
+    assert b_row[-3:] == [human_size(shared + unique_b, 4), human_size(shared, 4), human_size(unique_b, 4)]

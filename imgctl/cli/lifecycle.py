@@ -76,7 +76,7 @@ def prune_cmd(
         for line in result.lines:
             print(line)
         print()
-    print(f"Total reclaimed space: {human_size(result.reclaimed)}")
+    print(f"Total reclaimed space: {human_size(result.reclaimed, 4)}")
 
 
 image_app.command("prune")(prune_cmd)
@@ -97,7 +97,7 @@ def df_cmd(
         print(
             render_table(
                 ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
-                [["Images", str(du.total), str(du.active), human_size(du.size), f"{human_size(du.reclaimable)} ({pct}%)"]],
+                [["Images", str(du.total), str(du.active), human_size(du.size, 4), f"{human_size(du.reclaimable, 4)} ({pct}%)"]],
             )
         )
         return
@@ -107,7 +107,7 @@ def df_cmd(
         render_table(
             ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE"],
             [
-                [u.repository, u.tag, u.id[7:19], created_since(u.created_ts, now), human_size(u.size), human_size(u.shared), human_size(u.unique)]
+                [u.repository, u.tag, u.id[7:19], created_since(u.created_ts, now), human_size(u.size, 4), human_size(u.shared, 4), human_size(u.unique, 4)]
                 for u in du.images
             ],
         )
