@@ -164,28 +164,47 @@ class _Puller:
         compression = layer_compression(desc.media_type)
         decoder = _Decoder(compression)
         writer = self.store.writer(desc.digest, desc.size)
+        bad_data: VerificationError | None = None
+
+        def restart() -> None:
+            # The client starts this blob over at byte 0 (an endpoint ignored Range, or the
+            # bytes so far did not verify): nothing written or decoded so far counts.
+            nonlocal writer, decoder, bad_data
+            writer.abort()
+            writer = self.store.writer(desc.digest, desc.size)
+            decoder = _Decoder(compression)
+            bad_data = None
+
         try:
-            with self.client.blob_stream(ref.domain, ref.path, desc.digest) as resp:
-                declared = resp.headers.get("content-length")
-                if resp.status_code == 200 and declared and declared.isdigit() and int(declared) != desc.size:
-                    raise VerificationError(
-                        f"blob {desc.digest}: registry announced {declared} bytes, descriptor says {desc.size}"
-                    )
-                self.progress(Event("downloading", short, 0, desc.size))
-                last = 0.0
-                for chunk in resp.iter_bytes():
+            self.progress(Event("downloading", short, 0, desc.size))
+            last = 0.0
+            from contextlib import closing
+
+            chunks = self.client.fetch_blob(
+                ref.domain, ref.path, desc.digest, desc.size, restart=restart, urls=desc.urls
+            )
+            with closing(chunks):
+                for chunk in chunks:
                     if self.cancel.is_set():
                         raise _Cancelled()
                     writer.write(chunk)
-                    decoder.feed(chunk)
+                    if bad_data is None:
+                        try:
+                            decoder.feed(chunk)
+                        except VerificationError as e:
+                            # Maybe a mirror's wrong bytes: judged once the client has checked the digest.
+                            bad_data = e
                     now = time.monotonic()
                     if now - last > 0.1:
                         last = now
                         self.progress(Event("downloading", short, writer.written, desc.size))
+            # The client verified size and digest: these are the bytes the manifest names.
+            if bad_data is not None:
+                raise bad_data
             self._count(writer.written, 1)
             self.progress(Event("verifying", short))
             got_diff_id = decoder.finish()
-            writer.commit()  # checks size and digest; publishes the blob
+            writer.commit()  # checks size and digest again; publishes the blob
         except BaseException:
             writer.abort()
             raise
@@ -313,8 +332,8 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
         else:
             todo.append(i)
     workers = max(1, p.config.max_concurrent_downloads)
-    for n, i in enumerate(todo):
-        progress(Event("pulling", _short(manifest.layers[i].digest)))
+    for i in todo:
+        progress(Event("pulling", _short(manifest.layers[i].digest), 0, manifest.layers[i].size))
     for n, i in enumerate(todo):
         if n >= workers:
             progress(Event("waiting", _short(manifest.layers[i].digest)))

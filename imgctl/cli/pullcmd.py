@@ -97,6 +97,8 @@ class TerminalProgress:
                 task = self.progress.tasks[[x.id for x in self.progress.tasks].index(t)]
                 self.progress.update(t, completed=task.total or 0, **fields)
                 self._update_total()
+            elif e.kind == "pulling" and e.total:
+                self.progress.update(t, total=e.total, **fields)
             else:
                 self.progress.update(t, **fields)
 
@@ -115,7 +117,8 @@ class TerminalProgress:
         self.progress.stop()
 
 
-def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool) -> None:
+def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool, mirrors: list[str] = ()) -> None:
+    from imgctl.config import parse_mirror_url
     from imgctl.oci import parse_platform
     from imgctl.pull import pull, pull_all_tags
     from imgctl.reference import parse
@@ -126,6 +129,10 @@ def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool) ->
         raise UsageError("tag can't be used with --all-tags/-a")
     ref = explicit if (all_tags or explicit.tag or explicit.digest) else explicit.with_tag("latest")
     plat = parse_platform(platform) if platform else None
+    try:
+        extra_mirrors = tuple(parse_mirror_url(m) for m in mirrors)
+    except ValueError as e:
+        raise UsageError(f"--registry-mirror: {e}") from None
     config = state.config()
     store = state.store()
 
@@ -138,15 +145,12 @@ def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool) ->
     if show and not all_tags and not explicit.tag and not explicit.digest:
         show.line("Using default tag: latest")
     try:
-        with RegistryClient(config, log=state.log) as client:
+        with RegistryClient(config, log=state.log, mirrors=extra_mirrors) as client:
             kw = dict(store=store, client=client, config=config, platform=plat, progress=show)
             if all_tags:
                 results = pull_all_tags(ref, **kw)
             else:
                 results = [pull(ref, **kw)]
-            if show:
-                for r in results:
-                    pass
     finally:
         if show:
             show.stop()
