@@ -33,7 +33,7 @@ from imgctl.reference import validate_digest
 
 __all__ = ["Store", "BlobWriter", "ImageRecord", "LayerRecord", "parse_created"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -89,6 +89,9 @@ CREATE TABLE IF NOT EXISTS leases (
     PRIMARY KEY (lease_id, digest)
 );
 CREATE INDEX IF NOT EXISTS leases_digest ON leases(digest);
+CREATE TABLE IF NOT EXISTS damaged (
+    image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE  -- found broken by verify --repair
+);
 """
 
 
@@ -344,6 +347,16 @@ class Store:
         rows = self.db.execute("SELECT digest FROM image_blobs WHERE image_id = ?", (image_id,)).fetchall()
         return bool(rows) and all(self.has_blob(d) for (d,) in rows)
 
+    def mark_damaged(self, image_ids: list[str]) -> None:
+        """Remember images that ``verify --repair`` found broken; a pull of them clears the mark."""
+        if not image_ids:
+            return
+        with self.transaction() as con:
+            con.executemany("INSERT OR IGNORE INTO damaged (image_id) VALUES (?)", [(i,) for i in image_ids])
+
+    def damaged(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT image_id FROM damaged")}
+
     def tag_target(self, repository: str, tag: str) -> str | None:
         row = self.db.execute("SELECT image_id FROM tags WHERE repository = ? AND tag = ?", (repository, tag)).fetchone()
         return row[0] if row else None
@@ -387,6 +400,7 @@ class Store:
                     json.dumps(rec.labels, sort_keys=True), rec.added_ts,
                 ),
             )
+            con.execute("DELETE FROM damaged WHERE image_id = ?", (rec.id,))
             for kind, d, pos in blobs:
                 con.execute(
                     "INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,?,?)",

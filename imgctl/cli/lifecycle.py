@@ -115,3 +115,33 @@ def df_cmd(
 
 
 system_app.command("df")(df_cmd)
+
+
+def verify_cmd(
+    repair: Annotated[bool, typer.Option("--repair", help="Remove corrupt blobs and mark affected images for a fresh pull.")] = False,
+) -> None:
+    """Re-hash every blob and check every image; one line per problem, exit 1 if any."""
+    from imgctl.errors import StoreError
+    from imgctl.images import familiar_repository
+    from imgctl.verify import verify_store
+
+    store = state.store()
+    report = verify_store(store, repair=repair)
+    for problem in report.problems:
+        print(problem)
+    for digest in report.removed:
+        print(f"Removed corrupt blob {digest}")
+    if report.damaged:
+        names = {}
+        for repo, tag, image_id in store.db.execute("SELECT repository, tag, image_id FROM tags ORDER BY repository, tag"):
+            names.setdefault(image_id, f"{familiar_repository(repo)}:{tag}")
+        for image_id in report.damaged:
+            print(f"Image {image_id[7:19]} needs a pull to be complete again: imgctl pull {names.get(image_id, image_id)}")
+    n = len(report.problems)
+    summary = f"Verified {report.blobs} blobs and {report.images} images"
+    if n:
+        raise StoreError(f"{summary}: {n} problem{'s' if n != 1 else ''} found")
+    print(f"{summary}: no problems found")
+
+
+app.command("verify")(verify_cmd)
