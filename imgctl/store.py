@@ -145,6 +145,11 @@ class ImageRecord:
     added_ts: float
 
 
+def _disk_error(store: "Store", e: OSError) -> StoreError:
+    """ENOSPC and friends as one clear line; nothing half-written stays (the writer aborts)."""
+    return StoreError(f"cannot write to the store at {store.root}: {e.strerror or e}")
+
+
 class BlobWriter:
     """Writes one blob into the ingest area; ``commit`` verifies and publishes it.
 
@@ -159,7 +164,10 @@ class BlobWriter:
         self._hash = hashlib.new(self.digest.split(":", 1)[0])
         self.written = 0
         self.path = store.ingest_dir / f"{self.digest.split(':', 1)[1]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
-        self._f = open(self.path, "wb", buffering=0)
+        try:
+            self._f = open(self.path, "wb", buffering=0)
+        except OSError as e:
+            raise _disk_error(store, e) from e
         self._closed = False
 
     def write(self, data: bytes | memoryview) -> None:
@@ -169,7 +177,10 @@ class BlobWriter:
                 f"blob {self.digest} is larger than its declared size of {self.expected_size} bytes"
             )
         self._hash.update(data)
-        self._f.write(data)
+        try:
+            self._f.write(data)
+        except OSError as e:
+            raise _disk_error(self.store, e) from e
         self.written += n
 
     def commit(self) -> Path:
@@ -182,12 +193,15 @@ class BlobWriter:
             actual = f"{self._hash.name}:{self._hash.hexdigest()}"
             if actual != self.digest:
                 raise VerificationError(f"digest mismatch for {self.digest}: content hashes to {actual}")
-            os.fsync(self._f.fileno())
-            self._f.close()
-            self._closed = True
             final = self.store.blob_path(self.digest)
-            os.replace(self.path, final)
-            self.store._fsync_dir(final.parent)
+            try:
+                os.fsync(self._f.fileno())
+                self._f.close()
+                self._closed = True
+                os.replace(self.path, final)
+                self.store._fsync_dir(final.parent)
+            except OSError as e:
+                raise _disk_error(self.store, e) from e
             return final
         finally:
             self.abort()
@@ -502,6 +516,9 @@ def _transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise StoreError(f"cannot lock the store index: {e}") from e
     try:
         yield con
+    except sqlite3.Error as e:
+        con.execute("ROLLBACK")
+        raise StoreError(f"cannot update the store index: {e}") from e
     except BaseException:
         con.execute("ROLLBACK")
         raise

@@ -1,0 +1,47 @@
+"""Running out of disk space: a clear error, nothing half-written, and a later pull completes.
+
+The store lives on a small tmpfs mounted by the test (needs root, as CI runs).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from cli import run
+from images import make_image, make_random_layer, push_image
+from storecheck import assert_store_verifies, image_ids
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_then_space(small_fs, registry, unique_repo, monkeypatch):
+    root = small_fs / "root"
+    monkeypatch.setenv("IMGCTL_ROOT", str(root))
+    # ~6 MB of incompressible data: does not fit in 3 MB.
+    img = make_image([make_random_layer(60, 100_000, seed=s, compression="gzip") for s in (51, 52)])
+    push_image(registry.url, unique_repo, img, tag="big")
+    name = f"{registry.host}/{unique_repo}:big"
+
+    r = run("pull", name)
+    assert r.code == 1
+    assert r.err.splitlines()[-1] == f"Error: cannot write to the store at {root}: No space left on device"
+    assert len(r.err.splitlines()) == 1
+    assert image_ids(root) == set()
+    assert_store_verifies(root)  # no partial file, every blob present verifies
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_fs)], check=True)
+    r = run("pull", name)
+    assert r.code == 0, r.err
+    assert image_ids(root) == {img.config_digest}
+    assert_store_verifies(root)
