@@ -12,16 +12,36 @@ __imgctl_spec()
 {
     case "$1" in
         'imgctl')
-            subs='completion image images pull rmi system tag'
+            subs='completion export history image images inspect load login logout pull rmi save search system tag tags verify'
             opts='--config --debug --help --root --version -h'
             ;;
         'imgctl completion')
             subs=''
             opts='--config --debug --help --root -h'
             ;;
+        'imgctl export')
+            subs=''
+            opts='--config --debug --dir --help --output --root -h -o'
+            ;;
+        'imgctl history')
+            subs=''
+            opts='--config --debug --format --help --no-trunc --quiet --root -h -q'
+            ;;
         'imgctl image')
-            subs='ls prune pull rm tag'
+            subs='history inspect load ls prune pull rm save tag'
             opts='--config --debug --help --root -h'
+            ;;
+        'imgctl image history')
+            subs=''
+            opts='--config --debug --format --help --no-trunc --quiet --root -h -q'
+            ;;
+        'imgctl image inspect')
+            subs=''
+            opts='--config --debug --format --help --root -f -h'
+            ;;
+        'imgctl image load')
+            subs=''
+            opts='--config --debug --help --input --quiet --root -h -i -q'
             ;;
         'imgctl image ls')
             subs=''
@@ -33,11 +53,15 @@ __imgctl_spec()
             ;;
         'imgctl image pull')
             subs=''
-            opts='--all-tags --config --debug --help --platform --quiet --root -a -h -q'
+            opts='--all-tags --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
             ;;
         'imgctl image rm')
             subs=''
             opts='--config --debug --force --help --no-prune --root -f -h'
+            ;;
+        'imgctl image save')
+            subs=''
+            opts='--config --debug --format --help --output --root -h -o'
             ;;
         'imgctl image tag')
             subs=''
@@ -47,13 +71,37 @@ __imgctl_spec()
             subs=''
             opts='--all --config --debug --digests --filter --format --help --no-trunc --quiet --root -a -f -h -q'
             ;;
+        'imgctl inspect')
+            subs=''
+            opts='--config --debug --format --help --root -f -h'
+            ;;
+        'imgctl load')
+            subs=''
+            opts='--config --debug --help --input --quiet --root -h -i -q'
+            ;;
+        'imgctl login')
+            subs=''
+            opts='--config --debug --help --password --password-stdin --root --username -h -p -u'
+            ;;
+        'imgctl logout')
+            subs=''
+            opts='--config --debug --help --root -h'
+            ;;
         'imgctl pull')
             subs=''
-            opts='--all-tags --config --debug --help --platform --quiet --root -a -h -q'
+            opts='--all-tags --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
             ;;
         'imgctl rmi')
             subs=''
             opts='--config --debug --force --help --no-prune --root -f -h'
+            ;;
+        'imgctl save')
+            subs=''
+            opts='--config --debug --format --help --output --root -h -o'
+            ;;
+        'imgctl search')
+            subs=''
+            opts='--config --debug --filter --format --help --limit --no-trunc --root -f -h'
             ;;
         'imgctl system')
             subs='df'
@@ -67,6 +115,14 @@ __imgctl_spec()
             subs=''
             opts='--config --debug --help --root -h'
             ;;
+        'imgctl tags')
+            subs=''
+            opts='--config --debug --format --help --limit --root -h'
+            ;;
+        'imgctl verify')
+            subs=''
+            opts='--config --debug --help --repair --root -h'
+            ;;
         *)
             subs='' opts=''
             ;;
@@ -77,6 +133,24 @@ __imgctl_spec()
 __imgctl_optval()
 {
     case "$1|$2" in
+        'imgctl export|--dir')
+            kind=dir words=''
+            ;;
+        'imgctl export|-o'|'imgctl export|--output')
+            kind=file words=''
+            ;;
+        'imgctl history|--format')
+            kind=none words=''
+            ;;
+        'imgctl image history|--format')
+            kind=none words=''
+            ;;
+        'imgctl image inspect|-f'|'imgctl image inspect|--format')
+            kind=none words=''
+            ;;
+        'imgctl image load|-i'|'imgctl image load|--input')
+            kind=file words=''
+            ;;
         'imgctl image ls|-f'|'imgctl image ls|--filter')
             kind=none words=''
             ;;
@@ -86,13 +160,58 @@ __imgctl_optval()
         'imgctl image pull|--platform')
             kind=none words=''
             ;;
+        'imgctl image pull|--registry-mirror')
+            kind=none words=''
+            ;;
+        'imgctl image save|--format')
+            kind=choice words='docker-archive oci-archive'
+            ;;
+        'imgctl image save|-o'|'imgctl image save|--output')
+            kind=file words=''
+            ;;
         'imgctl images|-f'|'imgctl images|--filter')
             kind=none words=''
             ;;
         'imgctl images|--format')
             kind=none words=''
             ;;
+        'imgctl inspect|-f'|'imgctl inspect|--format')
+            kind=none words=''
+            ;;
+        'imgctl load|-i'|'imgctl load|--input')
+            kind=file words=''
+            ;;
+        'imgctl login|-p'|'imgctl login|--password')
+            kind=none words=''
+            ;;
+        'imgctl login|-u'|'imgctl login|--username')
+            kind=none words=''
+            ;;
         'imgctl pull|--platform')
+            kind=none words=''
+            ;;
+        'imgctl pull|--registry-mirror')
+            kind=none words=''
+            ;;
+        'imgctl save|--format')
+            kind=choice words='docker-archive oci-archive'
+            ;;
+        'imgctl save|-o'|'imgctl save|--output')
+            kind=file words=''
+            ;;
+        'imgctl search|-f'|'imgctl search|--filter')
+            kind=none words=''
+            ;;
+        'imgctl search|--format')
+            kind=none words=''
+            ;;
+        'imgctl search|--limit')
+            kind=none words=''
+            ;;
+        'imgctl tags|--format')
+            kind=none words=''
+            ;;
+        'imgctl tags|--limit')
             kind=none words=''
             ;;
         'imgctl'*'|--config')

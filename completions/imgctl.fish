@@ -11,9 +11,9 @@
 function __imgctl_subcommands
     switch "$argv"
         case 'imgctl'
-            printf '%s\n' 'completion' 'image' 'images' 'pull' 'rmi' 'system' 'tag'
+            printf '%s\n' 'completion' 'export' 'history' 'image' 'images' 'inspect' 'load' 'login' 'logout' 'pull' 'rmi' 'save' 'search' 'system' 'tag' 'tags' 'verify'
         case 'imgctl image'
-            printf '%s\n' 'ls' 'prune' 'pull' 'rm' 'tag'
+            printf '%s\n' 'history' 'inspect' 'load' 'ls' 'prune' 'pull' 'rm' 'save' 'tag'
         case 'imgctl system'
             printf '%s\n' 'df'
     end
@@ -22,17 +22,59 @@ end
 # __imgctl_takes_value PATH OPTION: succeeds if OPTION of PATH takes a value.
 function __imgctl_takes_value
     switch "$argv[1]|$argv[2]"
+        case 'imgctl export|--dir'
+            return 0
+        case 'imgctl export|-o' 'imgctl export|--output'
+            return 0
+        case 'imgctl history|--format'
+            return 0
+        case 'imgctl image history|--format'
+            return 0
+        case 'imgctl image inspect|-f' 'imgctl image inspect|--format'
+            return 0
+        case 'imgctl image load|-i' 'imgctl image load|--input'
+            return 0
         case 'imgctl image ls|-f' 'imgctl image ls|--filter'
             return 0
         case 'imgctl image ls|--format'
             return 0
         case 'imgctl image pull|--platform'
             return 0
+        case 'imgctl image pull|--registry-mirror'
+            return 0
+        case 'imgctl image save|--format'
+            return 0
+        case 'imgctl image save|-o' 'imgctl image save|--output'
+            return 0
         case 'imgctl images|-f' 'imgctl images|--filter'
             return 0
         case 'imgctl images|--format'
             return 0
+        case 'imgctl inspect|-f' 'imgctl inspect|--format'
+            return 0
+        case 'imgctl load|-i' 'imgctl load|--input'
+            return 0
+        case 'imgctl login|-p' 'imgctl login|--password'
+            return 0
+        case 'imgctl login|-u' 'imgctl login|--username'
+            return 0
         case 'imgctl pull|--platform'
+            return 0
+        case 'imgctl pull|--registry-mirror'
+            return 0
+        case 'imgctl save|--format'
+            return 0
+        case 'imgctl save|-o' 'imgctl save|--output'
+            return 0
+        case 'imgctl search|-f' 'imgctl search|--filter'
+            return 0
+        case 'imgctl search|--format'
+            return 0
+        case 'imgctl search|--limit'
+            return 0
+        case 'imgctl tags|--format'
+            return 0
+        case 'imgctl tags|--limit'
             return 0
         case 'imgctl*|--config'
             return 0
@@ -100,19 +142,49 @@ complete -c imgctl -l 'root' -r -F -d 'Store directory (default: the user data d
 complete -c imgctl -n '__imgctl_using imgctl' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl' -l 'version' -d 'Print the version and exit'
 complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'completion' -d 'Print a shell completion script for bash, zsh or fish'
+complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'export' -d 'Export an image\'s flattened root filesystem as a tar archive or into a directory'
+complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'history' -d 'Show the history of an image: one row per step that built it, newest first'
 complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'image' -d 'Manage images (docker-style `image` subcommands)'
 complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'images' -d 'List images in the local store'
+complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'inspect' -d 'Show detailed information on one or more images as JSON'
+complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'load' -d 'Load images from a docker-archive or oci-archive tar, verifying every digest'
+complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'login' -d 'Log in to a registry; the credentials are checked before they are saved'
+complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'logout' -d 'Remove the saved credentials for a registry'
 complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'pull' -d 'Pull an image from a registry into the local store'
 complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'rmi' -d 'Remove one or more images (untag, then delete what nothing else uses)'
+complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'save' -d 'Save one or more images to a tar archive (streamed to standard output by default)'
+complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'search' -d 'Search Docker Hub (or any registry) for images'
 complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'system' -d 'Manage the store (docker-style `system` subcommands)'
 complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'tag' -d 'Create a tag TARGET that refers to SOURCE'
+complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'tags' -d 'List the tags of a repository in a registry'
+complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'verify' -d 'Re-hash every blob and check every image; one line per problem, exit 1 if any'
 complete -c imgctl -n '__imgctl_using imgctl completion' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl export' -l 'dir' -x -a '(__fish_complete_directories (commandline -ct))' -d 'Unpack into DIR (new or empty) instead of writing a tar'
+complete -c imgctl -n '__imgctl_using imgctl export' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl export' -s 'o' -l 'output' -r -F -d 'Write a tar archive to FILE (default: standard output)'
+complete -c imgctl -n '__imgctl_using imgctl history' -l 'format' -x -d '\'table\', \'json\', or a Go template such as \'{{.CreatedBy}}\''
+complete -c imgctl -n '__imgctl_using imgctl history' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl history' -l 'no-trunc' -d 'Don\'t truncate output'
+complete -c imgctl -n '__imgctl_using imgctl history' -s 'q' -l 'quiet' -d 'Only show image IDs'
 complete -c imgctl -n '__imgctl_using imgctl image' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'history' -d 'Show the history of an image: one row per step that built it, newest first'
+complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'inspect' -d 'Show detailed information on one or more images as JSON'
+complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'load' -d 'Load images from a docker-archive or oci-archive tar, verifying every digest'
 complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'ls' -d 'List images in the local store'
 complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'prune' -d 'Remove unused images: dangling ones, or with -a every image without a tag'
 complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'pull' -d 'Pull an image from a registry into the local store'
 complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'rm' -d 'Remove one or more images (untag, then delete what nothing else uses)'
+complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'save' -d 'Save one or more images to a tar archive (streamed to standard output by default)'
 complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'tag' -d 'Create a tag TARGET that refers to SOURCE'
+complete -c imgctl -n '__imgctl_using imgctl image history' -l 'format' -x -d '\'table\', \'json\', or a Go template such as \'{{.CreatedBy}}\''
+complete -c imgctl -n '__imgctl_using imgctl image history' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl image history' -l 'no-trunc' -d 'Don\'t truncate output'
+complete -c imgctl -n '__imgctl_using imgctl image history' -s 'q' -l 'quiet' -d 'Only show image IDs'
+complete -c imgctl -n '__imgctl_using imgctl image inspect' -s 'f' -l 'format' -x -d 'Go template applied to each image, e.g. \'{{.Id}}\' or \'{{json .Config}}\''
+complete -c imgctl -n '__imgctl_using imgctl image inspect' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl image load' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl image load' -s 'i' -l 'input' -r -F -d 'Read from a tar archive FILE (plain, gzip or zstd) instead of standard input'
+complete -c imgctl -n '__imgctl_using imgctl image load' -s 'q' -l 'quiet' -d 'Accepted for docker compatibility (load shows no progress)'
 complete -c imgctl -n '__imgctl_using imgctl image ls' -s 'a' -l 'all' -d 'Show all images, including dangling ones'
 complete -c imgctl -n '__imgctl_using imgctl image ls' -l 'digests' -d 'Show digests'
 complete -c imgctl -n '__imgctl_using imgctl image ls' -s 'f' -l 'filter' -x -d 'Filter: dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, reference=PATTERN'
@@ -127,9 +199,13 @@ complete -c imgctl -n '__imgctl_using imgctl image pull' -s 'a' -l 'all-tags' -d
 complete -c imgctl -n '__imgctl_using imgctl image pull' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'platform' -x -d 'Platform os/arch[/variant] (default: this host\'s)'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -s 'q' -l 'quiet' -d 'Print only the image name'
+complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'registry-mirror' -x -d 'Try this mirror first (repeatable; any registry; reads only)'
 complete -c imgctl -n '__imgctl_using imgctl image rm' -s 'f' -l 'force' -d 'Remove an image referenced in several repositories'
 complete -c imgctl -n '__imgctl_using imgctl image rm' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image rm' -l 'no-prune' -d 'Keep the blobs of removed images'
+complete -c imgctl -n '__imgctl_using imgctl image save' -l 'format' -x -a 'docker-archive oci-archive' -d 'Archive format: docker-archive (docker load, podman load) or oci-archive (an OCI layout)'
+complete -c imgctl -n '__imgctl_using imgctl image save' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl image save' -s 'o' -l 'output' -r -F -d 'Write to FILE instead of standard output'
 complete -c imgctl -n '__imgctl_using imgctl image tag' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl images' -s 'a' -l 'all' -d 'Show all images, including dangling ones'
 complete -c imgctl -n '__imgctl_using imgctl images' -l 'digests' -d 'Show digests'
@@ -138,15 +214,39 @@ complete -c imgctl -n '__imgctl_using imgctl images' -l 'format' -x -d '\'table\
 complete -c imgctl -n '__imgctl_using imgctl images' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl images' -l 'no-trunc' -d 'Don\'t truncate output'
 complete -c imgctl -n '__imgctl_using imgctl images' -s 'q' -l 'quiet' -d 'Only show image IDs'
+complete -c imgctl -n '__imgctl_using imgctl inspect' -s 'f' -l 'format' -x -d 'Go template applied to each image, e.g. \'{{.Id}}\' or \'{{json .Config}}\''
+complete -c imgctl -n '__imgctl_using imgctl inspect' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl load' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl load' -s 'i' -l 'input' -r -F -d 'Read from a tar archive FILE (plain, gzip or zstd) instead of standard input'
+complete -c imgctl -n '__imgctl_using imgctl load' -s 'q' -l 'quiet' -d 'Accepted for docker compatibility (load shows no progress)'
+complete -c imgctl -n '__imgctl_using imgctl login' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl login' -s 'p' -l 'password' -x -d 'Password (insecure: prefer --password-stdin)'
+complete -c imgctl -n '__imgctl_using imgctl login' -l 'password-stdin' -d 'Read the password from stdin'
+complete -c imgctl -n '__imgctl_using imgctl login' -s 'u' -l 'username' -x -d 'Username'
+complete -c imgctl -n '__imgctl_using imgctl logout' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl pull' -s 'a' -l 'all-tags' -d 'Pull every tag of the repository'
 complete -c imgctl -n '__imgctl_using imgctl pull' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl pull' -l 'platform' -x -d 'Platform os/arch[/variant] (default: this host\'s)'
 complete -c imgctl -n '__imgctl_using imgctl pull' -s 'q' -l 'quiet' -d 'Print only the image name'
+complete -c imgctl -n '__imgctl_using imgctl pull' -l 'registry-mirror' -x -d 'Try this mirror first (repeatable; any registry; reads only)'
 complete -c imgctl -n '__imgctl_using imgctl rmi' -s 'f' -l 'force' -d 'Remove an image referenced in several repositories'
 complete -c imgctl -n '__imgctl_using imgctl rmi' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl rmi' -l 'no-prune' -d 'Keep the blobs of removed images'
+complete -c imgctl -n '__imgctl_using imgctl save' -l 'format' -x -a 'docker-archive oci-archive' -d 'Archive format: docker-archive (docker load, podman load) or oci-archive (an OCI layout)'
+complete -c imgctl -n '__imgctl_using imgctl save' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl save' -s 'o' -l 'output' -r -F -d 'Write to FILE instead of standard output'
+complete -c imgctl -n '__imgctl_using imgctl search' -s 'f' -l 'filter' -x -d 'Filter: stars=N, is-official=true|false'
+complete -c imgctl -n '__imgctl_using imgctl search' -l 'format' -x -d '\'table\', \'json\', or a Go template such as \'{{.Name}}: {{.StarCount}}\''
+complete -c imgctl -n '__imgctl_using imgctl search' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl search' -l 'limit' -x -d 'Max number of search results (1-100)'
+complete -c imgctl -n '__imgctl_using imgctl search' -l 'no-trunc' -d 'Don\'t truncate output'
 complete -c imgctl -n '__imgctl_using imgctl system' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_needs_command imgctl system' -f -a 'df' -d 'Show disk usage of the store: blobs shared between images count once'
 complete -c imgctl -n '__imgctl_using imgctl system df' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl system df' -s 'v' -l 'verbose' -d 'Show per-image space usage'
 complete -c imgctl -n '__imgctl_using imgctl tag' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl tags' -l 'format' -x -d '\'json\', \'table\', or a Go template such as \'{{.Repository}}:{{.Tag}}\' (default: one tag per line)'
+complete -c imgctl -n '__imgctl_using imgctl tags' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl tags' -l 'limit' -x -d 'List at most N tags'
+complete -c imgctl -n '__imgctl_using imgctl verify' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl verify' -l 'repair' -d 'Remove corrupt blobs and mark affected images for a fresh pull'

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from imgctl.errors import ConfigError
 
-__all__ = ["Config", "load_config", "default_root", "default_config_path"]
+__all__ = ["Config", "load_config", "default_root", "default_config_path", "default_config_dir", "parse_mirror_url"]
 
 APP = "imgctl"
 
@@ -28,13 +28,28 @@ def default_root() -> Path:
     return Path(platformdirs.user_data_dir(APP))
 
 
+def default_config_dir() -> Path:
+    """imgctl's own configuration directory (``auth.json``, ``certs.d``); not moved by ``--config``."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP))
+
+
 def default_config_path() -> Path:
     env = os.environ.get("IMGCTL_CONFIG")
     if env:
         return Path(env)
-    import platformdirs
+    return default_config_dir() / "config.toml"
 
-    return Path(platformdirs.user_config_dir(APP)) / "config.toml"
+
+def parse_mirror_url(value: str) -> str:
+    """A mirror URL ``http(s)://host[:port][/path]`` without its trailing slash; ValueError otherwise."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"invalid mirror URL {value!r} (expected https://host[:port][/path])")
+    if "@" in parts.netloc:
+        raise ValueError(f"mirror URL {parts.scheme}://...@{parts.hostname}: credentials do not belong in a URL; use 'imgctl login'")
+    return value.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,13 @@ class Config:
     max_concurrent_downloads: int = 3
     index_server: str = "https://index.docker.io"
     registries: dict[str, tuple[str, ...]] = field(default_factory=dict)  # host -> mirrors
+    certs_dir: Path | None = None  # certs.d for HOST[:PORT]/ca.crt, client.cert, client.key
     path: Path | None = None
+
+    def certs_dirs(self) -> tuple[Path, ...]:
+        """Where per-registry TLS material is looked up, first match per host wins (docker's convention)."""
+        own = self.certs_dir if self.certs_dir is not None else default_config_dir() / "certs.d"
+        return (own, Path("/etc/docker/certs.d"), Path("/etc/containers/certs.d"))
 
     def mirrors_for(self, domain: str) -> tuple[str, ...]:
         """Mirrors configured for a registry domain (docker.io: ``registry-mirrors`` first)."""
@@ -54,8 +75,27 @@ class Config:
         return tuple(mirrors)
 
     def is_insecure(self, host: str) -> bool:
-        """Whether plain HTTP may be used for ``host`` (``name[:port]``)."""
-        return host in self.insecure_registries or host.rsplit(":", 1)[0] in self.insecure_registries
+        """Whether plain HTTP may be used for ``host`` (``name[:port]``); entries may be CIDRs (``10.0.0.0/8``)."""
+        if host.startswith("["):
+            name = host[1:].split("]", 1)[0]
+        else:
+            name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        if {host, name, f"[{name}]"} & set(self.insecure_registries):
+            return True
+        import ipaddress
+
+        try:
+            ip = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        for entry in self.insecure_registries:
+            if "/" in entry:
+                try:
+                    if ip in ipaddress.ip_network(entry, strict=False):
+                        return True
+                except ValueError:
+                    continue
+        return False
 
 
 def _url_list(value: object, key: str, where: str) -> tuple[str, ...]:
@@ -63,10 +103,10 @@ def _url_list(value: object, key: str, where: str) -> tuple[str, ...]:
         raise ConfigError(f"{where}: {key} must be a list of URLs")
     out = []
     for v in value:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"{where}: {key}: invalid mirror URL {v!r} (expected https://host[:port][/path])")
-        out.append(v.rstrip("/"))
+        try:
+            out.append(parse_mirror_url(v))
+        except ValueError as e:
+            raise ConfigError(f"{where}: {key}: {e}") from None
     return tuple(out)
 
 
@@ -81,7 +121,7 @@ def _host_list(value: object, key: str, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-_KNOWN = {"registry-mirrors", "insecure-registries", "max-concurrent-downloads", "index-server", "registries"}
+_KNOWN = {"registry-mirrors", "insecure-registries", "max-concurrent-downloads", "index-server", "registries", "certs-dir"}
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -118,6 +158,11 @@ def load_config(path: Path | None = None) -> Config:
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"{where}: index-server must be a URL such as https://index.docker.io")
         kw["index_server"] = v.rstrip("/")
+    if "certs-dir" in data:
+        v = data["certs-dir"]
+        if not isinstance(v, str) or not v:
+            raise ConfigError(f"{where}: certs-dir must be a directory path")
+        kw["certs_dir"] = (path.parent / Path(v).expanduser()).absolute()
     if "registries" in data:
         regs = data["registries"]
         if not isinstance(regs, dict):

@@ -1,8 +1,16 @@
-"""The registry client: HTTP, authentication, manifests, blobs, tags.  No disk.
+"""The registry client: HTTP, mirrors, authentication, TLS, manifests, blobs, tags.  No disk.
 
 Endpoint choice and authentication live here so that use cases never think
-about which URL served them.  Every document fetched is size-capped, and
-every manifest is checked against its digest before it is returned.
+about which URL served them: reads try each mirror, then the registry; a blob
+stream that breaks resumes with ``Range`` there or at the next endpoint.
+Every document fetched is size-capped, every manifest and blob is checked
+against its digest, so a mirror can make a pull faster, never different.
+
+Credentials and tokens are kept per host and sent only to it: never across a
+redirect to another origin, to a mirror on another host, or to a layer's own
+URL, and never into a log line.  TLS is verified with the system trust store
+plus docker's ``certs.d/HOST[:PORT]/`` (``*.crt`` CAs, ``client.cert`` and
+``client.key``); plain HTTP is used only for loopback and insecure registries.
 """
 
 from __future__ import annotations
@@ -11,20 +19,28 @@ import base64
 import hashlib
 import ipaddress
 import json
+import os
 import re
+import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
 from imgctl import __version__
+from imgctl.auth import IDENTITY_TOKEN_USER, Credential
 from imgctl.config import Config
 from imgctl.errors import (
     AccessDenied,
+    ConfigError,
+    ImgctlError,
     ManifestUnknown,
     RegistryError,
     TransportError,
@@ -35,15 +51,18 @@ from imgctl.errors import (
 from imgctl.oci import MANIFEST_ACCEPT, MAX_MANIFEST_SIZE
 from imgctl.reference import validate_digest
 
-__all__ = ["RegistryClient", "FetchedManifest", "api_host", "is_loopback"]
+__all__ = ["RegistryClient", "Endpoint", "FetchedManifest", "api_host", "is_loopback", "tls_files"]
 
 MAX_TOKEN_SIZE = 1024 * 1024
 MAX_ERROR_SIZE = 1024 * 1024
 MAX_REDIRECTS = 10
-CHUNK = 1024 * 1024
 USER_AGENT = f"imgctl/{__version__}"
+MIN_TOKEN_LIFETIME = 60.0  # seconds; also the default when a token answer has no expires_in
+TOKEN_MARGIN = 5.0  # renew a token this long before it expires
+RESUME_ATTEMPTS = 3  # tries per endpoint for one blob, each after progress, before moving on
 
-Credentials = Callable[[str], "tuple[str, str] | None"]
+Credentials = Callable[[str], "Credential | None"]  # host -> (user, secret) or None
+T = TypeVar("T")
 
 
 def api_host(domain: str) -> str:
@@ -83,7 +102,21 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
+def _ssl_verify_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 10:
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return None
+
+
 def _reason(exc: Exception) -> str:
+    verify = _ssl_verify_error(exc)
+    if verify is not None:
+        return f"TLS certificate verification failed: {verify.verify_message or verify.reason or verify}"
     text = str(exc) or exc.__class__.__name__
     low = text.lower()
     if "connection refused" in low:
@@ -97,8 +130,189 @@ def _reason(exc: Exception) -> str:
     return text
 
 
+class _Unreachable(TransportError):
+    """No connection could be made (refused, timeout, TLS): the endpoint is skipped for the rest of the run."""
+
+
+class _Skipped(_Unreachable):
+    """An endpoint found unreachable earlier in this run (not logged again)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One place a registry's content is read from: a mirror, the registry itself, or a layer's own URL."""
+
+    url: str  # scheme://host[:port][/prefix] (a foreign layer: the whole blob URL)
+    host: str  # host[:port]: what credentials, tokens and TLS settings belong to
+    mirror: bool = False
+    foreign: bool = False  # a layer's ``urls`` entry: never sent credentials
+
+    @property
+    def label(self) -> str:
+        if self.mirror:
+            return f"mirror {self.url}"
+        if self.foreign:
+            return f"layer URL {_redact(self.url)}"
+        return f"registry {self.host}"
+
+
+def _system_tls() -> ssl.SSLContext:
+    """The system trust store (honours SSL_CERT_FILE/SSL_CERT_DIR); certifi only when the system has none."""
+    ctx = ssl.create_default_context()
+    paths = ssl.get_default_verify_paths()
+    if not ((paths.cafile and os.path.isfile(paths.cafile)) or (paths.capath and os.path.isdir(paths.capath))):
+        try:
+            import certifi
+
+            ctx.load_verify_locations(certifi.where())
+        except ImportError:  # pragma: no cover
+            pass
+    return ctx
+
+
+def tls_files(host: str, certs_dirs: Sequence[Path]) -> tuple[tuple[Path, ...], tuple[Path, Path] | None]:
+    """docker's certs.d convention for ``host`` (``name[:port]``): ``*.crt`` are CAs, ``X.cert`` + ``X.key`` a client pair.
+
+    CAs are gathered from every directory; the first client pair found wins.
+    """
+    cas: list[Path] = []
+    client: tuple[Path, Path] | None = None
+    for base in certs_dirs:
+        d = Path(base) / host
+        try:
+            names = sorted(p.name for p in d.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            raise ConfigError(f"cannot read {d}: {e.strerror}") from e
+        cas.extend(d / n for n in names if n.endswith(".crt"))
+        for n in names:
+            if n.endswith(".cert") and client is None:
+                key = d / (n[: -len(".cert")] + ".key")
+                if not key.is_file():
+                    raise ConfigError(f"{d / n} has no matching key {key.name}")
+                client = (d / n, key)
+        for n in names:
+            if n.endswith(".key") and not (d / (n[: -len(".key")] + ".cert")).is_file():
+                raise ConfigError(f"{d / n} has no matching certificate {n[: -len('.key')]}.cert")
+    return tuple(cas), client
+
+
+class _Transport(httpx.BaseTransport):
+    """Sends each request through a pool with its host's TLS settings (certs.d) and proxy (environment).
+
+    One client serves every host, so every caller gets per-host trust without choosing a client.
+    Proxies follow ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY``; loopback is never proxied.
+    """
+
+    def __init__(self, certs_dirs: Sequence[Path], limits: httpx.Limits) -> None:
+        self._certs_dirs = tuple(certs_dirs)
+        self._limits = limits
+        self._proxies = urllib.request.getproxies_environment()
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._system: ssl.SSLContext | None = None
+        self._pools: dict[tuple[int, str | None], httpx.HTTPTransport] = {}
+        self._lock = threading.Lock()
+
+    def context(self, host: str) -> ssl.SSLContext:
+        with self._lock:
+            if host in self._contexts:
+                return self._contexts[host]
+        cas, client = tls_files(host, self._certs_dirs)
+        if self._system is None:
+            self._system = _system_tls()
+        if not cas and client is None:
+            ctx = self._system
+        else:
+            ctx = _system_tls()
+            for ca in cas:
+                try:
+                    ctx.load_verify_locations(cafile=str(ca))
+                except (OSError, ssl.SSLError) as e:
+                    raise ConfigError(f"cannot load CA certificate {ca}: {e}") from e
+            if client is not None:
+                try:
+                    ctx.load_cert_chain(str(client[0]), str(client[1]))
+                except (OSError, ssl.SSLError) as e:
+                    raise ConfigError(f"cannot load client certificate {client[0]}: {e}") from e
+        with self._lock:
+            return self._contexts.setdefault(host, ctx)
+
+    def _proxy(self, scheme: str, host: str) -> str | None:
+        name = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+        if not self._proxies or is_loopback(host):
+            return None
+        if urllib.request.proxy_bypass_environment(name, self._proxies):
+            return None
+        return self._proxies.get(scheme) or self._proxies.get("all")
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        scheme = request.url.scheme
+        host = request.url.netloc.decode("ascii")
+        ctx = self.context(host) if scheme == "https" else None
+        proxy = self._proxy(scheme, host)
+        key = (id(ctx), proxy)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = httpx.HTTPTransport(
+                    verify=ctx if ctx is not None else True, proxy=proxy, limits=self._limits, trust_env=False
+                )
+                self._pools[key] = pool
+        return pool.handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """What a blob download holds since its last restart: its hash, its length, who sent which bytes."""
+
+    hasher: "hashlib._Hash"
+    got: int = 0
+    parts: list = field(default_factory=list)  # [endpoint, start, end] in order
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """``bytes START-END/TOTAL`` -> (START, TOTAL or None for ``*``); (None, None) when unreadable."""
+    m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
+    if not m:
+        return None, None
+    return int(m.group(1)), (None if m.group(3) == "*" else int(m.group(3)))
+
+
+def _describe_parts(parts: list) -> str:
+    """``mirror URL (bytes 0-99), registry HOST (bytes 100-199)``: who sent which bytes, runs merged."""
+    runs: list[list] = []
+    for ep, start, end in parts:
+        if end <= start:
+            continue
+        if runs and runs[-1][0] == ep and runs[-1][2] == start:
+            runs[-1][2] = end
+        else:
+            runs.append([ep, start, end])
+    return ", ".join(f"{ep.label} (bytes {start}-{end - 1})" for ep, start, end in runs)
+
+
+def _short_reason(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+_ENDPOINT_ERRORS = (RegistryError, VerificationError, UnsupportedManifest)
+
+
 class RegistryClient:
-    """One client per command run: connections and tokens are reused within it."""
+    """One client per command run: connections and tokens are reused within it.
+
+    Reads (manifests, blobs, tags) go to each mirror of the registry in order, then to the
+    registry itself; any failure of a mirror moves on to the next endpoint.  Credentials and
+    tokens are looked up and kept per host, so they never reach another one.
+    """
 
     def __init__(
         self,
@@ -107,19 +321,24 @@ class RegistryClient:
         credentials: Credentials | None = None,
         log: Callable[[str], None] | None = None,
         timeout: float = 30.0,
+        mirrors: Sequence[str] = (),
     ) -> None:
         self.config = config
-        self._credentials = credentials or (lambda host: None)
+        self._credentials_source = credentials
         self._log = log or (lambda msg: None)
+        self._mirrors = tuple(mirrors)  # from the command line: for every registry, before the configured ones
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+        self._transport = _Transport(config.certs_dirs(), limits)
         self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=10.0),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            trust_env=True,
+            transport=self._transport,
         )
-        self._bases: dict[str, str] = {}
-        self._tokens: dict[tuple[str, str], str] = {}
+        self._bases: dict[str, str] = {}  # endpoint URL -> resolved base URL
+        self._dead: dict[str, str] = {}  # endpoint URL -> why it could not be reached
+        self._creds: dict[str, Credential | None] = {}
+        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}  # (host, scope) -> (token, expiry)
         self._basic: set[str] = set()
         self._lock = threading.Lock()
 
@@ -133,51 +352,117 @@ class RegistryClient:
         self.close()
 
     # -- endpoints ------------------------------------------------------------------
-    def base_url(self, domain: str) -> str:
-        """https://host, or http://host for loopback and insecure registries when https fails."""
+    def endpoints(self, domain: str, *, mirrors: bool = True) -> list[Endpoint]:
+        """Where reads for ``domain`` go, in order: mirrors (command line, then configuration), then the registry.
+
+        Writes (push) must use ``mirrors=False``: mirrors are for reading only.
+        """
+        out: list[Endpoint] = []
+        if mirrors:
+            seen: set[str] = set()
+            for url in (*self._mirrors, *self.config.mirrors_for(domain)):
+                if url not in seen:
+                    seen.add(url)
+                    out.append(Endpoint(url, urlsplit(url).netloc, mirror=True))
         host = api_host(domain)
+        out.append(Endpoint(f"https://{host}", host))
+        return out
+
+    def base_url(self, domain: str) -> str:
+        """The registry's own base URL (https, or http for loopback and insecure registries)."""
+        return self._resolve(self.endpoints(domain, mirrors=False)[-1])
+
+    def _resolve(self, ep: Endpoint) -> str:
+        """The base URL to use for an endpoint: its https URL, or http where plain HTTP is allowed and https fails."""
         with self._lock:
-            if host in self._bases:
-                return self._bases[host]
-        plain_ok = is_loopback(host) or self.config.is_insecure(host)
-        base = f"https://{host}"
+            if ep.url in self._dead:
+                raise _Skipped(self._dead[ep.url])
+            if ep.url in self._bases:
+                return self._bases[ep.url]
+        parts = urlsplit(ep.url)
+        plain_ok = is_loopback(ep.host) or self.config.is_insecure(ep.host)
         try:
-            resp = self._http.get(f"{base}/v2/")
-            resp.close()
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError) as e:
-            if not plain_ok:
-                raise TransportError(f"cannot reach registry {host} (GET {base}/v2/): {_reason(e)}") from e
-            base = f"http://{host}"
-            try:
-                self._http.get(f"{base}/v2/").close()
-            except httpx.HTTPError as e2:
-                raise TransportError(f"cannot reach registry {host} (GET {base}/v2/): {_reason(e2)}") from e2
-        except httpx.HTTPError as e:
-            raise TransportError(f"cannot reach registry {host} (GET {base}/v2/): {_reason(e)}") from e
-        self._log(f"registry {host}: using {base}")
+            if parts.scheme == "http" and not plain_ok:
+                raise _Unreachable(
+                    f"{ep.label}: plain HTTP is only used for loopback addresses and insecure-registries"
+                )
+            base = self._probe(ep, parts) if parts.scheme == "https" and plain_ok else ep.url
+        except _Unreachable as e:
+            with self._lock:
+                self._dead[ep.url] = str(e)
+            raise
+        if base != ep.url:
+            self._log(f"{ep.label}: using {base}")
         with self._lock:
-            self._bases[host] = base
+            self._bases[ep.url] = base
         return base
 
+    def _probe(self, ep: Endpoint, parts) -> str:
+        """https first; then plain http (loopback and insecure registries only)."""
+        what = "registry" if not ep.mirror else "mirror"
+        url = f"{ep.url}/v2/"
+        try:
+            self._http.get(url).close()
+            return ep.url
+        except httpx.HTTPError as e:
+            https_error = e
+        plain = f"http://{parts.netloc}{parts.path}"
+        try:
+            resp = self._http.get(f"{plain}/v2/")
+            resp.close()
+        except httpx.HTTPError as e2:
+            raise _Unreachable(f"cannot reach {what} {ep.host} (GET {plain}/v2/): {_reason(e2)}") from e2
+        if resp.status_code == 400 and _ssl_verify_error(https_error) is not None:
+            # An HTTPS server refusing plain HTTP: the certificate is the problem, say so.
+            raise _Unreachable(self._tls_message(what, ep.host, url, https_error)) from https_error
+        return plain
+
+    def _tls_message(self, what: str, host: str, url: str, exc: Exception) -> str:
+        hint = ""
+        if _ssl_verify_error(exc) is not None:
+            own = self.config.certs_dirs()[0]
+            hint = f" (to trust a private CA, put its certificate in {own / host / 'ca.crt'})"
+        return f"cannot reach {what} {host} (GET {url}): {_reason(exc)}{hint}"
+
     # -- auth -----------------------------------------------------------------------
-    def _auth_header(self, host: str, scope: str) -> dict[str, str]:
+    def _credentials(self, host: str) -> Credential | None:
+        """Credentials for ``host`` only (cached for this run; a helper program may be asked once)."""
         with self._lock:
-            token = self._tokens.get((host, scope))
+            if host in self._creds:
+                return self._creds[host]
+        if self._credentials_source is not None:
+            found = self._credentials_source(host)
+        else:
+            from imgctl import auth
+
+            found = auth.lookup(host)
+        with self._lock:
+            self._creds[host] = found
+        return found
+
+    def _auth_header(self, host: str, scope: str) -> dict[str, str]:
+        now = time.monotonic()
+        with self._lock:
+            token, expiry = self._tokens.get((host, scope), (None, 0.0))
+            if token and now >= expiry:
+                del self._tokens[(host, scope)]
+                token = None
             basic = host in self._basic
         if token:
             return {"Authorization": f"Bearer {token}"}
         if basic:
             creds = self._credentials(host)
-            if creds:
+            if creds and creds[0] != IDENTITY_TOKEN_USER:
                 raw = f"{creds[0]}:{creds[1]}".encode()
                 return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
         return {}
 
     def _authenticate(self, host: str, scope: str, challenge_header: str) -> bool:
-        """Answer a 401 challenge; True when a retry is worth it."""
+        """Answer a 401 challenge from ``host``; True when a retry is worth it."""
         scheme, params = parse_challenge(challenge_header)
         if scheme == "basic":
-            if self._credentials(host) is None:
+            creds = self._credentials(host)
+            if creds is None or creds[0] == IDENTITY_TOKEN_USER:
                 return False
             with self._lock:
                 already = host in self._basic
@@ -189,65 +474,96 @@ class RegistryClient:
         parts = urlsplit(realm)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise RegistryError(f"registry {host} sent an invalid token realm {realm[:100]!r}")
-        query = []
-        if params.get("service"):
-            query.append(("service", params["service"]))
-        scopes = [s for s in {scope, params.get("scope") or ""} if s]
-        for s in sorted(scopes):
-            query.append(("scope", s))
-        url = realm + ("&" if "?" in realm else "?") + urlencode(query)
-        headers = {}
+        scopes = sorted(s for s in {scope, params.get("scope") or ""} if s)
         creds = self._credentials(host)
-        if creds:
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+        if creds and parts.scheme == "http" and not (is_loopback(parts.netloc) or self.config.is_insecure(parts.netloc)):
+            self._log(f"token realm of {host} is plain HTTP: asking {parts.netloc} for an anonymous token")
+            creds = None
+        headers: dict[str, str] = {}
+        if creds and creds[0] == IDENTITY_TOKEN_USER:
+            # OAuth2 refresh-token grant (docker's identity tokens).
+            form = {"grant_type": "refresh_token", "refresh_token": creds[1], "client_id": "imgctl"}
+            if params.get("service"):
+                form["service"] = params["service"]
+            if scopes:
+                form["scope"] = " ".join(scopes)
+            request = self._http.build_request("POST", realm, data=form)
+        else:
+            query = [("service", params["service"])] if params.get("service") else []
+            query += [("scope", s) for s in scopes]
+            url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
+            if creds:
+                headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+            request = self._http.build_request("GET", url, headers=headers)
         try:
-            with self._http.stream("GET", url, headers=headers) as resp:
+            resp = self._http.send(request, stream=True)
+            try:
                 body = _read_capped(resp, MAX_TOKEN_SIZE, what="token answer")
-                status = resp.status_code
+            finally:
+                resp.close()
         except httpx.HTTPError as e:
             raise TransportError(f"cannot get a token from {parts.netloc}: {_reason(e)}") from e
+        status = resp.status_code
         if status in (401, 403):
-            raise Unauthorized(f"authentication to {host} failed: token server {parts.netloc} answered {status}", status=status)
+            raise Unauthorized(
+                f"authentication to {host} failed: unauthorized: incorrect username or password "
+                f"(token server {parts.netloc} answered {status})",
+                status=status,
+            )
         if status != 200:
             raise RegistryError(f"token server {parts.netloc} answered HTTP {status}", status=status)
         try:
             doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
+            lifetime = doc.get("expires_in", MIN_TOKEN_LIFETIME)
         except (ValueError, AttributeError):
-            token = None
+            token, lifetime = None, 0
         if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
             raise RegistryError(f"token server {parts.netloc} returned an invalid answer")
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
+            lifetime = MIN_TOKEN_LIFETIME
+        lifetime = max(float(lifetime), MIN_TOKEN_LIFETIME)
         with self._lock:
-            self._tokens[(host, scope)] = token
+            # Renew a little early, so a token does not expire between the check and the request.
+            self._tokens[(host, scope)] = (token, time.monotonic() + lifetime - TOKEN_MARGIN)
+        self._log(f"token for {host} ({scope or 'no scope'}) from {parts.netloc}, valid {int(lifetime)} s")
         return True
 
     # -- requests ---------------------------------------------------------------------
     @contextmanager
-    def _request(
-        self, method: str, domain: str, path: str, scope: str, headers: dict[str, str] | None = None
+    def _open(
+        self, method: str, ep: Endpoint, url: str, scope: str, headers: dict[str, str] | None = None
     ) -> Iterator[httpx.Response]:
-        """Send with auth, follow redirects (dropping credentials across hosts); yield a streaming response."""
-        host = api_host(domain)
-        base = self.base_url(domain)
-        url = base + path
+        """Send to one endpoint with that host's auth; follow redirects, never taking credentials
+        to another origin (scheme, host or port); yield a streaming response."""
+        origin = urlsplit(url)[:2]
         tried_auth = False
         redirects = 0
-        origin = urlsplit(url).netloc
         while True:
             h = dict(headers or {})
-            same_host = urlsplit(url).netloc == origin
-            if same_host:
-                h.update(self._auth_header(host, scope))
+            same_origin = urlsplit(url)[:2] == origin and not ep.foreign
+            if same_origin:
+                h.update(self._auth_header(ep.host, scope))
             req = self._http.build_request(method, url, headers=h)
             try:
                 resp = self._http.send(req, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.WriteTimeout) as e:
+                # No connection, or no answer at all: skip this endpoint for the rest of the run.
+                if _ssl_verify_error(e) is not None:
+                    err = _Unreachable(self._tls_message(ep.label.split()[0], urlsplit(url).netloc, _redact(url), e))
+                else:
+                    err = _Unreachable(f"{method} {_redact(url)}: {_reason(e)}")
+                if urlsplit(url)[:2] == origin:
+                    with self._lock:
+                        self._dead.setdefault(ep.url, f"{ep.label} is unreachable: {_reason(e)}")
+                raise err from e
             except httpx.HTTPError as e:
                 raise TransportError(f"{method} {_redact(url)}: {_reason(e)}") from e
-            if resp.status_code == 401 and same_host and not tried_auth:
+            if resp.status_code == 401 and same_origin and not tried_auth:
                 tried_auth = True
                 challenge = resp.headers.get("www-authenticate", "")
                 try:
-                    retry = bool(challenge) and self._authenticate(host, scope, challenge)
+                    retry = bool(challenge) and self._authenticate(ep.host, scope, challenge)
                 except BaseException:
                     resp.close()
                     raise
@@ -261,14 +577,47 @@ class RegistryClient:
                     raise RegistryError(f"too many redirects for {_redact(url)}")
                 url = urljoin(url, resp.headers["location"])
                 if urlsplit(url).scheme not in ("http", "https"):
-                    raise RegistryError(f"registry {host} redirected to an unsupported URL")
-                self._log(f"redirected to {urlsplit(url).netloc}")
+                    raise RegistryError(f"{ep.label} redirected to an unsupported URL")
+                self._log(f"redirected to {urlsplit(url).netloc}")  # never the query: it may hold a signature
                 continue
             try:
                 yield resp
             finally:
                 resp.close()
             return
+
+    @contextmanager
+    def _request(
+        self, method: str, domain: str, path: str, scope: str, headers: dict[str, str] | None = None
+    ) -> Iterator[httpx.Response]:
+        """A request to the registry itself (never a mirror): for writes and registry-only APIs."""
+        ep = self.endpoints(domain, mirrors=False)[-1]
+        with self._open(method, ep, self._resolve(ep) + path, scope, headers) as resp:
+            yield resp
+
+    def _first(self, domain: str, what: str, attempt: Callable[[Endpoint, str], T]) -> T:
+        """``attempt(endpoint, base_url)`` at each endpoint in turn; the first success wins.
+
+        A mirror's failure moves on; the registry's own failure is raised, naming the mirrors
+        that failed before it.
+        """
+        failed: list[str] = []
+        for ep in self.endpoints(domain):
+            try:
+                result = attempt(ep, self._resolve(ep))
+            except _ENDPOINT_ERRORS as e:
+                if ep.mirror:
+                    if not isinstance(e, _Skipped):
+                        self._log(f"{what}: {ep.label} failed: {e}; trying the next endpoint")
+                    failed.append(f"{ep.url}: {_short_reason(e)}")
+                    continue
+                if failed:
+                    e.message = f"{e.message} (mirrors failed too: {'; '.join(failed)})"
+                    e.args = (e.message,)
+                raise
+            self._log(f"{what}: served by {ep.label}")
+            return result
+        raise AssertionError("unreachable: the registry is always the last endpoint")  # pragma: no cover
 
     # -- API ----------------------------------------------------------------------------
     def get_manifest(self, domain: str, path: str, ref: str, *, display: str) -> FetchedManifest:
@@ -277,8 +626,17 @@ class RegistryClient:
         ``display`` names the image in error messages (``ubuntu:nope``).
         """
         want = validate_digest(ref) if ":" in ref else None
+        sep = "@" if want else ":"
+        return self._first(
+            domain,
+            f"manifest {path}{sep}{ref}",
+            lambda ep, base: self._manifest_at(ep, base, path, ref, want, display),
+        )
+
+    def _manifest_at(self, ep: Endpoint, base: str, path: str, ref: str, want: str | None, display: str) -> FetchedManifest:
         scope = f"repository:{path}:pull"
-        with self._request("GET", domain, f"/v2/{path}/manifests/{ref}", scope, {"Accept": MANIFEST_ACCEPT}) as resp:
+        url = f"{base}/v2/{path}/manifests/{ref}"
+        with self._open("GET", ep, url, scope, {"Accept": MANIFEST_ACCEPT}) as resp:
             if resp.status_code != 200:
                 self._raise_for(resp, what="manifest", display=display, path=path)
             data = _read_capped(resp, MAX_MANIFEST_SIZE, what=f"manifest for {display}")
@@ -295,36 +653,177 @@ class RegistryClient:
         return FetchedManifest(data, media_type, actual)
 
     def get_blob(self, domain: str, path: str, digest: str, size: int, *, max_size: int = MAX_MANIFEST_SIZE) -> bytes:
-        """A small blob (config) read whole, after checking it against its descriptor."""
+        """A small blob (config) read whole; size and digest are verified."""
         digest = validate_digest(digest)
         if size > max_size:
             raise VerificationError(f"blob {digest} is too large ({size} bytes, limit {max_size})")
-        with self.blob_stream(domain, path, digest) as resp:
-            data = _read_capped(resp, min(size, max_size), what=f"blob {digest}")
-        if len(data) != size:
-            raise VerificationError(f"blob {digest} is truncated: got {len(data)} of {size} bytes")
+        buf = bytearray()
+        with closing(self.fetch_blob(domain, path, digest, size, restart=buf.clear)) as chunks:
+            for chunk in chunks:
+                buf += chunk
+        return bytes(buf)
+
+    def fetch_blob(
+        self,
+        domain: str,
+        path: str,
+        digest: str,
+        size: int,
+        *,
+        restart: Callable[[], None] = lambda: None,
+        urls: Sequence[str] = (),
+    ) -> Iterator[bytes]:
+        """The bytes of a blob, from the first endpoint that has them; close the iterator when done.
+
+        A stream that breaks is resumed with ``Range: bytes=N-`` at the same endpoint while it
+        makes progress, then at the next endpoint, so no byte is fetched twice.  ``restart()`` is
+        called when the bytes yielded so far must be thrown away: an endpoint answered a Range
+        request with the whole blob, or the whole did not match ``digest``.  When the iterator
+        ends normally, exactly ``size`` bytes hashing to ``digest`` were yielded since the last
+        ``restart()``.  ``urls`` (a foreign layer's own URLs) are tried last, without credentials.
+        """
+        digest = validate_digest(digest)
         algo = digest.split(":", 1)[0]
-        if f"{algo}:{hashlib.new(algo, data).hexdigest()}" != digest:
-            raise VerificationError(f"digest mismatch for blob {digest}")
-        return data
+        endpoints = self.endpoints(domain)
+        endpoints += [Endpoint(u, urlsplit(u).netloc, foreign=True) for u in urls if urlsplit(u).scheme in ("http", "https")]
+        state = _Fetch(hashlib.new(algo))
+
+        def start_over() -> None:
+            state.hasher, state.got, state.parts = hashlib.new(algo), 0, []
+            restart()
+
+        failed: list[str] = []
+        registry_error: ImgctlError | None = None
+        bad: set[Endpoint] = set()  # sent bytes that did not verify
+        while True:
+            for ep in endpoints:
+                if ep in bad:
+                    continue
+                for _attempt in range(RESUME_ATTEMPTS):
+                    before = state.got
+                    try:
+                        yield from self._blob_from(ep, path, digest, size, state, start_over)
+                        error = None
+                    except _ENDPOINT_ERRORS as e:
+                        error = e
+                    if error is None:
+                        break
+                    if not isinstance(error, _Skipped):
+                        self._log(f"blob {digest}: {ep.label} failed after {state.got} of {size} bytes: {error}")
+                    if isinstance(error, VerificationError):  # the bytes it sent cannot be trusted
+                        bad.add(ep)
+                        if any(p[0] == ep for p in state.parts):
+                            start_over()
+                        break
+                    if state.got == before or isinstance(error, _Unreachable) or not isinstance(error, TransportError):
+                        break  # no progress, or an answer rather than a broken stream: next endpoint
+                if error is None:
+                    break
+                if ep.mirror or ep.foreign:
+                    failed.append(f"{_redact(ep.url)}: {_short_reason(error)}")
+                else:
+                    registry_error = error
+            else:
+                # Every endpoint failed: the registry's own answer is the error, the others are context.
+                if registry_error is not None:
+                    if failed:
+                        registry_error.message = f"{registry_error.message} (other endpoints failed too: {'; '.join(failed)})"
+                        registry_error.args = (registry_error.message,)
+                    raise registry_error
+                raise TransportError(f"cannot download blob {digest}: {'; '.join(failed)}")
+            actual = f"{algo}:{state.hasher.hexdigest()}"
+            sources = _describe_parts(state.parts)
+            if actual == digest:
+                self._log(f"blob {digest}: served by {sources or 'nobody (empty blob)'}")
+                return
+            # Wrong bytes: blame the mirrors that contributed (the registry alone only when it was alone).
+            contributors = {p[0] for p in state.parts}
+            suspects = {e for e in contributors if e.mirror} or contributors
+            bad |= suspects
+            self._log(f"blob {digest}: content from {sources} hashes to {actual}; starting over")
+            failed.append(f"{', '.join(sorted(e.url for e in suspects))}: digest mismatch")
+            start_over()
+            if all(e in bad for e in endpoints):
+                raise VerificationError(f"digest mismatch for blob {digest}: {'; '.join(failed)}")
+
+    def _blob_from(
+        self, ep: Endpoint, path: str, digest: str, size: int, state: _Fetch, start_over: Callable[[], None]
+    ) -> Iterator[bytes]:
+        """Stream the rest of a blob (from ``state.got``) from one endpoint."""
+        offset = state.got
+        url = ep.url if ep.foreign else f"{self._resolve(ep)}/v2/{path}/blobs/{digest}"
+        # Bytes as stored: no transfer compression, so that offsets and sizes mean the blob's bytes.
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        with self._open("GET", ep, url, f"repository:{path}:pull", headers) as resp:
+            status = resp.status_code
+            if status == 206 and offset:
+                start, total = _content_range(resp.headers.get("content-range"))
+                if start != offset or (total is not None and total != size):
+                    raise RegistryError(
+                        f"{ep.label} answered bytes={offset}- with Content-Range "
+                        f"{resp.headers.get('content-range')!r}"
+                    )
+            elif status == 200:
+                if offset:
+                    self._log(f"blob {digest}: {ep.label} ignored the Range request; starting over at byte 0")
+                    start_over()
+                declared = resp.headers.get("content-length")
+                encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
+                if declared and declared.isdigit() and int(declared) != size and not encoded:
+                    raise VerificationError(f"blob {digest}: {ep.label} announced {declared} bytes, descriptor says {size}")
+            else:
+                self._raise_for(resp, what="blob", display=digest, path=path)
+            part = [ep, state.got, state.got]
+            state.parts.append(part)
+            try:
+                for chunk in resp.iter_bytes():  # as they arrive: a broken stream keeps what came
+                    if state.got + len(chunk) > size:
+                        raise VerificationError(f"blob {digest}: {ep.label} sent more than the declared {size} bytes")
+                    state.hasher.update(chunk)
+                    state.got += len(chunk)
+                    part[2] = state.got
+                    yield chunk
+            except httpx.HTTPError as e:
+                raise TransportError(f"reading blob {digest} from {ep.label}: {_reason(e)}") from e
+        if state.got != size:
+            raise TransportError(f"blob {digest}: {ep.label} ended the stream at byte {state.got} of {size}")
 
     @contextmanager
     def blob_stream(self, domain: str, path: str, digest: str, offset: int = 0) -> Iterator[httpx.Response]:
-        """A streaming 200 (or 206 when ``offset`` > 0 and the registry honours Range) response."""
+        """A streaming 200 (or 206 when ``offset`` > 0 and the endpoint honours Range) response
+        from the first endpoint that answers; the caller verifies what it reads."""
         digest = validate_digest(digest)
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        with self._request("GET", domain, f"/v2/{path}/blobs/{digest}", f"repository:{path}:pull", headers) as resp:
-            if resp.status_code not in (200, 206):
-                self._raise_for(resp, what="blob", display=digest, path=path)
+        headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={offset}-"} if offset else {})
+
+        @contextmanager
+        def opened(ep: Endpoint, base: str) -> Iterator[httpx.Response]:
+            with self._open("GET", ep, f"{base}/v2/{path}/blobs/{digest}", f"repository:{path}:pull", headers) as resp:
+                if resp.status_code not in (200, 206):
+                    self._raise_for(resp, what="blob", display=digest, path=path)
+                yield resp
+
+        def attempt(ep: Endpoint, base: str) -> tuple[ExitStack, httpx.Response]:
+            stack = ExitStack()
+            return stack, stack.enter_context(opened(ep, base))
+
+        stack, resp = self._first(domain, f"blob {digest}", attempt)
+        with stack:
             yield resp
 
     def list_tags(self, domain: str, path: str, *, display: str) -> list[str]:
+        """Every tag of a repository, from the first endpoint that lists them all."""
+        return self._first(domain, f"tags of {path}", lambda ep, base: self._tags_from(ep, base, path, display))
+
+    def _tags_from(self, ep: Endpoint, base: str, path: str, display: str) -> list[str]:
         tags: list[str] = []
-        next_path: str | None = f"/v2/{path}/tags/list?n=1000"
+        url: str | None = f"{base}/v2/{path}/tags/list?n=1000"
+        origin = urlsplit(base)[:2]
         pages = 0
-        while next_path and pages < 10000:
+        while url and pages < 10000:
             pages += 1
-            with self._request("GET", domain, next_path, f"repository:{path}:pull") as resp:
+            with self._open("GET", ep, url, f"repository:{path}:pull") as resp:
                 if resp.status_code != 200:
                     self._raise_for(resp, what="tags", display=display, path=path)
                 body = _read_capped(resp, MAX_MANIFEST_SIZE, what=f"tag list of {display}")
@@ -334,8 +833,82 @@ class RegistryClient:
             except (ValueError, AttributeError):
                 raise RegistryError(f"registry answered an invalid tag list for {display}") from None
             tags.extend(t for t in page if isinstance(t, str))
-            next_path = _next_link(link)
+            m = _LINK_RE.search(link or "")
+            url = urljoin(url, m.group(1)) if m else None
+            if url and urlsplit(url)[:2] != origin:
+                raise RegistryError(f"{ep.label} sent a tag list page link to another host")
         return tags
+
+    def check_login(self, domain: str) -> None:
+        """Verify the credentials for ``domain``'s registry (never a mirror) with ``GET /v2/``."""
+        ep = self.endpoints(domain, mirrors=False)[-1]
+        url = self._resolve(ep) + "/v2/"
+        with self._open("GET", ep, url, "") as resp:
+            status = resp.status_code
+            if status == 200:
+                return
+            if status in (401, 403):
+                raise Unauthorized(
+                    f"login to {ep.host} failed: unauthorized: incorrect username or password", status=status
+                )
+            self._raise_for(resp, what="registry", display=ep.host, path="")
+
+    # -- search and catalog at one endpoint (issue 5) ---------------------------------------------
+    # ``ep`` is an index server (``Endpoint("https://index.docker.io", "index.docker.io")``), a
+    # mirror or the registry itself (from ``endpoints()``); ``_open`` keeps credentials with its host.
+    def _status_error(self, url: str, resp: httpx.Response) -> RegistryError:
+        """``GET URL: HTTP 500[: detail]`` for a failed answer (error body read, capped)."""
+        try:
+            body = _read_capped(resp, MAX_ERROR_SIZE, what="error body", truncate=True)
+        except RegistryError:
+            body = b""
+        code, message = _error_detail(body)
+        detail = _detail_text(code, message)
+        cls = AccessDenied if resp.status_code in (401, 403) else RegistryError
+        return cls(f"GET {_redact(url)}: HTTP {resp.status_code}" + (f": {detail}" if detail else ""), status=resp.status_code, code=code)
+
+    def _json_pages(self, ep: Endpoint, url: str, scope: str, *, what: str) -> Iterator[object]:
+        """Decoded JSON answers of ``url`` and of the pages its ``Link: <...>; rel="next"`` headers name."""
+        origin = urlsplit(url)[:2]
+        for _ in range(100_000):
+            with self._open("GET", ep, url, scope) as resp:
+                if resp.status_code != 200:
+                    raise self._status_error(url, resp)
+                body = _read_capped(resp, MAX_MANIFEST_SIZE, what=f"{what} from {_redact(url)}")
+                link = resp.headers.get("link")
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                raise RegistryError(f"GET {_redact(url)}: the answer is not valid JSON") from None
+            yield doc
+            m = _LINK_RE.search(link or "")
+            if not m:
+                return
+            url = urljoin(url, m.group(1))
+            if urlsplit(url)[:2] != origin:
+                raise RegistryError(f"{ep.label} sent a page link to another host")
+
+    def search_v1(self, ep: Endpoint, term: str, *, n: int, page: int = 1) -> dict:
+        """One page of a Docker Hub style answer to ``GET /v1/search?q=TERM&n=N[&page=P]``."""
+        query = {"q": term, "n": str(n)} | ({"page": str(page)} if page > 1 else {})
+        url = f"{self._resolve(ep)}/v1/search?{urlencode(query)}"
+        doc = next(self._json_pages(ep, url, "registry:catalog:search", what="search answer"))
+        if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+            raise RegistryError(f"GET {_redact(url)}: not a search answer")
+        return doc
+
+    def catalog(self, ep: Endpoint, *, page_size: int = 100, max_entries: int = 100_000) -> list[str]:
+        """Repositories of ``GET /v2/_catalog`` (scope ``registry:catalog:*``), every ``Link`` page followed."""
+        repos: list[str] = []
+        url = f"{self._resolve(ep)}/v2/_catalog?n={page_size}"
+        for doc in self._json_pages(ep, url, "registry:catalog:*", what="catalog"):
+            page = doc.get("repositories") if isinstance(doc, dict) else None
+            if not isinstance(page, list):
+                raise RegistryError(f"GET {_redact(url)}: not a catalog answer")
+            repos.extend(r for r in page if isinstance(r, str))
+            if not page or len(repos) >= max_entries:
+                break
+        return repos[:max_entries]
 
     # -- errors -------------------------------------------------------------------------
     def _raise_for(self, resp: httpx.Response, *, what: str, display: str, path: str) -> None:
@@ -346,7 +919,8 @@ class RegistryClient:
             body = b""
         code, message = _error_detail(body)
         detail = _detail_text(code, message) or f"HTTP {status}"
-        familiar_repo = display.split("@")[0].rsplit(":", 1)[0] if "/" in display or ":" in display else display
+        name = display.split("@")[0]
+        familiar_repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name  # a port is not a tag
         if status in (401, 403) or code in ("UNAUTHORIZED", "DENIED", "NAME_UNKNOWN"):
             cls = Unauthorized if status == 401 else AccessDenied
             if what in ("manifest", "tags"):

@@ -27,11 +27,15 @@ def pull_cmd(
     ] = None,
     all_tags: Annotated[bool, typer.Option("--all-tags", "-a", help="Pull every tag of the repository.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the image name.")] = False,
+    registry_mirror: Annotated[
+        Optional[list[str]],
+        typer.Option("--registry-mirror", metavar="URL", help="Try this mirror first (repeatable; any registry; reads only).", show_default=False),
+    ] = None,
 ) -> None:
     """Pull an image from a registry into the local store."""
     from imgctl.cli.pullcmd import run_pull
 
-    run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet)
+    run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet, mirrors=registry_mirror or [])
 
 
 app.command("pull")(pull_cmd)

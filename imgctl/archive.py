@@ -1,0 +1,723 @@
+"""``save`` and ``load``: images in and out of the store as docker-archive or oci-archive tars.
+
+*docker-archive* is what ``docker save`` writes and ``docker load`` / ``podman load`` read:
+``manifest.json`` (``[{"Config", "RepoTags", "Layers"}]``), ``repositories``, the config as
+``<id>.json`` and each layer as an uncompressed tar named after its diff_id.  *oci-archive*
+is an OCI image layout in a tar: ``oci-layout``, ``index.json`` (one entry per tag, with
+``org.opencontainers.image.ref.name`` and ``io.containerd.image.name``) and the blobs exactly
+as stored, so manifest digests survive the round trip.
+
+Loading reads both (plain, gzip or zstd compressed), never trusts a name in the archive:
+every blob goes through ``BlobWriter`` (size and digest verified) under a lease, every
+layer is decompressed to check the config's diff_id, and archive member names are only
+ever looked up, never used as paths.  Never prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import re
+import tarfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from imgctl.errors import ImageNotFound, ImgctlError, InvalidReference, UnsupportedManifest, VerificationError
+from imgctl.images import resolve_image
+from imgctl.inspect import LayerReader, LocalImage, open_image
+from imgctl.oci import (
+    DOCKER_CONFIG,
+    DOCKER_MANIFEST,
+    INDEX_TYPES,
+    MAX_MANIFEST_SIZE,
+    OCI_INDEX,
+    Descriptor,
+    Index,
+    Manifest,
+    choose_manifest,
+    host_platform,
+    layer_compression,
+    parse_config,
+    parse_document,
+)
+from imgctl.reference import Reference, looks_like_image_id, parse
+from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
+
+__all__ = ["FORMATS", "SaveItem", "Loaded", "select_images", "save", "save_to_file", "load"]
+
+FORMATS = ("docker-archive", "oci-archive")
+
+DOCKER_LAYER_TYPES = {
+    "none": "application/vnd.docker.image.rootfs.diff.tar",
+    "gzip": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "zstd": "application/vnd.docker.image.rootfs.diff.tar.zstd",
+}
+REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
+CHUNK = 1024 * 1024
+_BLOB_NAME = re.compile(r"blobs/sha256/([0-9a-f]{64})")
+
+
+# == save =====================================================================================
+@dataclass(frozen=True, slots=True)
+class SaveItem:
+    image_id: str
+    refs: tuple[tuple[str, str], ...]  # (fully qualified repository, tag)
+
+
+def select_images(store: Store, names: list[str]) -> list[SaveItem]:
+    """What ``save NAME...`` writes, as docker: ``NAME:TAG`` that tag, a bare repository all of
+    its tags, ``NAME@DIGEST`` or an ID the image without a tag.  Images in first-seen order."""
+    order: list[str] = []
+    refs: dict[str, list[tuple[str, str]]] = {}
+
+    def add(image_id: str, ref: tuple[str, str] | None) -> None:
+        if image_id not in refs:
+            order.append(image_id)
+            refs[image_id] = []
+        if ref is not None and ref not in refs[image_id]:
+            refs[image_id].append(ref)
+
+    for name in names:
+        ref: Reference | None = None
+        if not looks_like_image_id(name):
+            try:
+                ref = parse(name, default_tag=False)
+            except InvalidReference:
+                ref = None
+        if ref is not None and ref.tag and not ref.digest:
+            image_id = store.tag_target(ref.repository, ref.tag)
+            if image_id is None:
+                raise ImageNotFound(f"No such image: {name}")
+            add(image_id, (ref.repository, ref.tag))
+            continue
+        if ref is not None and not ref.tag and not ref.digest:
+            rows = store.db.execute(
+                "SELECT tag, image_id FROM tags WHERE repository = ? ORDER BY tag", (ref.repository,)
+            ).fetchall()
+            if rows:
+                for tag, image_id in rows:
+                    add(image_id, (ref.repository, tag))
+                continue
+        try:
+            image_id, _ = resolve_image(store, name)
+        except ImageNotFound:
+            raise ImageNotFound(f"No such image: {name}") from None
+        add(image_id, None)
+    return [SaveItem(i, tuple(refs[i])) for i in order]
+
+
+class _TarOut:
+    """A minimal streaming tar writer (PAX headers when needed): members go out as they come."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.written = 0
+        self.names: set[str] = set()
+
+    def _write(self, data: bytes) -> None:
+        self.f.write(data)
+        self.written += len(data)
+
+    def _header(self, name: str, size: int, kind: bytes, mode: int) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.type, info.mode, info.mtime = size, kind, mode, 0
+        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        self.names.add(name)
+
+    def _pad(self, size: int) -> None:
+        if size % tarfile.BLOCKSIZE:
+            self._write(b"\0" * (tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE))
+
+    def directory(self, name: str) -> None:
+        if name not in self.names:
+            self._header(name, 0, tarfile.DIRTYPE, 0o755)
+
+    def file(self, name: str, data: bytes) -> None:
+        self._header(name, len(data), tarfile.REGTYPE, 0o644)
+        self._write(data)
+        self._pad(len(data))
+
+    def stream(self, name: str, size: int, chunks: Iterable[bytes]) -> None:
+        self._header(name, size, tarfile.REGTYPE, 0o644)
+        n = 0
+        for chunk in chunks:
+            n += len(chunk)
+            if n > size:
+                raise VerificationError(f"{name}: more than the expected {size} bytes")
+            self._write(chunk)
+        if n != size:
+            raise VerificationError(f"{name}: {n} bytes instead of the expected {size}")
+        self._pad(size)
+
+    def close(self) -> None:
+        self._write(b"\0" * (2 * tarfile.BLOCKSIZE))
+        rest = self.written % tarfile.RECORDSIZE
+        if rest:
+            self._write(b"\0" * (tarfile.RECORDSIZE - rest))
+        self.f.flush()
+
+
+def _blob_chunks(store: Store, digest: str) -> Iterator[bytes]:
+    """A stored blob's bytes, hashed again on the way out (a damaged store never reaches an archive)."""
+    h = hashlib.sha256()
+    with open(store.blob_path(digest), "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            yield chunk
+    if f"sha256:{h.hexdigest()}" != digest:
+        raise VerificationError(f"blob {digest} in the store does not match its digest")
+
+
+def _tag_name(repository: str, tag: str) -> str:
+    """Fully qualified, as skopeo writes it: podman reads a short name as localhost/NAME."""
+    return f"{repository}:{tag}"
+
+
+def save(store: Store, names: list[str], out: BinaryIO, *, format: str = "docker-archive") -> list[SaveItem]:
+    """Write the images NAMES name to ``out`` as one archive; shared blobs are written once."""
+    if format not in FORMATS:
+        from imgctl.errors import UsageError
+
+        raise UsageError(f"unknown archive format {format!r} (docker-archive or oci-archive)")
+    items = select_images(store, names)
+    if not items:
+        from imgctl.errors import UsageError
+
+        raise UsageError("no images to save")
+    images = [open_image(store, item.image_id) for item in items]
+    tar = _TarOut(out)
+    if format == "docker-archive":
+        _save_docker(store, items, images, tar)
+    else:
+        _save_oci(store, items, images, tar)
+    tar.close()
+    return items
+
+
+def _save_docker(store: Store, items: list[SaveItem], images: list[LocalImage], tar: _TarOut) -> None:
+    manifest = []
+    repositories: dict[str, dict[str, str]] = {}
+    for item, img in zip(items, images):
+        config_name = f"{img.id.split(':', 1)[1]}.json"
+        if config_name not in tar.names:
+            tar.file(config_name, img.config_bytes)
+        layer_names = []
+        for lr in img.layers:
+            name = f"{lr.diff_id.split(':', 1)[1]}.tar"
+            if name not in tar.names:
+                with LayerReader(store, lr) as reader:
+                    tar.stream(name, lr.uncompressed_size, reader.chunks())
+            layer_names.append(name)
+        tags = [_tag_name(r, t) for r, t in item.refs]
+        manifest.append({"Config": config_name, "RepoTags": tags, "Layers": layer_names})
+        for r, t in item.refs:
+            if img.layers:
+                repositories.setdefault(r, {})[t] = img.layers[-1].diff_id.split(":", 1)[1]
+    tar.file("manifest.json", json.dumps(manifest, separators=(",", ":")).encode())
+    if repositories:
+        tar.file("repositories", json.dumps(repositories, separators=(",", ":")).encode())
+
+
+def _save_oci(store: Store, items: list[SaveItem], images: list[LocalImage], tar: _TarOut) -> None:
+    tar.file("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    tar.directory("blobs/")
+    tar.directory("blobs/sha256/")
+    entries = []
+
+    def blob(digest: str, size: int) -> None:
+        name = f"blobs/sha256/{digest.split(':', 1)[1]}"
+        if name not in tar.names:
+            tar.stream(name, size, _blob_chunks(store, digest))
+
+    for item, img in zip(items, images):
+        for desc in img.manifest.layers:
+            blob(desc.digest, desc.size)
+        blob(img.manifest.config.digest, img.manifest.config.size)
+        blob(img.record.manifest_digest, len(img.manifest_bytes))
+        base = {"mediaType": img.manifest.media_type, "digest": img.record.manifest_digest, "size": len(img.manifest_bytes)}
+        platform = {"architecture": img.config.architecture, "os": img.config.os}
+        if img.config.variant:
+            platform["variant"] = img.config.variant
+        if not item.refs:
+            entries.append({**base, "platform": platform})
+        for repository, tag in item.refs:
+            ann = {CONTAINERD_NAME: f"{repository}:{tag}", REF_NAME: tag}
+            entries.append({**base, "annotations": ann, "platform": platform})
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+    tar.file("index.json", json.dumps(index, separators=(",", ":")).encode())
+
+
+def save_to_file(store: Store, names: list[str], path: Path, *, format: str = "docker-archive") -> list[SaveItem]:
+    """``save`` into ``path``, atomically: a failed save leaves no file behind."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(tmp, "wb") as f:
+            items = save(store, names, f, format=format)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ImgctlError(f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+    return items
+
+
+# == load =====================================================================================
+@dataclass(slots=True)
+class Loaded:
+    image_id: str
+    names: list[str] = field(default_factory=list)  # familiar NAME:TAG, in archive order
+    replaced: list[tuple[str, str]] = field(default_factory=list)  # (NAME:TAG, previous image ID)
+
+
+def _sniff(head: bytes) -> str:
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return "none"
+
+
+def _spool(store: Store, src: BinaryIO, head: bytes, compression: str) -> Path:
+    """Copy (and decompress) a non-seekable or compressed input next to the store's blobs."""
+    from imgctl.pull import _Decoder
+
+    store.ingest_dir.mkdir(parents=True, exist_ok=True)
+    path = store.ingest_dir / f"load.{os.getpid()}.{uuid.uuid4().hex[:8]}.tar"
+    with open(path, "wb") as out:
+
+        class Spool(_Decoder):
+            def write(self, data) -> int:
+                out.write(data)
+                return len(data)
+
+        dec = Spool(compression)
+        data = head or src.read(CHUNK)
+        while data:
+            dec.feed(data)
+            data = src.read(CHUNK)
+        try:
+            dec.finish()
+        except VerificationError as e:
+            raise VerificationError(f"invalid archive: {e}") from None
+    return path
+
+
+class _Archive:
+    """Random access to the members of a tar; names are keys, never paths."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        try:
+            self.tar = tarfile.open(fileobj=f, mode="r:")
+            infos = self.tar.getmembers()
+        except (tarfile.TarError, EOFError) as e:
+            raise UnsupportedManifest(f"invalid archive: not a tar file ({e})") from None
+        self.members: dict[str, tarfile.TarInfo] = {}
+        for info in infos:
+            name = _clean(info.name)
+            if name is not None:
+                self.members[name] = info  # a later entry of the same name wins, as when extracting
+
+    def has(self, name: str) -> bool:
+        return self.regular(name) is not None
+
+    def regular(self, name: str) -> tarfile.TarInfo | None:
+        """The regular file NAME refers to, following links inside the archive."""
+        current = _clean(name)
+        for _ in range(16):
+            if current is None:
+                return None
+            info = self.members.get(current)
+            if info is None:
+                return None
+            if info.isreg():
+                return info
+            if info.issym():
+                target = info.linkname
+                current = _clean(target if target.startswith("/") else posixpath.join(posixpath.dirname(current), target))
+            elif info.islnk():
+                current = _clean(info.linkname)
+            else:
+                return None
+        return None
+
+    def open(self, name: str) -> tuple[BinaryIO, int]:
+        info = self.regular(name)
+        if info is None:
+            raise VerificationError(f"invalid archive: {name} is missing")
+        f = self.tar.extractfile(info)
+        assert f is not None
+        return f, info.size
+
+    def read_small(self, name: str, limit: int = MAX_MANIFEST_SIZE) -> bytes:
+        f, size = self.open(name)
+        if size > limit:
+            raise VerificationError(f"invalid archive: {name} is too large ({size} bytes, limit {limit})")
+        return f.read()
+
+
+def _clean(name: str) -> str | None:
+    """An archive member name as a lookup key: relative and normalised; None if it climbs out."""
+    n = posixpath.normpath(name.lstrip("/"))
+    if n in (".", "..") or n.startswith("../"):
+        return None
+    return n
+
+
+def _json(data: bytes, what: str) -> object:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise UnsupportedManifest(f"invalid archive: {what} is not valid JSON") from None
+
+
+def load(store: Store, source: BinaryIO | Path | str) -> list[Loaded]:
+    """Add every image of a docker-archive or oci-archive (plain, gzip or zstd) to the store."""
+    owned: list[BinaryIO] = []
+    spooled: Path | None = None
+    try:
+        if isinstance(source, (str, Path)):
+            try:
+                src = open(source, "rb")
+            except OSError as e:
+                raise ImgctlError(f"cannot read {source}: {e.strerror or e}") from e
+            owned.append(src)
+        else:
+            src = source
+        try:
+            seekable = bool(src.seekable())
+        except (AttributeError, OSError, ValueError):
+            seekable = False
+        if seekable:
+            start = src.tell()
+            head = src.read(8)
+            src.seek(start)
+        else:
+            head = src.read(8)
+        if not head:
+            raise UnsupportedManifest("invalid archive: the input is empty")
+        compression = _sniff(head)
+        if seekable and compression == "none":
+            f = src
+        else:
+            # A pipe, or a compressed archive: one sequential pass into a file we can seek in.
+            spooled = _spool(store, src, b"" if seekable else head, compression)
+            f = open(spooled, "rb")
+            owned.append(f)
+        archive = _Archive(f)
+        with store.lease() as lease:
+            if archive.has("index.json"):
+                return _load_oci(store, archive, lease)
+            if archive.has("manifest.json"):
+                return _load_docker(store, archive, lease)
+            raise UnsupportedManifest(
+                "invalid archive: it has neither manifest.json (docker-archive) nor index.json (oci-archive)"
+            )
+    finally:
+        for f in reversed(owned):
+            f.close()
+        if spooled is not None:
+            try:
+                os.unlink(spooled)
+            except FileNotFoundError:
+                pass
+
+
+def _write_member(store: Store, lease, archive: _Archive, name: str, digest: str, size: int, compression: str | None) -> tuple[str | None, int]:
+    """Commit member NAME as blob DIGEST (unless the store has it) through a verifying writer.
+
+    With ``compression`` the content is decompressed on the way: returns (diff_id, uncompressed size).
+    """
+    from imgctl.pull import _Decoder
+
+    f, member_size = archive.open(name)
+    if member_size != size:
+        raise VerificationError(f"invalid archive: {name} has {member_size} bytes, its descriptor says {size}")
+    decoder = _Decoder(compression) if compression else None
+    lease.add(digest)
+    writer = None if store.has_blob(digest) else store.writer(digest, size)
+    h = hashlib.sha256() if writer is None else None
+    bad_data: VerificationError | None = None  # judged only once the digest is known to be right
+    try:
+        while chunk := f.read(CHUNK):
+            if writer is not None:
+                writer.write(chunk)
+            else:
+                h.update(chunk)
+            if decoder is not None and bad_data is None:
+                try:
+                    decoder.feed(chunk)
+                except VerificationError as e:
+                    bad_data = e
+        if writer is not None:
+            writer.commit()
+        elif f"sha256:{h.hexdigest()}" != digest:
+            raise VerificationError(f"digest mismatch for {digest}: {name} in the archive hashes to sha256:{h.hexdigest()}")
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if decoder is None:
+        return None, size
+    if bad_data is None:
+        try:
+            return decoder.finish(), decoder.size
+        except VerificationError as e:
+            bad_data = e
+    raise VerificationError(f"filesystem layer verification failed for digest {digest}: {bad_data}")
+
+
+def _small_blob(store: Store, lease, archive: _Archive, desc: Descriptor, what: str) -> bytes:
+    if desc.size > MAX_MANIFEST_SIZE:
+        raise VerificationError(f"{what} {desc.digest} is too large ({desc.size} bytes)")
+    name = f"blobs/sha256/{desc.digest.split(':', 1)[1]}"
+    data = archive.read_small(name)
+    if len(data) != desc.size:
+        raise VerificationError(f"invalid archive: {what} {desc.digest} has {len(data)} bytes, its descriptor says {desc.size}")
+    if f"sha256:{hashlib.sha256(data).hexdigest()}" != desc.digest:
+        raise VerificationError(f"digest mismatch for {what} {desc.digest} in the archive")
+    lease.add(desc.digest)
+    store.put_blob(desc.digest, data)
+    return data
+
+
+def _layer(store: Store, lease, archive: _Archive, name: str, desc: Descriptor, diff_id: str) -> LayerRecord:
+    compression = layer_compression(desc.media_type)
+    got, usize = _write_member(store, lease, archive, name, desc.digest, desc.size, compression)
+    if got != diff_id:
+        raise VerificationError(f"filesystem layer verification failed for digest {desc.digest}")
+    rec = LayerRecord(desc.digest, diff_id, desc.size, usize, desc.media_type)
+    store.record_layer(rec)
+    return rec
+
+
+def _record(manifest_digest: str, manifest: Manifest, config_bytes: bytes, layers: list[LayerRecord]) -> ImageRecord:
+    cfg = parse_config(config_bytes)
+    return ImageRecord(
+        id=manifest.config.digest,
+        manifest_digest=manifest_digest,
+        manifest_media_type=manifest.media_type,
+        created=cfg.created,
+        created_ts=parse_created(cfg.created),
+        os=cfg.os,
+        architecture=cfg.architecture,
+        variant=cfg.variant,
+        size=sum(l.uncompressed_size for l in layers),
+        compressed_size=sum(l.size for l in layers),
+        labels={str(k): str(v) for k, v in cfg.labels.items()},
+        added_ts=time.time(),
+    )
+
+
+def _commit(store: Store, rec: ImageRecord, blobs: list[tuple[str, str, int]], refs: list[Reference]) -> Loaded:
+    """Record the image (an image already complete in the store keeps its own manifest) and tag it."""
+    existing = store.image(rec.id)
+    if existing is not None and store.image_is_complete(rec.id):
+        rec = existing
+        blobs = [tuple(r) for r in store.db.execute("SELECT kind, digest, position FROM image_blobs WHERE image_id = ?", (rec.id,))]
+    elif existing is not None:
+        with store.transaction() as con:  # an incomplete leftover: replace its blob list
+            con.execute("DELETE FROM image_blobs WHERE image_id = ?", (rec.id,))
+    out = Loaded(rec.id)
+    if not refs:
+        store.add_image(rec, blobs)
+    for ref in refs:
+        tag = ref.tag or "latest"
+        row = store.db.execute(
+            "SELECT image_id, digest FROM tags WHERE repository = ? AND tag = ?", (ref.repository, tag)
+        ).fetchone()
+        keep_digest = row[1] if row and row[0] == rec.id else None
+        if row and row[0] != rec.id:
+            out.replaced.append((f"{ref.familiar_repository}:{tag}", row[0]))
+        store.add_image(rec, blobs, repository=ref.repository, tag=tag, digest=keep_digest)
+        out.names.append(f"{ref.familiar_repository}:{tag}")
+    return out
+
+
+def _ref_or_none(text: object) -> Reference | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        ref = parse(text)
+    except InvalidReference:
+        return None
+    return None if ref.digest else ref
+
+
+# -- oci-archive ----------------------------------------------------------------------------------
+def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
+    layout = _json(archive.read_small("oci-layout"), "oci-layout") if archive.has("oci-layout") else None
+    if not isinstance(layout, dict) or not str(layout.get("imageLayoutVersion", "")).startswith("1."):
+        raise UnsupportedManifest("invalid archive: index.json without a valid oci-layout file")
+    top = parse_document(archive.read_small("index.json"))
+    if not isinstance(top, Index):
+        raise UnsupportedManifest("invalid archive: index.json is not an image index")
+    results: list[Loaded] = []
+    by_image: dict[str, Loaded] = {}
+    for entry in top.manifests:
+        ann = entry.annotations or {}
+        ref = _ref_or_none(ann.get(CONTAINERD_NAME))
+        if ref is None:
+            name = ann.get(REF_NAME)
+            if isinstance(name, str) and "/" in name:  # a full name; a bare "v1" names only a tag
+                ref = _ref_or_none(name)
+        rec, blobs = _load_oci_entry(store, archive, lease, entry)
+        loaded = _commit(store, rec, blobs, [ref] if ref else [])
+        if rec.id in by_image:
+            prev = by_image[rec.id]
+            prev.names += [n for n in loaded.names if n not in prev.names]
+            prev.replaced += loaded.replaced
+        else:
+            by_image[rec.id] = loaded
+            results.append(loaded)
+    if not results:
+        raise UnsupportedManifest("invalid archive: index.json lists no images")
+    return results
+
+
+def _load_oci_entry(store: Store, archive: _Archive, lease, entry: Descriptor) -> tuple[ImageRecord, list[tuple[str, str, int]]]:
+    blobs: list[tuple[str, str, int]] = []
+    desc = entry
+    if entry.media_type in INDEX_TYPES:
+        data = _small_blob(store, lease, archive, entry, "index")
+        index = parse_document(data, entry.media_type)
+        if not isinstance(index, Index):
+            raise UnsupportedManifest(f"invalid archive: {entry.digest} is not an index")
+        present = Index(index.media_type, tuple(d for d in index.manifests if archive.has(f"blobs/sha256/{d.digest.split(':', 1)[1]}")))
+        desc = choose_manifest(present, host_platform())
+        blobs.append(("index", entry.digest, 0))
+    data = _small_blob(store, lease, archive, desc, "manifest")
+    manifest = parse_document(data, desc.media_type)
+    if not isinstance(manifest, Manifest):
+        raise UnsupportedManifest(f"invalid archive: {desc.digest} is not an image manifest")
+    blobs.append(("manifest", desc.digest, 0))
+    config_bytes = _small_blob(store, lease, archive, manifest.config, "image config")
+    cfg = parse_config(config_bytes)
+    if len(cfg.diff_ids) != len(manifest.layers):
+        raise VerificationError(
+            f"image config {manifest.config.digest} lists {len(cfg.diff_ids)} layers, the manifest {len(manifest.layers)}"
+        )
+    blobs.append(("config", manifest.config.digest, 0))
+    layers = []
+    for i, (ldesc, diff_id) in enumerate(zip(manifest.layers, cfg.diff_ids)):
+        layers.append(_layer(store, lease, archive, f"blobs/sha256/{ldesc.digest.split(':', 1)[1]}", ldesc, diff_id))
+        blobs.append(("layer", ldesc.digest, i))
+    return _record(desc.digest, manifest, config_bytes, layers), blobs
+
+
+# -- docker-archive -------------------------------------------------------------------------------
+def _load_docker(store: Store, archive: _Archive, lease) -> list[Loaded]:
+    doc = _json(archive.read_small("manifest.json"), "manifest.json")
+    if not isinstance(doc, list) or not doc:
+        raise UnsupportedManifest("invalid archive: manifest.json is not a list of images")
+    results: list[Loaded] = []
+    for i, entry in enumerate(doc):
+        if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str) or not isinstance(entry.get("Layers"), list):
+            raise UnsupportedManifest(f"invalid archive: manifest.json entry {i} has no Config or Layers")
+        layer_names = entry["Layers"]
+        if not all(isinstance(n, str) for n in layer_names):
+            raise UnsupportedManifest(f"invalid archive: manifest.json entry {i} has invalid Layers")
+        tags = entry.get("RepoTags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise UnsupportedManifest(f"invalid archive: manifest.json entry {i} has invalid RepoTags")
+        refs = []
+        for t in tags:
+            ref = parse(t)
+            if ref.digest:
+                raise InvalidReference(f"invalid archive: RepoTags entry {t!r} is not NAME:TAG")
+            refs.append(ref)
+        rec, blobs = _load_docker_entry(store, archive, lease, entry["Config"], layer_names)
+        results.append(_commit(store, rec, blobs, refs))
+    return results
+
+
+def _member_digest(archive: _Archive, name: str) -> tuple[str, int, str, str, int]:
+    """(digest, size, compression, diff_id, uncompressed size) of a layer member, read once."""
+    from imgctl.pull import _Decoder
+
+    f, size = archive.open(name)
+    head = f.read(8)
+    compression = _sniff(head)
+    decoder = _Decoder(compression)
+    h = hashlib.sha256()
+    data = head
+    while data:
+        h.update(data)
+        decoder.feed(data)
+        data = f.read(CHUNK)
+    try:
+        diff_id = decoder.finish()
+    except VerificationError as e:
+        raise VerificationError(f"invalid archive: layer {name}: {e}") from None
+    return f"sha256:{h.hexdigest()}", size, compression, diff_id, decoder.size
+
+
+def _load_docker_entry(store: Store, archive: _Archive, lease, config_name: str, layer_names: list[str]) -> tuple[ImageRecord, list[tuple[str, str, int]]]:
+    config_bytes = archive.read_small(config_name)
+    config_digest = f"sha256:{hashlib.sha256(config_bytes).hexdigest()}"
+    _check_named_digest(archive, config_name, config_digest)
+    cfg = parse_config(config_bytes)
+    if len(cfg.diff_ids) != len(layer_names):
+        raise VerificationError(
+            f"invalid archive: image config {config_name} lists {len(cfg.diff_ids)} layers, manifest.json {len(layer_names)}"
+        )
+    layers: list[LayerRecord] = []
+    for name, diff_id in zip(layer_names, cfg.diff_ids):
+        info = archive.regular(name)
+        if info is None:
+            raise VerificationError(f"invalid archive: layer {name} is missing")
+        f, _ = archive.open(name)
+        compression = _sniff(f.read(8))
+        if compression == "none":
+            # An uncompressed layer is its own diff: the config names its digest.
+            desc = Descriptor(DOCKER_LAYER_TYPES["none"], diff_id, info.size)
+            try:
+                _check_named_digest(archive, name, diff_id)
+                _write_member(store, lease, archive, name, diff_id, info.size, None)
+            except VerificationError:
+                raise VerificationError(f"filesystem layer verification failed for {name}: it does not match diff_id {diff_id}") from None
+            rec = LayerRecord(diff_id, diff_id, info.size, info.size, desc.media_type)
+            store.record_layer(rec)
+        else:
+            digest, size, compression, got, usize = _member_digest(archive, name)
+            _check_named_digest(archive, name, digest)
+            if got != diff_id:
+                raise VerificationError(f"filesystem layer verification failed for {name}: it does not match diff_id {diff_id}")
+            desc = Descriptor(DOCKER_LAYER_TYPES[compression], digest, size)
+            rec = _layer(store, lease, archive, name, desc, diff_id)
+        layers.append(rec)
+    manifest_doc = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": DOCKER_CONFIG, "size": len(config_bytes), "digest": config_digest},
+        "layers": [{"mediaType": l.media_type, "size": l.size, "digest": l.digest} for l in layers],
+    }
+    manifest_bytes = json.dumps(manifest_doc, indent=3).encode()
+    manifest_digest = f"sha256:{hashlib.sha256(manifest_bytes).hexdigest()}"
+    lease.add(config_digest, manifest_digest)
+    store.put_blob(config_digest, config_bytes)
+    store.put_blob(manifest_digest, manifest_bytes)
+    manifest = parse_document(manifest_bytes, DOCKER_MANIFEST)
+    assert isinstance(manifest, Manifest)
+    blobs = [("manifest", manifest_digest, 0), ("config", config_digest, 0)]
+    blobs += [("layer", l.digest, i) for i, l in enumerate(layers)]
+    return _record(manifest_digest, manifest, config_bytes, layers), blobs
+
+
+def _check_named_digest(archive: _Archive, name: str, digest: str) -> None:
+    """A member named after a digest (``<hex>.json``, ``blobs/sha256/<hex>``) must have that digest."""
+    cleaned = _clean(name) or ""
+    m = _BLOB_NAME.fullmatch(cleaned) or re.fullmatch(r"([0-9a-f]{64})\.json", cleaned)
+    if m and f"sha256:{m.group(1)}" != digest:
+        raise VerificationError(f"digest mismatch: {name} in the archive hashes to {digest}")

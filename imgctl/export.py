@@ -1,0 +1,595 @@
+"""``export``: an image's flattened root filesystem, as a directory or a tar.  Never prints.
+
+Layers are applied in order the way overlay filesystems see them: ``.wh.NAME`` deletes
+NAME from the layers below, ``.wh..wh..opq`` hides a directory's lower contents,
+hardlinks and symlinks are kept as links.
+
+Layers are hostile input.  Every path is resolved component by component inside the
+target (``openat`` with ``O_NOFOLLOW`` and a directory descriptor at each step; a symlink
+met on the way is followed *inside* the target, as a chroot would, never outside it):
+
+* names are cleaned lexically; a name that climbs above the root (``../x``) aborts the
+  export, absolute names are taken relative to the root;
+* parent directories that are symlinks, symlinks to absolute paths or to ``../..``, a
+  symlink and then a file "through" it: all land inside the target;
+* a hardlink's target is resolved the same way and must be an existing non-directory;
+  the link is made to the entry itself (never following a final symlink);
+* a whiteout must name one plain entry (``.wh..``, ``.wh.`` and ``.wh..wh.`` others are
+  refused or ignored) and removes it without following symlinks;
+* device nodes are created only when running as root (otherwise listed as skipped);
+* a layer whose uncompressed size is more than ``max_ratio`` times its compressed size
+  (beyond a small floor) or more than ``max_layer_size`` is refused before it is read,
+  and no layer may inflate beyond the size recorded when it was verified.
+
+Python's ``tarfile`` only parses headers here; it never writes to the filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import BinaryIO
+
+from imgctl.errors import ImgctlError, UsageError, VerificationError
+from imgctl.images import resolve_image
+from imgctl.inspect import LayerReader, open_image
+from imgctl.store import LayerRecord, Store
+
+__all__ = [
+    "ExportResult",
+    "export_to_dir",
+    "export_to_tar",
+    "export_to_file",
+    "MAX_RATIO",
+    "RATIO_FLOOR",
+    "MAX_LAYER_SIZE",
+]
+
+MAX_RATIO = 2000  # uncompressed / compressed; gzip peaks near 1030:1 on zeros
+RATIO_FLOOR = 64 * 1024 * 1024  # layers smaller than this are never refused for their ratio
+MAX_LAYER_SIZE = 64 * 1024**3
+MAX_SYMLINKS = 40  # as Linux's path resolution
+COPY_CHUNK = 1024 * 1024
+
+_WH = ".wh."
+_OPAQUE = ".wh..wh..opq"
+_WH_META = ".wh..wh."
+
+
+@dataclass(slots=True)
+class ExportResult:
+    image_id: str
+    skipped: list[str] = field(default_factory=list)  # device nodes not created (not root)
+
+
+@dataclass(slots=True)
+class _Meta:
+    """What the tar header said about an entry that exists in the tree (keyed by resolved path)."""
+
+    type: bytes
+    mode: int
+    uid: int
+    gid: int
+    uname: str
+    gname: str
+    mtime: float
+    linkname: str = ""
+    devmajor: int = 0
+    devminor: int = 0
+    virtual: bool = False  # recorded but not created on disk (a device node when not root)
+
+
+class _NotDir(Exception):
+    pass
+
+
+class _Missing(Exception):
+    pass
+
+
+def _clean(name: str, layer: str) -> list[str]:
+    """Lexically cleaned components of a member name; [] for the root itself."""
+    n = posixpath.normpath(name.lstrip("/"))
+    if n == "..":
+        raise VerificationError(f"layer {layer}: entry {name!r} points outside the root filesystem")
+    if n.startswith("../"):
+        raise VerificationError(f"layer {layer}: entry {name!r} points outside the root filesystem")
+    if n in (".", ""):
+        return []
+    return n.split("/")
+
+
+class _Tree:
+    """A root filesystem being built in a directory this process owns."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.meta: dict[str, _Meta] = {}
+        self.skipped: list[str] = []
+        self.is_root = os.geteuid() == 0
+        self.layer_paths: set[str] = set()  # created by the layer being applied
+        self.layer = ""
+
+    def close(self) -> None:
+        os.close(self.root_fd)
+
+    # -- resolution ----------------------------------------------------------------------
+    def resolve_dir(self, parts: list[str], create: bool) -> tuple[int, list[str]]:
+        """A new descriptor for directory PARTS resolved inside the root, and its real path.
+
+        Symlinks met on the way are followed within the root; ``..`` stops at the root.
+        Missing directories are created (0755) when ``create``, else ``_Missing``.
+        """
+        todo = list(parts)
+        stack: list[str] = []
+        fds = [os.dup(self.root_fd)]
+        links = 0
+        try:
+            while todo:
+                c = todo.pop(0)
+                if c in ("", "."):
+                    continue
+                if c == "..":
+                    if stack:
+                        stack.pop()
+                        os.close(fds.pop())
+                    continue
+                cur = fds[-1]
+                try:
+                    st = os.stat(c, dir_fd=cur, follow_symlinks=False)
+                except FileNotFoundError:
+                    if not create:
+                        raise _Missing() from None
+                    os.mkdir(c, 0o700, dir_fd=cur)
+                    path = "/".join([*stack, c])
+                    self.meta[path] = _Meta(tarfile.DIRTYPE, 0o755, 0, 0, "", "", 0)
+                    self.layer_paths.add(path)
+                    st = os.stat(c, dir_fd=cur, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    links += 1
+                    if links > MAX_SYMLINKS:
+                        raise VerificationError(f"layer {self.layer}: too many levels of symbolic links in {'/'.join(parts)!r}")
+                    target = os.readlink(c, dir_fd=cur)
+                    if target.startswith("/"):
+                        while len(fds) > 1:
+                            os.close(fds.pop())
+                        stack.clear()
+                    todo = target.split("/") + todo
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    raise _NotDir("/".join([*stack, c]))
+                fds.append(os.open(c, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur))
+                stack.append(c)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        for fd in fds[:-1]:
+            os.close(fd)
+        return fds[-1], stack
+
+    def parent(self, parts: list[str], create: bool, name: str) -> tuple[int, str] | None:
+        """(descriptor of the real parent directory, real relative path of the entry)."""
+        try:
+            fd, real = self.resolve_dir(parts[:-1], create)
+        except _Missing:
+            return None
+        except _NotDir as e:
+            raise VerificationError(f"layer {self.layer}: cannot place {name!r}: {str(e)!r} is not a directory") from None
+        return fd, "/".join([*real, parts[-1]])
+
+    # -- removal -------------------------------------------------------------------------
+    def _forget(self, path: str) -> None:
+        prefix = path + "/"
+        for key in [k for k in self.meta if k == path or k.startswith(prefix)]:
+            del self.meta[key]
+
+    def remove(self, dir_fd: int, name: str, path: str) -> None:
+        """Remove entry NAME of DIR_FD (a directory with all it holds), never following a symlink."""
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            self._forget(path)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(name, dir_fd=dir_fd)  # fd-based: never leaves the directory it was given
+        else:
+            os.unlink(name, dir_fd=dir_fd)
+        self._forget(path)
+
+    def hide_lower(self, dir_fd: int, path: str) -> None:
+        """Opaque directory: remove everything below it that this layer did not create."""
+        for name in os.listdir(dir_fd):
+            child = f"{path}/{name}" if path else name
+            if child not in self.layer_paths:
+                self.remove(dir_fd, name, child)
+                continue
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                try:
+                    self.hide_lower(sub, child)
+                finally:
+                    os.close(sub)
+
+    # -- one layer -----------------------------------------------------------------------
+    def apply(self, tf: tarfile.TarFile) -> None:
+        self.layer_paths = set()
+        for member in tf:
+            self.entry(tf, member)
+
+    def entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        parts = _clean(m.name, self.layer)
+        if not parts:
+            return  # the root directory itself: its metadata is the target's own
+        base = parts[-1]
+        if base.startswith(_WH):
+            self.whiteout(parts, m.name)
+            return
+        if m.isdir():
+            kind = tarfile.DIRTYPE
+        elif m.issym():
+            kind = tarfile.SYMTYPE
+        elif m.islnk():
+            kind = tarfile.LNKTYPE
+        elif m.ischr() or m.isblk():
+            kind = m.type
+        elif m.isfifo():
+            kind = tarfile.FIFOTYPE
+        elif m.isreg():
+            kind = tarfile.REGTYPE
+        else:
+            return  # unknown member types carry nothing a root filesystem needs
+        link_src: tuple[int, str, str] | None = None
+        if kind == tarfile.LNKTYPE:
+            link_src = self._link_source(m)  # before anything is removed, as tar does
+        where = self.parent(parts, True, m.name)
+        assert where is not None
+        pfd, path = where
+        try:
+            if link_src is not None and link_src[2] == path:
+                return  # a hardlink to itself
+            try:
+                existing = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                existing = None
+            if existing is not None and not (kind == tarfile.DIRTYPE and stat.S_ISDIR(existing.st_mode)):
+                self.remove(pfd, base, path)
+            meta = _Meta(kind, m.mode & 0o7777, m.uid, m.gid, m.uname, m.gname, m.mtime, m.linkname, m.devmajor, m.devminor)
+            if kind == tarfile.DIRTYPE:
+                if existing is None:
+                    os.mkdir(base, 0o700, dir_fd=pfd)
+                self._own(pfd, base, m)
+            elif kind == tarfile.REGTYPE:
+                self._file(tf, m, pfd, base)
+            elif kind == tarfile.SYMTYPE:
+                os.symlink(m.linkname, base, dir_fd=pfd)
+                self._own(pfd, base, m)
+                self._times(pfd, base, m)
+            elif kind == tarfile.LNKTYPE:
+                sfd, sname, spath = link_src
+                os.link(sname, base, src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
+                meta = replace(self.meta.get(spath) or meta, linkname="")
+                if meta.type == tarfile.LNKTYPE:
+                    meta = replace(meta, type=tarfile.REGTYPE)
+            elif kind == tarfile.FIFOTYPE:
+                os.mkfifo(base, 0o600, dir_fd=pfd)
+                self._own(pfd, base, m)
+                self._chmod(pfd, base, m.mode)
+                self._times(pfd, base, m)
+            else:  # character or block device
+                if not self.is_root:
+                    self.skipped.append(path)
+                    meta.virtual = True
+                else:
+                    fmt = stat.S_IFCHR if kind == tarfile.CHRTYPE else stat.S_IFBLK
+                    os.mknod(base, fmt | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+                    self._own(pfd, base, m)
+                    self._chmod(pfd, base, m.mode)
+                    self._times(pfd, base, m)
+            self.meta[path] = meta
+            self.layer_paths.add(path)
+        finally:
+            os.close(pfd)
+            if link_src is not None:
+                os.close(link_src[0])
+
+    def _link_source(self, m: tarfile.TarInfo) -> tuple[int, str, str]:
+        target = _clean(m.linkname, self.layer)
+        if not target:
+            raise VerificationError(f"layer {self.layer}: hardlink {m.name!r} to the root directory")
+        where = self.parent(target, False, m.linkname)
+        if where is None:
+            raise VerificationError(f"layer {self.layer}: hardlink {m.name!r} to missing {m.linkname!r}")
+        fd, spath = where
+        try:
+            st = os.stat(target[-1], dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            virtual = self.meta.get(spath)
+            os.close(fd)
+            if virtual is not None and virtual.virtual:
+                raise VerificationError(f"layer {self.layer}: hardlink {m.name!r} to a device node that was not created")
+            raise VerificationError(f"layer {self.layer}: hardlink {m.name!r} to missing {m.linkname!r}") from None
+        if stat.S_ISDIR(st.st_mode):
+            os.close(fd)
+            raise VerificationError(f"layer {self.layer}: hardlink {m.name!r} to a directory")
+        return fd, target[-1], spath
+
+    def _file(self, tf: tarfile.TarFile, m: tarfile.TarInfo, pfd: int, base: str) -> None:
+        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd)
+        with open(fd, "wb", closefd=True) as out:
+            if self.is_root:
+                os.fchown(fd, m.uid, m.gid)
+            src = tf.extractfile(m)
+            if src is not None:
+                shutil.copyfileobj(src, out, COPY_CHUNK)
+            out.flush()
+            os.fchmod(fd, m.mode & 0o7777)
+            try:
+                os.utime(fd, (m.mtime, m.mtime))
+            except (OverflowError, ValueError, OSError):
+                pass
+
+    def _own(self, pfd: int, base: str, m: tarfile.TarInfo) -> None:
+        if self.is_root:
+            os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+
+    def _chmod(self, pfd: int, base: str, mode: int) -> None:
+        os.chmod(base, mode & 0o7777, dir_fd=pfd)  # not a symlink: created just now by us
+
+    def _times(self, pfd: int, base: str, m: tarfile.TarInfo) -> None:
+        try:
+            os.utime(base, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
+        except (OverflowError, ValueError, OSError):
+            pass
+
+    def whiteout(self, parts: list[str], name: str) -> None:
+        base = parts[-1]
+        if base == _OPAQUE:
+            try:
+                fd, real = self.resolve_dir(parts[:-1], False)
+            except (_Missing, _NotDir):
+                return
+            try:
+                self.hide_lower(fd, "/".join(real))
+            finally:
+                os.close(fd)
+            return
+        if base.startswith(_WH_META):
+            return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): nothing to apply
+        victim = base[len(_WH):]
+        if victim in ("", ".", ".."):
+            raise VerificationError(f"layer {self.layer}: malformed whiteout {name!r}")
+        where = self.parent([*parts[:-1], victim], False, name)
+        if where is None:
+            return
+        pfd, path = where
+        try:
+            self.remove(pfd, victim, path)
+        finally:
+            os.close(pfd)
+
+    # -- the end ---------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Directory modes and times last: creating children changes them (and may need write access)."""
+        dirs = [p for p, m in self.meta.items() if m.type == tarfile.DIRTYPE]
+        for path in sorted(dirs, key=lambda p: -p.count("/")):
+            m = self.meta[path]
+            parts = path.split("/")
+            where = self.parent(parts, False, path)
+            if where is None:
+                continue
+            pfd, _ = where
+            try:
+                st = os.stat(parts[-1], dir_fd=pfd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    dfd = os.open(parts[-1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+                    try:
+                        os.fchmod(dfd, m.mode)
+                        try:
+                            os.utime(dfd, (m.mtime, m.mtime))
+                        except (OverflowError, ValueError, OSError):
+                            pass
+                    finally:
+                        os.close(dfd)
+            finally:
+                os.close(pfd)
+
+
+def _check_ratio(lr: LayerRecord, max_ratio: float, max_layer_size: int) -> None:
+    if lr.uncompressed_size > max_layer_size:
+        raise VerificationError(
+            f"layer {lr.digest} is {lr.uncompressed_size} bytes uncompressed, more than the limit of {max_layer_size}"
+        )
+    if lr.uncompressed_size > RATIO_FLOOR and lr.uncompressed_size > max_ratio * max(lr.size, 1):
+        raise VerificationError(
+            f"layer {lr.digest} inflates {lr.uncompressed_size // max(lr.size, 1)} times "
+            f"({lr.size} to {lr.uncompressed_size} bytes), more than the limit of {max_ratio:g}; refusing to export it"
+        )
+
+
+def _build(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int) -> _Tree:
+    img = open_image(store, image_id)
+    for lr in img.layers:  # refuse before writing anything
+        _check_ratio(lr, max_ratio, max_layer_size)
+    tree = _Tree(root)
+    try:
+        for lr in img.layers:
+            tree.layer = lr.digest
+            with LayerReader(store, lr) as reader:
+                try:
+                    with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tf:
+                        tree.apply(tf)
+                except tarfile.TarError as e:
+                    raise VerificationError(f"layer {lr.digest} is not a valid tar: {e}") from None
+                while reader.read(COPY_CHUNK):
+                    pass  # the rest (padding): the diff_id is checked at the end of the stream
+        tree.finish()
+    except BaseException:
+        tree.close()
+        raise
+    return tree
+
+
+def _os_error(e: OSError, where: Path) -> ImgctlError:
+    return ImgctlError(f"export to {where} failed: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+
+
+def export_to_dir(
+    store: Store, name: str, target: Path, *, max_ratio: float = MAX_RATIO, max_layer_size: int = MAX_LAYER_SIZE
+) -> ExportResult:
+    """Write the flattened root filesystem of image NAME into TARGET (absent or empty)."""
+    image_id, _ = resolve_image(store, name)
+    target = Path(target)
+    created = False
+    try:
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise UsageError(f"{target} exists and is not a directory")
+        if target.exists():
+            if any(target.iterdir()):
+                raise UsageError(f"{target} is not empty; export needs a new or empty directory")
+        else:
+            target.mkdir(mode=0o755)
+            created = True
+    except OSError as e:
+        raise _os_error(e, target) from e
+    try:
+        tree = _build(store, image_id, target, max_ratio, max_layer_size)
+        tree.close()
+        return ExportResult(image_id, tree.skipped)
+    except BaseException as e:
+        _discard(target, keep_dir=not created)
+        if isinstance(e, OSError):
+            raise _os_error(e, target) from e
+        raise
+
+
+def _discard(target: Path, *, keep_dir: bool) -> None:
+    if keep_dir:
+        fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for entry in os.listdir(fd):
+                try:
+                    if stat.S_ISDIR(os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode):
+                        shutil.rmtree(entry, dir_fd=fd)
+                    else:
+                        os.unlink(entry, dir_fd=fd)
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+    else:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def _tar_tree(tree: _Tree, out: BinaryIO) -> None:
+    """The tree as a tar stream: owners, modes and times from the layers, hardlinks kept."""
+    seen_inodes: dict[tuple[int, int], str] = {}
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        for path in sorted(tree.meta, key=lambda p: p.split("/")):
+            m = tree.meta[path]
+            info = tarfile.TarInfo(path)
+            info.mode, info.uid, info.gid, info.uname, info.gname = m.mode, m.uid, m.gid, m.uname, m.gname
+            info.mtime = m.mtime
+            if m.virtual:
+                info.type, info.devmajor, info.devminor = m.type, m.devmajor, m.devminor
+                tf.addfile(info)
+                continue
+            parts = path.split("/")
+            where = tree.parent(parts, False, path)
+            if where is None:
+                continue
+            pfd, _ = where
+            try:
+                try:
+                    st = os.stat(parts[-1], dir_fd=pfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    key = (st.st_dev, st.st_ino)
+                    if st.st_nlink > 1 and key in seen_inodes:
+                        info.type, info.linkname = tarfile.LNKTYPE, seen_inodes[key]
+                        tf.addfile(info)
+                        continue
+                    seen_inodes[key] = path
+                    info.type, info.size = tarfile.REGTYPE, st.st_size
+                    fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+                    with open(fd, "rb") as f:
+                        tf.addfile(info, f)
+                elif stat.S_ISDIR(st.st_mode):
+                    info.type = tarfile.DIRTYPE
+                    tf.addfile(info)
+                elif stat.S_ISLNK(st.st_mode):
+                    info.type, info.linkname = tarfile.SYMTYPE, os.readlink(parts[-1], dir_fd=pfd)
+                    info.mode = 0o777
+                    tf.addfile(info)
+                elif stat.S_ISFIFO(st.st_mode):
+                    info.type = tarfile.FIFOTYPE
+                    tf.addfile(info)
+                elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                    info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+                    info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+                    tf.addfile(info)
+            finally:
+                os.close(pfd)
+
+
+def export_to_tar(
+    store: Store,
+    name: str,
+    out: BinaryIO,
+    *,
+    workdir: Path | None = None,
+    max_ratio: float = MAX_RATIO,
+    max_layer_size: int = MAX_LAYER_SIZE,
+) -> ExportResult:
+    """Write the flattened root filesystem of image NAME to OUT as a tar stream.
+
+    The layers are applied in a scratch directory under WORKDIR (same rules as
+    ``export_to_dir``), which is removed afterwards.
+    """
+    import tempfile
+
+    image_id, _ = resolve_image(store, name)
+    scratch = Path(tempfile.mkdtemp(prefix=".imgctl-export-", dir=workdir))
+    try:
+        try:
+            tree = _build(store, image_id, scratch, max_ratio, max_layer_size)
+            try:
+                _tar_tree(tree, out)
+            finally:
+                tree.close()
+        except OSError as e:
+            raise _os_error(e, scratch) from e
+        return ExportResult(image_id, [])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def export_to_file(
+    store: Store, name: str, path: Path, *, max_ratio: float = MAX_RATIO, max_layer_size: int = MAX_LAYER_SIZE
+) -> ExportResult:
+    """``export_to_tar`` into PATH, atomically (nothing is left behind on failure)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(tmp, "wb") as f:
+            result = export_to_tar(store, name, f, workdir=path.parent, max_ratio=max_ratio, max_layer_size=max_layer_size)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return result
+    except OSError as e:
+        raise _os_error(e, path) from e
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
