@@ -12,7 +12,7 @@ __imgctl_spec()
 {
     case "$1" in
         'imgctl')
-            subs='completion export history image images inspect load login logout pull rmi save search system tag tags verify'
+            subs='completion export history image images inspect load login logout pull push rmi save search system tag tags verify'
             opts='--config --debug --help --root --version -h'
             ;;
         'imgctl completion')
@@ -28,7 +28,7 @@ __imgctl_spec()
             opts='--config --debug --format --help --no-trunc --quiet --root -h -q'
             ;;
         'imgctl image')
-            subs='history inspect load ls prune pull rm save tag'
+            subs='history inspect load ls prune pull push rm save tag'
             opts='--config --debug --help --root -h'
             ;;
         'imgctl image history')
@@ -54,6 +54,10 @@ __imgctl_spec()
         'imgctl image pull')
             subs=''
             opts='--all-tags --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
+            ;;
+        'imgctl image push')
+            subs=''
+            opts='--all-tags --config --debug --help --quiet --root -a -h -q'
             ;;
         'imgctl image rm')
             subs=''
@@ -90,6 +94,10 @@ __imgctl_spec()
         'imgctl pull')
             subs=''
             opts='--all-tags --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
+            ;;
+        'imgctl push')
+            subs=''
+            opts='--all-tags --config --debug --help --quiet --root -a -h -q'
             ;;
         'imgctl rmi')
             subs=''

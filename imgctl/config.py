@@ -57,6 +57,8 @@ class Config:
     registry_mirrors: tuple[str, ...] = ()
     insecure_registries: tuple[str, ...] = ()
     max_concurrent_downloads: int = 3
+    max_download_attempts: int = 5  # docker's key: tries per request or blob on transient failures
+    retry_delay: float = 1.0  # seconds before the first retry; doubles each time (Retry-After wins)
     index_server: str = "https://index.docker.io"
     registries: dict[str, tuple[str, ...]] = field(default_factory=dict)  # host -> mirrors
     certs_dir: Path | None = None  # certs.d for HOST[:PORT]/ca.crt, client.cert, client.key
@@ -121,7 +123,10 @@ def _host_list(value: object, key: str, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-_KNOWN = {"registry-mirrors", "insecure-registries", "max-concurrent-downloads", "index-server", "registries", "certs-dir"}
+_KNOWN = {
+    "registry-mirrors", "insecure-registries", "max-concurrent-downloads", "max-download-attempts",
+    "retry-delay", "index-server", "registries", "certs-dir",
+}
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -152,6 +157,16 @@ def load_config(path: Path | None = None) -> Config:
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
             raise ConfigError(f"{where}: max-concurrent-downloads must be an integer from 1 to 64")
         kw["max_concurrent_downloads"] = n
+    if "max-download-attempts" in data:
+        n = data["max-download-attempts"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100:
+            raise ConfigError(f"{where}: max-download-attempts must be an integer from 1 to 100")
+        kw["max_download_attempts"] = n
+    if "retry-delay" in data:
+        d = data["retry-delay"]
+        if isinstance(d, bool) or not isinstance(d, int | float) or not 0 <= d <= 300:
+            raise ConfigError(f"{where}: retry-delay must be a number of seconds from 0 to 300")
+        kw["retry_delay"] = float(d)
     if "index-server" in data:
         v = data["index-server"]
         parts = urlsplit(v) if isinstance(v, str) else None

@@ -262,6 +262,7 @@ class _Tree:
                 existing = None
             if existing is not None and not (kind == tarfile.DIRTYPE and stat.S_ISDIR(existing.st_mode)):
                 self.remove(pfd, base, path)
+                existing = None
             meta = _Meta(kind, m.mode & 0o7777, m.uid, m.gid, m.uname, m.gname, m.mtime, m.linkname, m.devmajor, m.devminor)
             if kind == tarfile.DIRTYPE:
                 if existing is None:

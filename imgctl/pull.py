@@ -6,6 +6,7 @@ Returns data and reports progress through a callback; never prints.
 from __future__ import annotations
 
 import concurrent.futures as cf
+from contextlib import closing
 import hashlib
 import threading
 import time
@@ -163,37 +164,46 @@ class _Puller:
             return rec
         compression = layer_compression(desc.media_type)
         decoder = _Decoder(compression)
-        writer = self.store.writer(desc.digest, desc.size)
+        # Resumable: an interrupted earlier download of this blob is re-hashed and continued.
+        writer = self.store.writer(desc.digest, desc.size, resumable=True)
         bad_data: VerificationError | None = None
+
+        def feed(chunk: bytes) -> None:
+            nonlocal bad_data
+            if bad_data is None:
+                try:
+                    decoder.feed(chunk)
+                except VerificationError as e:
+                    # Maybe a mirror's (or a stale partial's) wrong bytes: judged once the digest is checked.
+                    bad_data = e
 
         def restart() -> None:
             # The client starts this blob over at byte 0 (an endpoint ignored Range, or the
             # bytes so far did not verify): nothing written or decoded so far counts.
-            nonlocal writer, decoder, bad_data
-            writer.abort()
-            writer = self.store.writer(desc.digest, desc.size)
+            nonlocal decoder, bad_data
+            writer.reset()
             decoder = _Decoder(compression)
             bad_data = None
 
         try:
-            self.progress(Event("downloading", short, 0, desc.size))
+            if writer.on_disk:
+                self.progress(Event("resuming", short, writer.on_disk, desc.size,
+                                    text=f"Resuming after {writer.on_disk} bytes already downloaded"))
+                for chunk in writer.existing():
+                    feed(chunk)
+            resumed = writer.written
+            self.progress(Event("downloading", short, writer.written, desc.size))
             last = 0.0
-            from contextlib import closing
-
             chunks = self.client.fetch_blob(
-                ref.domain, ref.path, desc.digest, desc.size, restart=restart, urls=desc.urls
+                ref.domain, ref.path, desc.digest, desc.size, restart=restart, urls=desc.urls,
+                offset=writer.written, hasher=writer.hash_copy(),
             )
             with closing(chunks):
                 for chunk in chunks:
                     if self.cancel.is_set():
                         raise _Cancelled()
                     writer.write(chunk)
-                    if bad_data is None:
-                        try:
-                            decoder.feed(chunk)
-                        except VerificationError as e:
-                            # Maybe a mirror's wrong bytes: judged once the client has checked the digest.
-                            bad_data = e
+                    feed(chunk)
                     now = time.monotonic()
                     if now - last > 0.1:
                         last = now
@@ -201,12 +211,15 @@ class _Puller:
             # The client verified size and digest: these are the bytes the manifest names.
             if bad_data is not None:
                 raise bad_data
-            self._count(writer.written, 1)
+            self._count(writer.written - resumed, 1)
             self.progress(Event("verifying", short))
             got_diff_id = decoder.finish()
             writer.commit()  # checks size and digest again; publishes the blob
+        except VerificationError:
+            writer.abort()  # bad bytes are never kept for a resume
+            raise
         except BaseException:
-            writer.abort()
+            writer.suspend()  # interrupted or a network failure: keep verified-so-far bytes for next time
             raise
         if got_diff_id != diff_id:
             # The compressed blob is exactly what the manifest names, so it stays; the image is refused.
@@ -360,9 +373,10 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
                     done_upto += 1
         except KeyboardInterrupt:
             p.cancel.set()
+            getattr(p.client, "cancel", lambda: None)()
             for f in futures:
                 f.cancel()
-            raise Interrupted("interrupted: pull stopped; nothing incomplete was recorded") from None
+            raise Interrupted("interrupted: pull stopped; the next pull resumes where it left off") from None
         except BaseException:
             p.cancel.set()
             for f in futures:

@@ -60,6 +60,38 @@ USER_AGENT = f"imgctl/{__version__}"
 MIN_TOKEN_LIFETIME = 60.0  # seconds; also the default when a token answer has no expires_in
 TOKEN_MARGIN = 5.0  # renew a token this long before it expires
 RESUME_ATTEMPTS = 3  # tries per endpoint for one blob, each after progress, before moving on
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is capped
+MAX_BACKOFF = 30.0
+
+
+def _transient(error: BaseException) -> bool:
+    """A failure worth retrying: a broken or stalled stream (not an answer, not a refusal)."""
+    return isinstance(error, TransportError) and not isinstance(error, _Unreachable)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        from email.utils import parsedate_to_datetime
+
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, min(when - time.time(), MAX_RETRY_AFTER))
+
+
+def seconds_text(delay: float) -> str:
+    """``1 second``, ``5 seconds``, ``0.25 seconds`` (docker's wording for whole seconds)."""
+    if delay == int(delay):
+        n = int(delay)
+        return f"{n} second" + ("" if n == 1 else "s")
+    return f"{delay:.2g} seconds"
 
 Credentials = Callable[[str], "Credential | None"]  # host -> (user, secret) or None
 T = TypeVar("T")
@@ -275,6 +307,7 @@ class _Fetch:
     hasher: "hashlib._Hash"
     got: int = 0
     parts: list = field(default_factory=list)  # [endpoint, start, end] in order
+    local: int = 0  # leading bytes that came from disk (an earlier, interrupted download)
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -322,8 +355,11 @@ class RegistryClient:
         log: Callable[[str], None] | None = None,
         timeout: float = 30.0,
         mirrors: Sequence[str] = (),
+        on_retry: Callable[[str, float], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_retry = on_retry or (lambda what, delay: None)
+        self._stop = threading.Event()
         self._credentials_source = credentials
         self._log = log or (lambda msg: None)
         self._mirrors = tuple(mirrors)  # from the command line: for every registry, before the configured ones
@@ -343,7 +379,23 @@ class RegistryClient:
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        self._stop.set()
         self._http.close()
+
+    def cancel(self) -> None:
+        """Wake every retry wait at once (Ctrl-C): the waiting requests fail instead of retrying."""
+        self._stop.set()
+
+    def _backoff(self, what: str, attempt: int, retry_after: float | None, error: BaseException | None) -> None:
+        """Wait before retry ``attempt`` (1-based) of ``what``, saying so; Retry-After wins over doubling."""
+        if retry_after is not None:
+            delay = retry_after
+        else:
+            delay = min(self.config.retry_delay * (2 ** (attempt - 1)), MAX_BACKOFF)
+        self._log(f"{what}: {error}; retrying in {seconds_text(delay)}")
+        self._on_retry(what, delay)
+        if self._stop.wait(delay):
+            raise TransportError(f"{what}: cancelled while waiting to retry")
 
     def __enter__(self) -> "RegistryClient":
         return self
@@ -532,13 +584,15 @@ class RegistryClient:
     # -- requests ---------------------------------------------------------------------
     @contextmanager
     def _open(
-        self, method: str, ep: Endpoint, url: str, scope: str, headers: dict[str, str] | None = None
+        self, method: str, ep: Endpoint, url: str, scope: str, headers: dict[str, str] | None = None,
+        *, retry: bool = True,
     ) -> Iterator[httpx.Response]:
         """Send to one endpoint with that host's auth; follow redirects, never taking credentials
         to another origin (scheme, host or port); yield a streaming response."""
         origin = urlsplit(url)[:2]
         tried_auth = False
         redirects = 0
+        retries = 0
         while True:
             h = dict(headers or {})
             same_origin = urlsplit(url)[:2] == origin and not ep.foreign
@@ -547,7 +601,13 @@ class RegistryClient:
             req = self._http.build_request(method, url, headers=h)
             try:
                 resp = self._http.send(req, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.WriteTimeout) as e:
+            except (httpx.ReadTimeout, httpx.WriteTimeout) as e:
+                if not ep.mirror and not ep.foreign:
+                    raise TransportError(f"{method} {_redact(url)}: {_reason(e)}") from e  # retried
+                with self._lock:
+                    self._dead.setdefault(ep.url, f"{ep.label} is unreachable: {_reason(e)}")
+                raise _Unreachable(f"{method} {_redact(url)}: {_reason(e)}") from e
+            except (httpx.ConnectError, httpx.ConnectTimeout) as e:
                 # No connection, or no answer at all: skip this endpoint for the rest of the run.
                 if _ssl_verify_error(e) is not None:
                     err = _Unreachable(self._tls_message(ep.label.split()[0], urlsplit(url).netloc, _redact(url), e))
@@ -570,6 +630,19 @@ class RegistryClient:
                 if retry:
                     resp.close()
                     continue
+            if (
+                retry
+                and resp.status_code in TRANSIENT_STATUSES
+                and not ep.mirror
+                and retries + 1 < self.config.max_download_attempts
+            ):
+                retries += 1
+                wait = _retry_after(resp.headers.get("retry-after"))
+                resp.close()
+                m = re.search(r"/blobs/(sha256:[0-9a-f]{64})", url)
+                what = f"blob {m.group(1)}" if m else f"{method} {_redact(url)}"
+                self._backoff(what, retries, wait, f"HTTP {resp.status_code}")
+                continue
             if resp.status_code in (301, 302, 303, 307, 308) and "location" in resp.headers:
                 resp.close()
                 redirects += 1
@@ -604,7 +677,7 @@ class RegistryClient:
         failed: list[str] = []
         for ep in self.endpoints(domain):
             try:
-                result = attempt(ep, self._resolve(ep))
+                result = self._with_retries(ep, what, attempt)
             except _ENDPOINT_ERRORS as e:
                 if ep.mirror:
                     if not isinstance(e, _Skipped):
@@ -618,6 +691,18 @@ class RegistryClient:
             self._log(f"{what}: served by {ep.label}")
             return result
         raise AssertionError("unreachable: the registry is always the last endpoint")  # pragma: no cover
+
+    def _with_retries(self, ep: Endpoint, what: str, attempt: Callable[[Endpoint, str], T]) -> T:
+        """``attempt`` at one endpoint; a broken stream from the registry itself is retried with backoff."""
+        n = 0
+        while True:
+            try:
+                return attempt(ep, self._resolve(ep))
+            except TransportError as e:
+                n += 1
+                if ep.mirror or not _transient(e) or n >= self.config.max_download_attempts:
+                    raise
+                self._backoff(what, n, None, e)
 
     # -- API ----------------------------------------------------------------------------
     def get_manifest(self, domain: str, path: str, ref: str, *, display: str) -> FetchedManifest:
@@ -672,6 +757,8 @@ class RegistryClient:
         *,
         restart: Callable[[], None] = lambda: None,
         urls: Sequence[str] = (),
+        offset: int = 0,
+        hasher=None,
     ) -> Iterator[bytes]:
         """The bytes of a blob, from the first endpoint that has them; close the iterator when done.
 
@@ -681,15 +768,22 @@ class RegistryClient:
         request with the whole blob, or the whole did not match ``digest``.  When the iterator
         ends normally, exactly ``size`` bytes hashing to ``digest`` were yielded since the last
         ``restart()``.  ``urls`` (a foreign layer's own URLs) are tried last, without credentials.
+
+        ``offset`` bytes may already be held (an interrupted download on disk) with ``hasher``
+        holding their hash: only the rest is fetched.  If the whole then fails to verify, the
+        local bytes are blamed first and the download starts over.  Transient failures
+        (resets, timeouts, 408/429/5xx) are retried with backoff, each retry announced.
         """
         digest = validate_digest(digest)
         algo = digest.split(":", 1)[0]
         endpoints = self.endpoints(domain)
         endpoints += [Endpoint(u, urlsplit(u).netloc, foreign=True) for u in urls if urlsplit(u).scheme in ("http", "https")]
-        state = _Fetch(hashlib.new(algo))
+        state = _Fetch(hasher.copy() if (hasher is not None and offset) else hashlib.new(algo), offset, [], offset)
+        if offset:
+            self._log(f"blob {digest}: resuming after {offset} bytes found on disk")
 
         def start_over() -> None:
-            state.hasher, state.got, state.parts = hashlib.new(algo), 0, []
+            state.hasher, state.got, state.parts, state.local = hashlib.new(algo), 0, [], 0
             restart()
 
         failed: list[str] = []
@@ -699,7 +793,8 @@ class RegistryClient:
             for ep in endpoints:
                 if ep in bad:
                     continue
-                for _attempt in range(RESUME_ATTEMPTS):
+                resumes = stalls = 0
+                while True:
                     before = state.got
                     try:
                         yield from self._blob_from(ep, path, digest, size, state, start_over)
@@ -715,8 +810,18 @@ class RegistryClient:
                         if any(p[0] == ep for p in state.parts):
                             start_over()
                         break
-                    if state.got == before or isinstance(error, _Unreachable) or not isinstance(error, TransportError):
-                        break  # no progress, or an answer rather than a broken stream: next endpoint
+                    if isinstance(error, _Unreachable) or not _transient(error):
+                        break  # an answer rather than a broken stream: next endpoint
+                    if state.got > before:
+                        resumes += 1  # progress: resume at once with Range
+                        limit = RESUME_ATTEMPTS * (1 if ep.mirror or ep.foreign else self.config.max_download_attempts)
+                        if resumes >= limit:
+                            break
+                        continue
+                    stalls += 1
+                    if stalls >= self.config.max_download_attempts or (ep.mirror and stalls >= 2):
+                        break  # mirrors get one retry: the next endpoint is the better bet
+                    self._backoff(f"blob {digest}", stalls, getattr(error, "retry_after", None), error)
                 if error is None:
                     break
                 if ep.mirror or ep.foreign:
@@ -736,6 +841,11 @@ class RegistryClient:
             if actual == digest:
                 self._log(f"blob {digest}: served by {sources or 'nobody (empty blob)'}")
                 return
+            if state.local:
+                # The bytes found on disk may be what is wrong: start over before blaming anyone.
+                self._log(f"blob {digest}: content hashes to {actual} with {state.local} bytes from disk; starting over")
+                start_over()
+                continue
             # Wrong bytes: blame the mirrors that contributed (the registry alone only when it was alone).
             contributors = {p[0] for p in state.parts}
             suspects = {e for e in contributors if e.mirror} or contributors
@@ -751,6 +861,8 @@ class RegistryClient:
     ) -> Iterator[bytes]:
         """Stream the rest of a blob (from ``state.got``) from one endpoint."""
         offset = state.got
+        if offset and offset == size:
+            return  # everything is already here (from disk): only the digest check remains
         url = ep.url if ep.foreign else f"{self._resolve(ep)}/v2/{path}/blobs/{digest}"
         # Bytes as stored: no transfer compression, so that offsets and sizes mean the blob's bytes.
         headers = {"Accept-Encoding": "identity"}
@@ -871,7 +983,7 @@ class RegistryClient:
         """Decoded JSON answers of ``url`` and of the pages its ``Link: <...>; rel="next"`` headers name."""
         origin = urlsplit(url)[:2]
         for _ in range(100_000):
-            with self._open("GET", ep, url, scope) as resp:
+            with self._open("GET", ep, url, scope, retry=False) as resp:  # search: fall back, don't wait
                 if resp.status_code != 200:
                     raise self._status_error(url, resp)
                 body = _read_capped(resp, MAX_MANIFEST_SIZE, what=f"{what} from {_redact(url)}")
@@ -938,6 +1050,132 @@ class RegistryClient:
         if code == "UNSUPPORTED" or status == 415:
             raise UnsupportedManifest(f"{what} {display}: {detail}")
         raise RegistryError(f"{what} {display}: registry answered HTTP {status}: {detail}", status=status, code=code)
+
+    # -- push (issue 7): writes go to the registry itself, never to a mirror ----------------------
+    # Each request carries the registry host's auth only while it stays on the registry's own
+    # origin (an upload Location on a storage host gets none) and follows no redirect.  A 401
+    # is answered once and the request sent again with a fresh body from ``body()``.
+    def _push_write(
+        self,
+        method: str,
+        domain: str,
+        url: str,
+        scope: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: Callable[[], object] | None = None,
+    ) -> tuple[httpx.Response, bytes]:
+        """(response, its body capped at MAX_ERROR_SIZE) of one write request to ``domain``'s registry."""
+        ep = self.endpoints(domain, mirrors=False)[-1]
+        base = self._resolve(ep)
+        if not url.startswith(("http://", "https://")):
+            url = base + url
+        same_origin = urlsplit(url)[:2] == urlsplit(base)[:2]
+        for attempt in range(2):
+            h = dict(headers or {})
+            if same_origin:
+                h.update(self._auth_header(ep.host, scope))
+            req = self._http.build_request(method, url, headers=h, content=body() if body is not None else None)
+            try:
+                resp = self._http.send(req, stream=True)
+            except httpx.HTTPError as e:
+                raise TransportError(f"{method} {_redact(url)}: {_reason(e)}") from e
+            try:
+                data = _read_capped(resp, MAX_ERROR_SIZE, what="registry answer", truncate=True)
+            finally:
+                resp.close()
+            if resp.status_code == 401 and same_origin and attempt == 0:
+                challenge = resp.headers.get("www-authenticate", "")
+                if challenge and self._authenticate(ep.host, scope, challenge):
+                    continue
+            return resp, data
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _push_error(self, resp: httpx.Response, body: bytes, *, what: str, path: str) -> RegistryError:
+        status = resp.status_code
+        code, message = _error_detail(body)
+        detail = _detail_text(code, message) or f"HTTP {status}"
+        if status in (401, 403) or code in ("UNAUTHORIZED", "DENIED"):
+            cls = Unauthorized if status == 401 else AccessDenied
+            return cls(f"denied: requested access to the resource is denied ({path}: {detail})", status=status, code=code)
+        if code == "NAME_UNKNOWN":
+            return AccessDenied(f"{what}: repository {path} is unknown to the registry: {detail}", status=status, code=code)
+        if code in ("MANIFEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN") or status == 415:
+            return UnsupportedManifest(f"{what}: the registry refused it: {detail}")
+        return RegistryError(f"{what}: registry answered HTTP {status}: {detail}", status=status, code=code)
+
+    def _upload_url(self, request_url: str, resp: httpx.Response, *, what: str) -> str:
+        location = resp.headers.get("location")
+        if not location:
+            raise RegistryError(f"{what}: the registry started an upload without a Location")
+        url = urljoin(request_url, location)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise RegistryError(f"{what}: the registry gave an unsupported upload URL")
+        return url
+
+    def blob_exists(self, domain: str, path: str, digest: str) -> bool:
+        """``HEAD /v2/<path>/blobs/<digest>`` at the registry: does the repository have the blob?"""
+        digest = validate_digest(digest)
+        resp, body = self._push_write("HEAD", domain, f"/v2/{path}/blobs/{digest}", f"repository:{path}:pull,push")
+        if resp.status_code == 200:
+            return True
+        if resp.status_code == 404:
+            return False
+        raise self._push_error(resp, body, what=f"blob {digest}", path=path)
+
+    def mount_blob(self, domain: str, path: str, digest: str, from_path: str) -> str | None:
+        """Cross-mount a blob from another repository of the same registry.
+
+        None when mounted (201); otherwise the URL of the upload the registry started instead (202).
+        """
+        digest = validate_digest(digest)
+        query = urlencode({"mount": digest, "from": from_path})
+        url = f"{self.base_url(domain)}/v2/{path}/blobs/uploads/?{query}"
+        resp, body = self._push_write("POST", domain, url, f"repository:{path}:pull,push")
+        if resp.status_code == 201:
+            return None
+        if resp.status_code == 202:
+            return self._upload_url(url, resp, what=f"blob {digest}")
+        raise self._push_error(resp, body, what=f"blob {digest}", path=path)
+
+    def start_upload(self, domain: str, path: str) -> str:
+        """``POST /v2/<path>/blobs/uploads/``: the URL to upload one blob to."""
+        url = f"{self.base_url(domain)}/v2/{path}/blobs/uploads/"
+        resp, body = self._push_write("POST", domain, url, f"repository:{path}:pull,push")
+        if resp.status_code != 202:
+            raise self._push_error(resp, body, what="blob upload", path=path)
+        return self._upload_url(url, resp, what="blob upload")
+
+    def upload_blob(
+        self, domain: str, path: str, location: str, digest: str, size: int, chunks: Callable[[], object]
+    ) -> None:
+        """Finish an upload with one ``PUT <location>?digest=...`` carrying the whole blob.
+
+        ``chunks()`` returns a fresh iterable of the blob's bytes (called again after a 401).
+        """
+        digest = validate_digest(digest)
+        url = location + ("&" if "?" in location else "?") + urlencode({"digest": digest})
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        resp, body = self._push_write("PUT", domain, url, f"repository:{path}:pull,push", headers=headers, body=chunks)
+        if resp.status_code not in (201, 204):
+            raise self._push_error(resp, body, what=f"blob {digest}", path=path)
+        announced = resp.headers.get("docker-content-digest")
+        if announced and announced != digest:
+            raise VerificationError(f"blob {digest}: the registry stored it as {announced}")
+
+    def put_manifest(self, domain: str, path: str, ref: str, data: bytes, media_type: str) -> str:
+        """``PUT /v2/<path>/manifests/<tag or digest>``; returns the digest of the exact bytes sent."""
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        headers = {"Content-Type": media_type}
+        resp, body = self._push_write(
+            "PUT", domain, f"/v2/{path}/manifests/{ref}", f"repository:{path}:pull,push", headers=headers, body=lambda: data
+        )
+        if resp.status_code not in (200, 201):
+            raise self._push_error(resp, body, what=f"manifest {path}:{ref}", path=path)
+        announced = resp.headers.get("docker-content-digest")
+        if announced and announced != digest:
+            raise VerificationError(f"manifest {path}:{ref}: the registry stored it as {announced}, not {digest}")
+        return digest
 
 
 def _detail_text(code: str | None, message: str | None) -> str:

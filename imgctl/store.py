@@ -155,20 +155,75 @@ class BlobWriter:
 
     ``write`` refuses more bytes than the expected size as soon as they arrive, so
     a hostile stream can never grow a file beyond its descriptor.
+
+    A *resumable* writer keeps its data in ``ingest/<hex>.partial`` under an exclusive
+    ``flock`` (released by the kernel if the process dies).  A later writer for the same
+    digest takes the file over: ``existing()`` re-reads and re-hashes what is there, so
+    the download continues from ``written`` and nothing is trusted unverified.  When
+    another live process holds the lock, this writer uses a private temporary file.
     """
 
-    def __init__(self, store: "Store", digest: str, size: int | None) -> None:
+    def __init__(self, store: "Store", digest: str, size: int | None, *, resumable: bool = False) -> None:
         self.store = store
         self.digest = validate_digest(digest)
         self.expected_size = size
         self._hash = hashlib.new(self.digest.split(":", 1)[0])
         self.written = 0
-        self.path = store.ingest_dir / f"{self.digest.split(':', 1)[1]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
+        self._on_disk = 0  # bytes of an earlier partial not yet re-hashed by existing()
+        self._closed = False
+        hexd = self.digest.split(":", 1)[1]
+        fd = _lock_partial(store.ingest_dir / f"{hexd}.partial") if resumable else None
         try:
-            self._f = open(self.path, "wb", buffering=0)
+            if fd is not None:
+                self.resumable = True
+                self.path = store.ingest_dir / f"{hexd}.partial"
+                self._f = os.fdopen(fd, "r+b", buffering=0)
+                self._on_disk = os.fstat(fd).st_size
+                if size is not None and self._on_disk > size:
+                    self._f.truncate(0)
+                    self._on_disk = 0
+            else:
+                self.resumable = False
+                self.path = store.ingest_dir / f"{hexd}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
+                self._f = open(self.path, "wb", buffering=0)
         except OSError as e:
             raise _disk_error(store, e) from e
-        self._closed = False
+
+    @property
+    def on_disk(self) -> int:
+        """Bytes an earlier, interrupted download left that ``existing()`` will re-read."""
+        return self._on_disk
+
+    def existing(self, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """Re-read (and re-hash) the bytes an interrupted download left; afterwards ``written`` counts them."""
+        self._f.seek(0)
+        remaining = self._on_disk
+        while remaining > 0:
+            chunk = self._f.read(min(chunk_size, remaining))
+            if not chunk:
+                break
+            self._hash.update(chunk)
+            self.written += len(chunk)
+            remaining -= len(chunk)
+            yield chunk
+        self._f.seek(self.written)
+        self._f.truncate(self.written)
+        self._on_disk = 0
+
+    def hash_copy(self):
+        """The running hash of the bytes so far (for a download that continues from ``written``)."""
+        return self._hash.copy()
+
+    def reset(self) -> None:
+        """Throw away everything written: the download starts over at byte 0."""
+        try:
+            self._f.seek(0)
+            self._f.truncate(0)
+        except OSError as e:
+            raise _disk_error(self.store, e) from e
+        self._hash = hashlib.new(self.digest.split(":", 1)[0])
+        self.written = 0
+        self._on_disk = 0
 
     def write(self, data: bytes | memoryview) -> None:
         n = len(data)
@@ -196,9 +251,7 @@ class BlobWriter:
             final = self.store.blob_path(self.digest)
             try:
                 os.fsync(self._f.fileno())
-                self._f.close()
-                self._closed = True
-                os.replace(self.path, final)
+                os.replace(self.path, final)  # still under our lock: nobody else writes this file
                 self.store._fsync_dir(final.parent)
             except OSError as e:
                 raise _disk_error(self.store, e) from e
@@ -206,10 +259,28 @@ class BlobWriter:
         finally:
             self.abort()
 
+    def suspend(self) -> None:
+        """Stop without verifying: a resumable partial stays for the next attempt; anything else goes."""
+        if self.resumable and self.written > 0 and not self._closed:
+            try:
+                self._f.truncate(self.written)
+            except OSError:
+                pass
+            self._f.close()  # releases the lock
+            self._closed = True
+            return
+        self.abort()
+
     def abort(self) -> None:
+        """Stop and delete what was written (bad data, or a finished commit's leftovers)."""
         if not self._closed:
+            try:
+                os.unlink(self.path)  # before closing: the lock still guards the name
+            except FileNotFoundError:
+                pass
             self._f.close()
             self._closed = True
+            return
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -220,6 +291,26 @@ class BlobWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.abort()
+
+
+def _lock_partial(path: Path) -> int | None:
+    """Open and exclusively lock a partial file; None when another live process holds it."""
+    import fcntl
+
+    for _ in range(3):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the name was removed or replaced meanwhile: open it again
+    return None
 
 
 class Store:
@@ -267,9 +358,9 @@ class Store:
             raise StoreError(f"blob {digest} is larger than {max_size} bytes")
         return data
 
-    def writer(self, digest: str, size: int | None) -> BlobWriter:
+    def writer(self, digest: str, size: int | None, *, resumable: bool = False) -> BlobWriter:
         self._ensure_dirs()
-        return BlobWriter(self, digest, size)
+        return BlobWriter(self, digest, size, resumable=resumable)
 
     def put_blob(self, digest: str, data: bytes) -> None:
         """Store small in-memory content (manifests, configs) through the same verified commit."""
@@ -573,18 +664,40 @@ def collect_garbage(store: Store) -> list[tuple[str, int]]:
             removed.append((digest, size))
         if removed:
             con.executemany("DELETE FROM layers WHERE digest = ?", [(d,) for d, _ in removed])
-        _clean_ingest(store)
+        _clean_ingest(store, {r[0] for r in con.execute("SELECT digest FROM leases")})
     return removed
 
 
-def _clean_ingest(store: Store) -> None:
-    """Remove partial downloads whose writer process is gone."""
+def _clean_ingest(store: Store, leased: set[str]) -> None:
+    """Remove partial downloads nobody is writing: private temp files of dead processes, and
+    resumable partials that are unlocked and not leased by a pull in progress."""
+    import fcntl
+
     try:
         names = os.listdir(store.ingest_dir)
     except FileNotFoundError:
         return
     for name in names:
+        path = store.ingest_dir / name
         parts = name.split(".")
+        if name.endswith(".partial"):
+            if f"sha256:{parts[0]}" in leased:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+            continue
         try:
             pid = int(parts[1])
         except (IndexError, ValueError):
@@ -592,6 +705,6 @@ def _clean_ingest(store: Store) -> None:
         if pid == os.getpid() or _pid_alive(pid):
             continue
         try:
-            os.unlink(store.ingest_dir / name)
+            os.unlink(path)
         except FileNotFoundError:
             pass

@@ -230,7 +230,7 @@ def test_bash_examples(tmp_path):
         ("imgctl", ""): ({"pull", "images", "image"}, None),
         ("imgctl", "ima"): (None, {"images", "image"}),
         ("imgctl", "image", ""): ({"ls", "pull"}, None),
-        ("imgctl", "image", "pu"): (None, {"pull"}),
+        ("imgctl", "image", "pu"): (None, {"pull", "push"}),
         ("imgctl", "images", "--"): ({"--all", "--digests", "--filter", "--format", "--no-trunc", "--quiet"}, None),
         ("imgctl", "pull", "--pl"): (None, {"--platform"}),
         ("imgctl", "image", "ls", "--d"): (None, {"--digests", "--debug"}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 
@@ -29,6 +30,8 @@ class PlainProgress:
     def __call__(self, e: Event) -> None:
         if e.kind == "pulling_from":
             line = e.text
+        elif e.kind in ("retrying", "resuming"):
+            line = f"{e.id}: {e.text}" if e.id else e.text
         elif e.kind in self._TEXT:
             line = f"{e.id}: {self._TEXT[e.kind]}"
         else:
@@ -76,8 +79,13 @@ class TerminalProgress:
                 self.progress.console.print(e.text)
                 return
             if not e.id:
+                if e.text:
+                    self.progress.console.print(e.text)
                 return
             t = self._task(e.id)
+            if e.kind in ("retrying", "resuming"):
+                self.progress.update(t, label=f"{e.id}: {e.text}")
+                return
             label = {
                 "pulling": "Pulling fs layer",
                 "waiting": "Waiting",
@@ -122,7 +130,7 @@ def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool, mi
     from imgctl.oci import parse_platform
     from imgctl.pull import pull, pull_all_tags
     from imgctl.reference import parse
-    from imgctl.registry import RegistryClient
+    from imgctl.registry import RegistryClient, seconds_text
 
     explicit = parse(name, default_tag=False)
     if all_tags and (explicit.tag or explicit.digest):
@@ -144,8 +152,13 @@ def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool, mi
         show = PlainProgress()
     if show and not all_tags and not explicit.tag and not explicit.digest:
         show.line("Using default tag: latest")
+    def on_retry(what: str, delay: float) -> None:
+        if show is not None:
+            m = re.match(r"blob sha256:([0-9a-f]{12})", what)
+            show(Event("retrying", m.group(1) if m else "", text=f"Retrying in {seconds_text(delay)}"))
+
     try:
-        with RegistryClient(config, log=state.log, mirrors=extra_mirrors) as client:
+        with RegistryClient(config, log=state.log, mirrors=extra_mirrors, on_retry=on_retry) as client:
             kw = dict(store=store, client=client, config=config, platform=plat, progress=show)
             if all_tags:
                 results = pull_all_tags(ref, **kw)

@@ -229,3 +229,52 @@ def export_cmd(
 
 
 app.command("export")(export_cmd)
+
+
+# -- push ---------------------------------------------------------------------------------
+class _PushLines:
+    """docker's push lines (the state changes; byte counts are left out)."""
+
+    _TEXT = {"preparing": "Preparing", "exists": "Layer already exists", "pushed": "Pushed"}
+
+    def __call__(self, e) -> None:
+        if e.kind in ("pushing_to", "pushed_manifest"):
+            line = e.text
+        elif e.kind in ("mounted", "skipped"):
+            line = f"{e.id}: {e.text}"
+        elif e.kind in self._TEXT:
+            line = f"{e.id}: {self._TEXT[e.kind]}"
+        else:
+            return
+        print(line, flush=True)
+
+
+def push_cmd(
+    name: Annotated[str, typer.Argument(help="Image to push: NAME[:TAG] (default tag: latest).", show_default=False)],
+    all_tags: Annotated[bool, typer.Option("--all-tags", "-a", help="Push every tag of the repository.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the pushed name.")] = False,
+) -> None:
+    """Push an image to its registry: blobs it lacks, then the manifest (mirrors are never used)."""
+    from imgctl.push import push, push_all_tags
+    from imgctl.reference import parse
+    from imgctl.registry import RegistryClient
+
+    explicit = parse(name, default_tag=False)
+    if all_tags and (explicit.tag or explicit.digest):
+        raise UsageError("tag can't be used with --all-tags/-a")
+    ref = explicit if (all_tags or explicit.tag or explicit.digest) else explicit.with_tag("latest")
+    show = None if quiet else _PushLines()
+    if show is not None and not all_tags and not explicit.tag and not explicit.digest:
+        print("Using default tag: latest")
+    with RegistryClient(state.config(), log=state.log) as client:
+        if all_tags:
+            results = push_all_tags(ref, store=state.store(), client=client, progress=show)
+        else:
+            results = [push(ref, store=state.store(), client=client, progress=show)]
+    if quiet:
+        for r in results:
+            print(str(r.reference))
+
+
+app.command("push")(push_cmd)
+image_app.command("push")(push_cmd)

@@ -1,0 +1,152 @@
+"""Push: upload an image of the store to its registry.  Returns data, reports progress; never prints.
+
+For each blob (layers top first, then the config): ``HEAD`` (the repository has it:
+"Layer already exists"), else a cross-repository mount from another repository of the
+same registry that the store knows holds it ("Mounted from ..."), else an upload of the
+stored bytes ("Pushed").  Then the manifest, byte for byte as stored, so its digest is
+the one the image was pulled or loaded with.  Writes go to the registry itself; mirrors
+are for reading only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from imgctl.errors import ImageNotFound, RegistryError, UsageError, VerificationError
+from imgctl.inspect import open_image
+from imgctl.pull import Event
+from imgctl.reference import Reference
+from imgctl.store import Store
+
+__all__ = ["PushResult", "push", "push_all_tags", "mount_sources"]
+
+CHUNK = 1024 * 1024
+MAX_MOUNT_TRIES = 3  # as docker: a few candidate repositories, then upload
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    reference: Reference
+    image_id: str
+    digest: str  # the manifest digest the registry now has under the tag
+    size: int  # manifest size, as docker prints it
+    pushed: int  # blobs uploaded
+    mounted: int
+    existed: int
+
+
+Progress = Callable[[Event], None]
+
+
+def _short(digest: str) -> str:
+    return digest.split(":", 1)[1][:12]
+
+
+def mount_sources(store: Store, ref: Reference, digest: str) -> list[str]:
+    """Repository paths on ``ref``'s registry (other than ``ref``'s) whose images hold ``digest``."""
+    prefix = ref.domain + "/"
+    rows = store.db.execute(
+        "SELECT DISTINCT t.repository FROM image_blobs b JOIN tags t ON t.image_id = b.image_id WHERE b.digest = ? "
+        "UNION SELECT DISTINCT d.repository FROM image_blobs b JOIN digests d ON d.image_id = b.image_id WHERE b.digest = ?",
+        (digest, digest),
+    ).fetchall()
+    return sorted(
+        {r[len(prefix):] for (r,) in rows if r.startswith(prefix) and r != ref.repository}
+    )[:MAX_MOUNT_TRIES]
+
+
+def _chunks(store: Store, digest: str, size: int, progress: Progress) -> Callable[[], Iterator[bytes]]:
+    """A factory of the blob's bytes (hashed again on the way out: a damaged store is never pushed)."""
+
+    def gen() -> Iterator[bytes]:
+        h = hashlib.sha256()
+        sent = 0
+        with open(store.blob_path(digest), "rb") as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+                sent += len(chunk)
+                progress(Event("pushing", _short(digest), sent, size))
+                yield chunk
+        if sent != size or f"sha256:{h.hexdigest()}" != digest:
+            raise VerificationError(f"blob {digest} in the store does not match its digest; not pushing it")
+
+    return gen
+
+
+def push(ref: Reference, *, store: Store, client, progress: Progress | None = None) -> PushResult:
+    """Push the image ``ref`` (NAME:TAG or NAME@DIGEST) names in the store to ``ref``'s registry."""
+    progress = progress or (lambda e: None)
+    if ref.digest:
+        image_id = store.digest_target(ref.repository, ref.digest)
+    else:
+        image_id = store.tag_target(ref.repository, ref.tag or "latest")
+    if image_id is None:
+        raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar_repository}")
+    img = open_image(store, image_id)
+    if ref.digest and ref.digest != img.record.manifest_digest:
+        raise UsageError(f"{ref.familiar()} names an index; push a tag of the image instead")
+    progress(Event("pushing_to", text=f"The push refers to repository [{ref.repository}]"))
+
+    blobs = [(d.digest, d.size, d.urls, True) for d in reversed(img.manifest.layers)]
+    blobs.append((img.manifest.config.digest, img.manifest.config.size, (), False))
+    for digest, _, _, is_layer in blobs:
+        if is_layer:
+            progress(Event("preparing", _short(digest)))
+    pushed = mounted = existed = 0
+    done: set[str] = set()
+    with store.lease() as lease:
+        lease.add(*(b[0] for b in blobs))  # no collection removes them while they are read
+        for digest, size, urls, is_layer in blobs:
+            short = _short(digest)
+            if digest in done:
+                continue
+            done.add(digest)
+            if urls:
+                progress(Event("skipped", short, text="Skipped foreign layer"))
+                continue
+            if client.blob_exists(ref.domain, ref.path, digest):
+                existed += 1
+                if is_layer:
+                    progress(Event("exists", short))
+                continue
+            location = None
+            was_mounted = False
+            for source in mount_sources(store, ref, digest):
+                try:
+                    location = client.mount_blob(ref.domain, ref.path, digest, source)
+                except RegistryError:
+                    continue  # not allowed there, or gone: try the next one, then upload
+                if location is None:
+                    was_mounted = True
+                    mounted += 1
+                    if is_layer:
+                        progress(Event("mounted", short, text=f"Mounted from {source}"))
+                break  # mounted, or the registry started a plain upload instead: use it
+            if was_mounted:
+                continue
+            if location is None:
+                location = client.start_upload(ref.domain, ref.path)
+            client.upload_blob(ref.domain, ref.path, location, digest, size, _chunks(store, digest, size, progress if is_layer else (lambda e: None)))
+            pushed += 1
+            if is_layer:
+                progress(Event("pushed", short))
+        target = ref.digest or ref.tag or "latest"
+        digest = client.put_manifest(ref.domain, ref.path, target, img.manifest_bytes, img.manifest.media_type)
+    if digest != img.record.manifest_digest:
+        raise VerificationError(f"the manifest sent hashes to {digest}, the store knows it as {img.record.manifest_digest}")
+    if not ref.digest:
+        # The tag now has a repo digest, as after a pull (docker's RepoDigests).
+        rows = store.db.execute("SELECT kind, digest, position FROM image_blobs WHERE image_id = ?", (image_id,)).fetchall()
+        store.add_image(img.record, [tuple(r) for r in rows], repository=ref.repository, tag=target, digest=digest)
+    progress(Event("pushed_manifest", text=f"{target}: digest: {digest} size: {len(img.manifest_bytes)}"))
+    return PushResult(ref, image_id, digest, len(img.manifest_bytes), pushed, mounted, existed)
+
+
+def push_all_tags(ref: Reference, *, store: Store, client, progress: Progress | None = None) -> list[PushResult]:
+    """Push every tag the store has for ``ref``'s repository (``push -a``)."""
+    tags = [t for (t,) in store.db.execute("SELECT tag FROM tags WHERE repository = ? ORDER BY tag", (ref.repository,))]
+    if not tags:
+        raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar_repository}")
+    return [push(ref.with_tag(t), store=store, client=client, progress=progress) for t in tags]
