@@ -21,7 +21,6 @@ import os
 import posixpath
 import re
 import tarfile
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -46,8 +45,9 @@ from imgctl.oci import (
     parse_config,
     parse_document,
 )
+from imgctl.pull import image_record
 from imgctl.reference import Reference, looks_like_image_id, parse
-from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
+from imgctl.store import ImageRecord, LayerRecord, Store
 
 __all__ = ["FORMATS", "SaveItem", "Loaded", "select_images", "save", "save_to_file", "load"]
 
@@ -503,21 +503,7 @@ def _layer(store: Store, lease, archive: _Archive, name: str, desc: Descriptor, 
 
 
 def _record(manifest_digest: str, manifest: Manifest, config_bytes: bytes, layers: list[LayerRecord]) -> ImageRecord:
-    cfg = parse_config(config_bytes)
-    return ImageRecord(
-        id=manifest.config.digest,
-        manifest_digest=manifest_digest,
-        manifest_media_type=manifest.media_type,
-        created=cfg.created,
-        created_ts=parse_created(cfg.created),
-        os=cfg.os,
-        architecture=cfg.architecture,
-        variant=cfg.variant,
-        size=sum(l.uncompressed_size for l in layers),
-        compressed_size=sum(l.size for l in layers),
-        labels={str(k): str(v) for k, v in cfg.labels.items()},
-        added_ts=time.time(),
-    )
+    return image_record(manifest_digest, manifest, parse_config(config_bytes), layers)
 
 
 def _commit(store: Store, rec: ImageRecord, blobs: list[tuple[str, str, int]], refs: list[Reference]) -> Loaded:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from imgctl.errors import ConflictError, ImageNotFound, ImgctlError, InvalidReference, UsageError
+from imgctl.errors import ConflictError, ImageNotFound, ImgctlError, UsageError
 from imgctl.images import familiar_repository, resolve_image, resolve_image_id
 from imgctl.reference import parse
 from imgctl.store import Store, collect_garbage

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imgctl.config import Config
-from imgctl.errors import ImgctlError, Interrupted, UsageError, VerificationError
+from imgctl.errors import Interrupted, VerificationError
 from imgctl.oci import (
     MAX_MANIFEST_SIZE,
+    ImageConfig,
     Index,
     Manifest,
     Platform,
@@ -30,7 +31,7 @@ from imgctl.oci import (
 from imgctl.reference import Reference
 from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
 
-__all__ = ["Event", "PullResult", "pull", "pull_all_tags"]
+__all__ = ["Event", "PullResult", "pull", "pull_all_tags", "image_record"]
 
 OUT_CHUNK = 1024 * 1024  # bound on decompressed output produced per step
 
@@ -309,20 +310,7 @@ def pull(
             blobs.append(("layer", rec.digest, i))
 
         image_id = cfg_desc.digest
-        record = ImageRecord(
-            id=image_id,
-            manifest_digest=manifest_digest,
-            manifest_media_type=manifest.media_type,
-            created=config_doc.created,
-            created_ts=parse_created(config_doc.created),
-            os=config_doc.os,
-            architecture=config_doc.architecture,
-            variant=config_doc.variant,
-            size=sum(r.uncompressed_size for r in layer_records),
-            compressed_size=sum(r.size for r in layer_records),
-            labels={str(k): str(v) for k, v in config_doc.labels.items()},
-            added_ts=time.time(),
-        )
+        record = image_record(manifest_digest, manifest, config_doc, layer_records)
         changed = store.add_image(
             record,
             blobs,
@@ -332,6 +320,24 @@ def pull(
             pinned=bool(ref.digest),
         )
     return PullResult(ref, image_id, index_digest, changed, p.downloaded, p.fetched, [r.digest for r in layer_records])
+
+
+def image_record(manifest_digest: str, manifest: Manifest, config: ImageConfig, layers: list[LayerRecord]) -> ImageRecord:
+    """The index entry for an image whose blobs are all verified (pull and load build it alike)."""
+    return ImageRecord(
+        id=manifest.config.digest,
+        manifest_digest=manifest_digest,
+        manifest_media_type=manifest.media_type,
+        created=config.created,
+        created_ts=parse_created(config.created),
+        os=config.os,
+        architecture=config.architecture,
+        variant=config.variant,
+        size=sum(r.uncompressed_size for r in layers),
+        compressed_size=sum(r.size for r in layers),
+        labels={str(k): str(v) for k, v in config.labels.items()},
+        added_ts=time.time(),
+    )
 
 
 def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tuple[str, ...]) -> list[LayerRecord]:

@@ -125,7 +125,6 @@ def multiarch(registry, unique_repo):
     amd = make_image([shared, make_layer({"arch": "amd64"}, "gzip")], architecture="amd64")
     arm = make_image([shared, make_layer({"arch": "arm64"}, "zstd")], architecture="arm64", variant="v8")
     armv7 = make_image([make_layer({"arch": "armv7"}, "gzip")], architecture="arm", variant="v7")
-    s390x_missing = None
     idx = make_index([amd, arm, armv7], attestation_for=True)
     push_image(registry.url, unique_repo, idx, tag="multi")
     return f"{registry.host}/{unique_repo}:multi", idx, amd, arm, armv7

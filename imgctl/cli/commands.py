@@ -6,13 +6,11 @@ commands that need them.
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Optional
 
 import typer
 
 from imgctl.cli import app, state
-from imgctl.errors import UsageError
 
 image_app = typer.Typer(help="Manage images (docker-style `image` subcommands).", no_args_is_help=True)
 app.add_typer(image_app, name="image")
