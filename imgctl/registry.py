@@ -159,6 +159,11 @@ def _reason(exc: Exception) -> str:
         return "timed out"
     if "name or service not known" in low or "nodename nor servname" in low or "temporary failure in name resolution" in low:
         return "no such host"
+    m = re.search(r"incomplete message body \(received (\d+) bytes, expected (\d+)\)", text)
+    if m:
+        return f"the connection closed after {m.group(1)} of {m.group(2)} bytes"
+    if "connection reset" in low:
+        return "connection reset by peer"
     return text
 
 
@@ -368,7 +373,9 @@ class RegistryClient:
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
+            # Bodies as stored: no transfer compression, so sizes mean bytes and no answer can
+            # inflate into memory unbounded (a few KiB of gzip/zstd can decode to GiBs).
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             transport=self._transport,
         )
         self._bases: dict[str, str] = {}  # endpoint URL -> resolved base URL
@@ -454,14 +461,15 @@ class RegistryClient:
         what = "registry" if not ep.mirror else "mirror"
         url = f"{ep.url}/v2/"
         try:
-            self._http.get(url).close()
+            with self._http.stream("GET", url):
+                pass  # only the status matters: the body is never read
             return ep.url
         except httpx.HTTPError as e:
             https_error = e
         plain = f"http://{parts.netloc}{parts.path}"
         try:
-            resp = self._http.get(f"{plain}/v2/")
-            resp.close()
+            with self._http.stream("GET", f"{plain}/v2/") as resp:
+                pass
         except httpx.HTTPError as e2:
             raise _Unreachable(f"cannot reach {what} {ep.host} (GET {plain}/v2/): {_reason(e2)}") from e2
         if resp.status_code == 400 and _ssl_verify_error(https_error) is not None:
@@ -882,11 +890,11 @@ class RegistryClient:
                     self._log(f"blob {digest}: {ep.label} ignored the Range request; starting over at byte 0")
                     start_over()
                 declared = resp.headers.get("content-length")
-                encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
-                if declared and declared.isdigit() and int(declared) != size and not encoded:
+                if declared and declared.isdigit() and int(declared) != size:
                     raise VerificationError(f"blob {digest}: {ep.label} announced {declared} bytes, descriptor says {size}")
             else:
                 self._raise_for(resp, what="blob", display=digest, path=path)
+            _refuse_encoding(resp, f"blob {digest} from {ep.label}")
             part = [ep, state.got, state.got]
             state.parts.append(part)
             try:
@@ -1049,7 +1057,8 @@ class RegistryClient:
             raise RegistryError(f"{what} {display} not found: {detail}", status=status, code=code)
         if code == "UNSUPPORTED" or status == 415:
             raise UnsupportedManifest(f"{what} {display}: {detail}")
-        raise RegistryError(f"{what} {display}: registry answered HTTP {status}: {detail}", status=status, code=code)
+        answered = f"registry answered HTTP {status}" + ("" if detail == f"HTTP {status}" else f": {detail}")
+        raise RegistryError(f"{what} {display}: {answered}", status=status, code=code)
 
     # -- push (issue 7): writes go to the registry itself, never to a mirror ----------------------
     # Each request carries the registry host's auth only while it stays on the registry's own
@@ -1102,7 +1111,8 @@ class RegistryClient:
             return AccessDenied(f"{what}: repository {path} is unknown to the registry: {detail}", status=status, code=code)
         if code in ("MANIFEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN") or status == 415:
             return UnsupportedManifest(f"{what}: the registry refused it: {detail}")
-        return RegistryError(f"{what}: registry answered HTTP {status}: {detail}", status=status, code=code)
+        answered = f"registry answered HTTP {status}" + ("" if detail == f"HTTP {status}" else f": {detail}")
+        return RegistryError(f"{what}: {answered}", status=status, code=code)
 
     def _upload_url(self, request_url: str, resp: httpx.Response, *, what: str) -> str:
         location = resp.headers.get("location")
@@ -1198,8 +1208,18 @@ def _error_detail(body: bytes) -> tuple[str | None, str | None]:
         return None, None
 
 
+def _refuse_encoding(resp: httpx.Response, what: str) -> None:
+    """We ask for ``identity``: an encoded body anyway is refused, never inflated."""
+    encoding = resp.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise VerificationError(f"{what}: the server sent a {encoding}-encoded body although none was accepted")
+
+
 def _read_capped(resp: httpx.Response, limit: int, *, what: str, truncate: bool = False) -> bytes:
     """Read at most ``limit`` bytes; a longer body is an error (or cut, for error bodies)."""
+    if truncate and resp.headers.get("content-encoding", "").strip().lower() not in ("", "identity"):
+        return b""  # an error body we did not ask to have compressed: not worth inflating
+    _refuse_encoding(resp, what)
     declared = resp.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit and not truncate:
         raise VerificationError(f"{what} is too large ({declared} bytes, limit {limit})")

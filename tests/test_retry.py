@@ -62,7 +62,7 @@ def test_attempts_are_bounded(registry, image, store_root, cfg_file):
         relay.close()
     assert r.code == 1
     assert len(tries) == 3
-    assert r.err.startswith("Error: blob ") and "HTTP 503" in r.err
+    assert r.err.startswith("Error: blob ") and "HTTP 503" in r.err, r.err
     assert image_ids(store_root) == set()
     assert_store_verifies(store_root)
 

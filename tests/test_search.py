@@ -19,6 +19,14 @@ from imgctl.errors import RegistryError, TransportError, UsageError
 from imgctl.search import SearchFilters, SearchResult, parse_filters, split_search_term
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A client hanging up mid-answer (an https probe, a cancelled read) is not an error to print:
+    the tests capture stderr and assert on it."""
+
+    def handle_error(self, request, client_address) -> None:
+        pass
+
+
 @pytest.fixture
 def hub(cfg_file):
     """A Hub-shaped /v1/search server configured as the index server."""
@@ -505,7 +513,7 @@ class PagedTokenRegistry:
                     headers["Link"] = f'<{parts.path}?last={page[-1]}&n={n}>; rel="next"'
                 self.send(200, {key: page} if key == "repositories" else {"name": m.group(1), key: page}, headers)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
         threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
