@@ -278,7 +278,7 @@ def cell_width(s: str) -> int:
     So CJK cells are aligned by display columns in ``docker images/search``.
     """
     if s.isascii():
-        return sum(1 for c in s if " " <= c <= "~")
+        return len(s) if s.isprintable() else sum(1 for c in s if " " <= c <= "~")
     width = 0
     for g in _graphemes(s):
         for c in g:
@@ -369,6 +369,24 @@ def _pad_lines(text: str) -> list[list[str]]:
     return out
 
 
+def _pad_lines_simple(text: str) -> list[list[str]] | None:
+    """``_pad_lines`` for the common case, in one pass: printable ASCII, every line with the
+    same number of cells (so one column block), ending with a newline.  None otherwise."""
+    if not text.endswith("\n"):
+        return None
+    body = text[:-1]
+    if not body.replace("\t", "").replace("\n", "").isprintable() or not body.isascii():
+        return None
+    lines = [line.split("\t") for line in body.split("\n")]
+    n = len(lines[0])
+    if any(len(cells) != n for cells in lines):
+        return None
+    widths = [max(_MINWIDTH, max(len(cells[j]) for cells in lines) + _PADDING) for j in range(n - 1)]
+    out = [[c.ljust(w) for c, w in zip(cells, widths)] + [cells[-1]] for cells in lines]
+    out.append([])  # the text ended with a line terminator
+    return out
+
+
 def _unused_char(text: str, start: int, avoid: str = "") -> str:
     cp = start
     while chr(cp) in text or chr(cp) in avoid:
@@ -389,7 +407,9 @@ def _tabwrite(text: str) -> str:
     """
     from tabulate import DataRow, TableFormat, tabulate
 
-    rows = _pad_lines(text)
+    rows = _pad_lines_simple(text)
+    if rows is None:
+        rows = _pad_lines(text)
     if not rows:
         return ""
     last_empty = not rows[-1]  # text ended with a line terminator
@@ -413,8 +433,10 @@ def _tabwrite(text: str) -> str:
         padding=0,
         with_header_hide=None,
     )
+    # The cells are padded already, so each row goes in as one pre-joined cell: the same
+    # bytes, and tabulate's per-cell type sniffing runs once per row instead of per cell.
     table = tabulate(
-        [[protect(c) for c in row] or [""] for row in body],
+        [[protect("".join(row))] for row in body],
         tablefmt=fmt,
         stralign=None,
         disable_numparse=True,
@@ -2543,6 +2565,16 @@ class Template:
         return out
 
 
+_SIMPLE_TABLE = re.compile(r"table\s+(\{\{\s*\.\w+\s*\}\}(?:(?:\t|\\t)\{\{\s*\.\w+\s*\}\})*)\s*")
+_SIMPLE_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+
+
+def _simple_table_fields(fmt: str) -> list[str] | None:
+    """Field names of a ``table {{.A}}\\t{{.B}}`` format made only of fields and tabs, else None."""
+    m = _SIMPLE_TABLE.fullmatch(fmt)
+    return _SIMPLE_FIELD.findall(m.group(1)) if m else None
+
+
 def format_rows(
     fmt: str | None,
     rows: list[dict],
@@ -2568,6 +2600,14 @@ def format_rows(
     """
     if fmt is None or fmt == "" or fmt == "table":
         fmt = default_table
+    fields = _simple_table_fields(fmt)
+    if fields is not None and all(type(r.get(f)) is str for r in rows for f in fields):
+        # Fast path for the common "table {{.A}}\t{{.B}}..." over string fields: what the
+        # template engine would print is the values joined by tabs (thousands of rows).
+        header = "\t".join(headers.get(f, f.upper()) for f in fields)
+        text = header + "\n" + "".join("\t".join(r[f] for f in fields) + "\n" for r in rows)
+        out = _tabwrite(text)
+        return out[:-1] if out.endswith("\n") else out
     tmpl = Template(fmt)
     rendered = [tmpl.render(RowContext(r, type_name)) for r in rows]
     if not tmpl.is_table:

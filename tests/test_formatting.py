@@ -747,3 +747,45 @@ def test_format_rows_errors():
         fr("table {{nope}}")
     # like docker, no rows means the row template is never executed
     assert fr("table {{.Foo}}", []) == "FOO"
+
+
+def test_simple_table_fast_path_matches_the_template_engine():
+    """format_rows skips the template engine for plain 'table {{.A}}\\t{{.B}}' formats;
+    the output must be exactly what the engine and tabwriter produce."""
+    import random
+
+    from imgctl.formatting import RowContext, Template, _tabwrite, format_rows
+
+    rng = random.Random(7)
+    alphabet = ["a", "Z", "0", " ", "-", "é", "漢", "字", "<none>", "\u0301", ""]
+    rows = [
+        {k: "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 30))) for k in ("A", "B", "C")}
+        for _ in range(200)
+    ]
+    headers = {"A": "FIRST", "B": "SECOND"}
+    for fmt in ("table {{.A}}\t{{.B}}\t{{.C}}", r"table {{.C}}\t{{ .A }}", "table {{.B}}"):
+        tmpl = Template(fmt)
+        rendered = [tmpl.render(RowContext(r, "*formatter.context")) for r in rows]
+        slow = _tabwrite(tmpl.render_header(headers) + "\n" + "".join(x + "\n" for x in rendered)).rstrip("\n")
+        assert format_rows(fmt, rows, default_table="", headers=headers) == slow
+
+
+def test_simple_padding_fast_path_matches_general_tabwriter():
+    import random
+
+    from imgctl.formatting import _pad_lines, _pad_lines_simple
+
+    rng = random.Random(3)
+    for _ in range(300):
+        ncol = rng.randrange(1, 6)
+        lines = [
+            "\t".join("".join(rng.choice("ab c-<>:") for _ in range(rng.randrange(0, 25))) for _ in range(ncol))
+            for _ in range(rng.randrange(1, 30))
+        ]
+        text = "".join(line + "\n" for line in lines)
+        fast = _pad_lines_simple(text)
+        assert fast is not None
+        assert fast == _pad_lines(text)
+    assert _pad_lines_simple("a\tb\nc\n") is None  # ragged lines: several column blocks
+    assert _pad_lines_simple("漢\tb\n") is None  # wide characters: the general path measures them
+    assert _pad_lines_simple("a\tb") is None  # no final newline

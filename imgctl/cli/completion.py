@@ -139,6 +139,8 @@ def _value_kind(param: Any) -> tuple[str, tuple[str, ...]]:
     if choices is not None:
         return CHOICE, tuple(_choice_str(c) for c in choices)
     tname = getattr(ptype, "name", "")
+    if tname == "directory":  # click's Path(file_okay=False) names itself so
+        return DIR, ()
     if tname in ("path", "filename", "file"):
         if getattr(ptype, "dir_okay", False) and not getattr(ptype, "file_okay", True):
             return DIR, ()
