@@ -319,3 +319,23 @@ def test_realistic_image(registry, unique_repo, store_root):
     assert row["ID"] == img.config_digest
     r2 = run("pull", f"{registry.host}/{unique_repo}:big")
     assert r2.lines[-2] == f"Status: Image is up to date for {registry.host}/{unique_repo}:big"
+
+
+def test_pull_off_a_terminal_does_not_load_the_progress_library(registry, unique_repo, store_root):
+    import subprocess
+    import sys
+
+    push_image(registry.url, unique_repo, three_layer_image(seed="norich"), tag="t")
+    code = (
+        "import sys\n"
+        "from imgctl.cli import main\n"
+        "try:\n"
+        f"    main(['pull', '{registry.host}/{unique_repo}:t'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "loaded = sorted(m for m, mod in sys.modules.items() if mod is not None and m.split('.')[0] in ('rich', 'trio', 'anyio'))\n"
+        "print('LOADED', loaded, file=sys.stderr)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "LOADED []" in r.stderr, r.stderr
+    assert r.stdout.endswith(f"{registry.host}/{unique_repo}:t\n")

@@ -137,8 +137,24 @@ def _cli_exceptions():
     return (typer.Exit, ce.Exit) if hasattr(ce, "Exit") else (typer.Exit,), (typer.Abort, ce.Abort) if hasattr(ce, "Abort") else (typer.Abort,), ce.ClickException, ce.UsageError
 
 
+_NOT_NEEDED = ("trio", "anyio", "httpx._main")
+
+
+def _skip_unneeded_imports() -> None:
+    """Start-up: mark optional modules our dependencies probe for as absent, unless already loaded.
+
+    httpcore imports trio and anyio when installed (for async locks imgctl never uses: its
+    client is synchronous), and httpx imports its own command line (click, rich, pygments)
+    when those are installed.  Together that is ~80 ms of every registry command, and rich
+    must not load off a terminal.  Only the CLI process does this; the library does not.
+    """
+    for name in _NOT_NEEDED:
+        sys.modules.setdefault(name, None)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every outcome into an exit status."""
+    _skip_unneeded_imports()
     exit_types, abort_types, click_exception, click_usage = _cli_exceptions()
     args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     state.__init__()
