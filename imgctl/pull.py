@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imgctl.config import Config
-from imgctl.errors import Interrupted, VerificationError
+from imgctl.errors import Interrupted, PlatformNotFound, VerificationError
 from imgctl.oci import (
     MAX_MANIFEST_SIZE,
     ImageConfig,
@@ -350,7 +350,7 @@ def pull(
         top = client.get_manifest(ref.domain, ref.path, by, display=display)
         progress(Event("pulling_from", text=f"{by}: Pulling from {ref.path}"))
         p._count(len(top.data), 1)
-        doc = parse_document(top.data, top.media_type)
+        doc = top_doc = parse_document(top.data, top.media_type)
         blobs: list[tuple[str, str, int]] = []
         index_digest = top.digest
         if isinstance(doc, Index):
@@ -384,6 +384,13 @@ def pull(
             cfg_bytes = client.get_blob(ref.domain, ref.path, cfg_desc.digest, cfg_desc.size)
             p._count(len(cfg_bytes), 1)
         config_doc = parse_config(cfg_bytes)
+        if platform is not None and not isinstance(top_doc, Index):
+            got = Platform(config_doc.os or "unknown", config_doc.architecture or "unknown", config_doc.variant)
+            if not got.matches(want):
+                raise PlatformNotFound(
+                    f"image with reference {display} was found but does not match the specified "
+                    f"platform: wanted {want.normalized()}, actual: {got.normalized()}"
+                )
         if len(config_doc.diff_ids) != len(manifest.layers):
             raise VerificationError(
                 f"image config {cfg_desc.digest} lists {len(config_doc.diff_ids)} layers, "
@@ -472,6 +479,7 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
             raise Interrupted("interrupted: pull stopped; the next pull resumes where it left off") from None
         except BaseException:
             p.cancel.set()
+            getattr(p.client, "cancel", lambda: None)()  # other layers stop waiting to retry
             for f in futures:
                 f.cancel()
             raise

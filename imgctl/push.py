@@ -137,9 +137,9 @@ def push(ref: Reference, *, store: Store, client, progress: Progress | None = No
     if digest != img.record.manifest_digest:
         raise VerificationError(f"the manifest sent hashes to {digest}, the store knows it as {img.record.manifest_digest}")
     if not ref.digest:
-        # The tag now has a repo digest, as after a pull (docker's RepoDigests).
-        rows = store.db.execute("SELECT kind, digest, position FROM image_blobs WHERE image_id = ?", (image_id,)).fetchall()
-        store.add_image(img.record, [tuple(r) for r in rows], repository=ref.repository, tag=target, digest=digest)
+        # The tag now has a repo digest, as after a pull (docker's RepoDigests) -- if it still names
+        # this image: another process may have moved or removed it meanwhile.
+        store.set_tag_digest(ref.repository, target, image_id, digest)
     progress(Event("pushed_manifest", text=f"{target}: digest: {digest} size: {len(img.manifest_bytes)}"))
     return PushResult(ref, image_id, digest, len(img.manifest_bytes), pushed, mounted, existed)
 

@@ -631,11 +631,11 @@ class RegistryClient:
                 tried_auth = True
                 challenge = resp.headers.get("www-authenticate", "")
                 try:
-                    retry = bool(challenge) and self._authenticate(ep.host, scope, challenge)
+                    answered = bool(challenge) and self._authenticate(ep.host, scope, challenge)
                 except BaseException:
                     resp.close()
                     raise
-                if retry:
+                if answered:
                     resp.close()
                     continue
             if (

@@ -171,6 +171,7 @@ class BlobWriter:
         self.written = 0
         self._on_disk = 0  # bytes of an earlier partial not yet re-hashed by existing()
         self._closed = False
+        self._committed = False
         hexd = self.digest.split(":", 1)[1]
         fd = _lock_partial(store.ingest_dir / f"{hexd}.partial") if resumable else None
         try:
@@ -252,12 +253,20 @@ class BlobWriter:
             try:
                 os.fsync(self._f.fileno())
                 os.replace(self.path, final)  # still under our lock: nobody else writes this file
+            except OSError as e:
+                raise _disk_error(self.store, e) from e
+            # From here the old name may already belong to another writer's new partial: never unlink it.
+            self._f.close()
+            self._closed = True
+            self._committed = True
+            try:
                 self.store._fsync_dir(final.parent)
             except OSError as e:
                 raise _disk_error(self.store, e) from e
             return final
         finally:
-            self.abort()
+            if not self._committed:
+                self.abort()
 
     def suspend(self) -> None:
         """Stop without verifying: a resumable partial stays for the next attempt; anything else goes."""
@@ -272,7 +281,9 @@ class BlobWriter:
         self.abort()
 
     def abort(self) -> None:
-        """Stop and delete what was written (bad data, or a finished commit's leftovers)."""
+        """Stop and delete what was written (bad data); a committed blob is left alone."""
+        if self._committed:
+            return
         if not self._closed:
             try:
                 os.unlink(self.path)  # before closing: the lock still guards the name
@@ -389,7 +400,8 @@ class Store:
             con = sqlite3.connect(path, timeout=600, isolation_level=None, check_same_thread=False)
             con.execute("PRAGMA busy_timeout = 600000")
             con.execute("PRAGMA journal_mode = WAL")
-            con.execute("PRAGMA synchronous = NORMAL")
+            # FULL: a committed removal is on disk before garbage collection unlinks anything.
+            con.execute("PRAGMA synchronous = FULL")
             con.execute("PRAGMA foreign_keys = ON")
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version < SCHEMA_VERSION:
@@ -462,6 +474,14 @@ class Store:
     def damaged(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT image_id FROM damaged")}
 
+    def set_tag_digest(self, repository: str, tag: str, image_id: str, digest: str) -> None:
+        """Record the repo digest a tag was pushed as, if the tag still names ``image_id``."""
+        with self.transaction() as con:
+            con.execute(
+                "UPDATE tags SET digest = ? WHERE repository = ? AND tag = ? AND image_id = ?",
+                (digest, repository, tag, image_id),
+            )
+
     def tag_target(self, repository: str, tag: str) -> str | None:
         row = self.db.execute("SELECT image_id FROM tags WHERE repository = ? AND tag = ?", (repository, tag)).fetchone()
         return row[0] if row else None
@@ -490,11 +510,16 @@ class Store:
         the image was pulled as; with ``pinned`` (pulled by digest) it is recorded as a
         repo digest of its own.  Returns True when the tag (or digest) was new or moved.
         """
-        missing = [d for _, d, _ in blobs if not self.has_blob(d)]
-        if missing:
-            raise StoreError(f"cannot record image {rec.id}: blob {missing[0]} is missing")
+        blobs = list(blobs)
+        kinds = {kind for kind, _, _ in blobs}
+        if not {"manifest", "config"} <= kinds:
+            raise StoreError(f"cannot record image {rec.id}: its manifest and config must be given")
         changed = False
         with self.transaction() as con:
+            # Inside the write lock: garbage collection cannot remove a blob between check and record.
+            missing = [d for _, d, _ in blobs if not self.has_blob(d)]
+            if missing:
+                raise StoreError(f"cannot record image {rec.id}: blob {missing[0]} is missing")
             con.execute(
                 f"INSERT INTO images ({_IMAGE_COLS}) VALUES ({','.join('?' * _IMAGE_COLS_N)}) "
                 "ON CONFLICT(id) DO UPDATE SET manifest_digest=excluded.manifest_digest, "
@@ -506,11 +531,13 @@ class Store:
                 ),
             )
             con.execute("DELETE FROM damaged WHERE image_id = ?", (rec.id,))
-            for kind, d, pos in blobs:
-                con.execute(
-                    "INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,?,?)",
-                    (rec.id, d, kind, pos),
-                )
+            # One manifest per image: the same config reached through another manifest (other
+            # compression, another registry) replaces the blob list; unshared old blobs become garbage.
+            con.execute("DELETE FROM image_blobs WHERE image_id = ?", (rec.id,))
+            con.executemany(
+                "INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,?,?)",
+                [(rec.id, d, kind, pos) for kind, d, pos in blobs],
+            )
             if repository and tag:
                 row = con.execute(
                     "SELECT image_id, digest FROM tags WHERE repository = ? AND tag = ?", (repository, tag)
@@ -608,17 +635,26 @@ def _transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield con
     except sqlite3.Error as e:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise StoreError(f"cannot update the store index: {e}") from e
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
     else:
         try:
             con.execute("COMMIT")
         except sqlite3.Error as e:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise StoreError(f"cannot update the store index: {e}") from e
+
+
+def _rollback(con: sqlite3.Connection) -> None:
+    """Roll back if SQLite has not already done so (it does by itself on SQLITE_FULL and others)."""
+    if con.in_transaction:
+        try:
+            con.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 # -- garbage collection -----------------------------------------------------------------------
@@ -668,9 +704,13 @@ def collect_garbage(store: Store) -> list[tuple[str, int]]:
     return removed
 
 
+PARTIAL_EXPIRY = 24 * 3600  # seconds an interrupted download is kept for a resume
+
+
 def _clean_ingest(store: Store, leased: set[str]) -> None:
     """Remove partial downloads nobody is writing: private temp files of dead processes, and
-    resumable partials that are unlocked and not leased by a pull in progress."""
+    resumable partials that are unlocked, not leased by a pull in progress, and older than a
+    day (younger ones wait for the next pull to resume them, as containerd keeps ingests)."""
     import fcntl
 
     try:
@@ -682,6 +722,11 @@ def _clean_ingest(store: Store, leased: set[str]) -> None:
         parts = name.split(".")
         if name.endswith(".partial"):
             if f"sha256:{parts[0]}" in leased:
+                continue
+            try:
+                if time.time() - path.stat().st_mtime < PARTIAL_EXPIRY:
+                    continue
+            except FileNotFoundError:
                 continue
             try:
                 fd = os.open(path, os.O_RDONLY)

@@ -80,7 +80,12 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
     present = {f"sha256:{n}" for n in names}
     images = con.execute("SELECT id, manifest_digest FROM images ORDER BY id").fetchall()
     report.images = len(images)
+    damaged = store.damaged()
     for image_id, manifest_digest in images:
+        if image_id in damaged and not repair:
+            report.problems.append(
+                Problem("damaged", image_id, f"image {image_id[7:19]}: repaired earlier, needs a pull to be complete again", (image_id,))
+            )
         rows = con.execute(
             "SELECT digest, kind, position FROM image_blobs WHERE image_id = ? ORDER BY kind, position", (image_id,)
         ).fetchall()

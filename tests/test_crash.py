@@ -134,3 +134,23 @@ def test_complete_partial_needs_no_download(proxy, registry, unique_repo, store_
     assert r.returncode == 0, r.stderr
     assert proxy.sent < layer.size  # the layer itself was not fetched again
     assert_store_verifies(store_root)
+
+
+def test_prune_keeps_a_recent_partial_and_drops_an_expired_one(proxy, registry, unique_repo, store_root):
+    import time as _time
+
+    from cli import run
+
+    layer = make_random_layer(300, 6000, seed=81, compression="gzip")
+    img = make_image([layer])
+    push_image(registry.url, unique_repo, img, tag="keep")
+    ingest = store_root / "ingest"
+    ingest.mkdir(parents=True)
+    partial = ingest / f"{layer.digest[7:]}.partial"
+    partial.write_bytes(layer.data[: len(layer.data) // 2])
+    assert run("image", "prune", "-f").code == 0
+    assert partial.exists()  # an interrupted pull from a moment ago: kept for its resume
+    old = _time.time() - 2 * 24 * 3600
+    os.utime(partial, (old, old))
+    assert run("image", "prune", "-f").code == 0
+    assert not partial.exists()  # days old: cleaned up

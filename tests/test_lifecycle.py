@@ -212,3 +212,24 @@ def test_system_df(two_images, store_root):
     shared = sizes[base.digest]
     unique_b = sizes[b.layers[1].digest] + sizes[b.config_digest] + sizes[b.manifest_digest]
     assert b_row[-3:] == [human_size(shared + unique_b, 4), human_size(shared, 4), human_size(unique_b, 4)]
+
+
+def test_same_config_through_two_manifests_stays_consistent(registry, repo_factory, store_root):
+    """One image ID (config digest) reached through manifests that differ (gzip vs zstd layers)."""
+    files = {"etc/same": "same content " * 500}
+    gz = make_image([make_layer(files, "gzip")], created="2024-05-05T00:00:00Z")
+    zs = make_image([make_layer(files, "zstd")], created="2024-05-05T00:00:00Z")
+    assert gz.config_digest == zs.config_digest and gz.manifest_digest != zs.manifest_digest
+    a, b = repo_factory("gz"), repo_factory("zs")
+    push_image(registry.url, a, gz, tag="v")
+    push_image(registry.url, b, zs, tag="v")
+    assert run("pull", "-q", f"{registry.host}/{a}:v").code == 0
+    assert run("pull", "-q", f"{registry.host}/{b}:v").code == 0
+    assert run("verify").code == 0
+    assert run("rmi", f"{registry.host}/{b}:v").lines == [f"Untagged: {registry.host}/{b}:v"]
+    assert run("verify").code == 0
+    r = run("image", "prune", "-f")  # nothing dangling, but the unused manifest's blobs go
+    assert r.code == 0
+    assert_store_verifies(store_root)
+    assert run("verify").code == 0
+    assert image_ids(store_root) == {gz.config_digest}

@@ -339,3 +339,17 @@ def test_pull_off_a_terminal_does_not_load_the_progress_library(registry, unique
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "LOADED []" in r.stderr, r.stderr
     assert r.stdout.endswith(f"{registry.host}/{unique_repo}:t\n")
+
+
+def test_platform_option_checks_a_single_manifest_image(registry, unique_repo, store_root):
+    img = three_layer_image(seed="single")  # linux/amd64, no index
+    push_image(registry.url, unique_repo, img, tag="one")
+    name = f"{registry.host}/{unique_repo}:one"
+    r = run("pull", "--platform", "linux/arm64", name)
+    assert r.code == 1
+    assert r.err == (
+        f"Error: image with reference {name} was found but does not match the specified platform: "
+        "wanted linux/arm64/v8, actual: linux/amd64\n"
+    )
+    assert image_ids(store_root) == set()
+    assert run("pull", "-q", "--platform", "linux/amd64", name).code == 0

@@ -42,6 +42,9 @@ def test_flipped_byte_in_any_blob_is_detected_and_repaired(pulled, store_root, w
     assert f"Removed corrupt blob {digest}" in r.lines
     assert f"Image {img.config_digest[7:19]} needs a pull to be complete again: imgctl pull {name}" in r.lines
     assert digest not in blob_files(store_root)
+    r = run("verify")  # the mark stays until a pull completes the image again
+    assert r.code == 1
+    assert f"image {img.config_digest[7:19]}: repaired earlier, needs a pull to be complete again" in r.lines
 
     r = run("pull", name)
     assert r.code == 0, r.err

@@ -135,8 +135,11 @@ def verify_cmd(
         names = {}
         for repo, tag, image_id in store.db.execute("SELECT repository, tag, image_id FROM tags ORDER BY repository, tag"):
             names.setdefault(image_id, f"{familiar_repository(repo)}:{tag}")
+        for repo, digest, image_id in store.db.execute("SELECT repository, digest, image_id FROM digests ORDER BY repository"):
+            names.setdefault(image_id, f"{familiar_repository(repo)}@{digest}")
         for image_id in report.damaged:
-            print(f"Image {image_id[7:19]} needs a pull to be complete again: imgctl pull {names.get(image_id, image_id)}")
+            how = f"imgctl pull {names[image_id]}" if image_id in names else "pull it again by name"
+            print(f"Image {image_id[7:19]} needs a pull to be complete again: {how}")
     n = len(report.problems)
     summary = f"Verified {report.blobs} blobs and {report.images} images"
     if n:
