@@ -2569,7 +2569,7 @@ _SIMPLE_TABLE = re.compile(r"table\s+(\{\{\s*\.\w+\s*\}\}(?:(?:\t|\\t)\{\{\s*\.\
 _SIMPLE_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
 
 
-def _simple_table_fields(fmt: str) -> list[str] | None:
+def simple_table_fields(fmt: str) -> list[str] | None:
     """Field names of a ``table {{.A}}\\t{{.B}}`` format made only of fields and tabs, else None."""
     m = _SIMPLE_TABLE.fullmatch(fmt)
     return _SIMPLE_FIELD.findall(m.group(1)) if m else None
@@ -2600,7 +2600,7 @@ def format_rows(
     """
     if fmt is None or fmt == "" or fmt == "table":
         fmt = default_table
-    fields = _simple_table_fields(fmt)
+    fields = simple_table_fields(fmt)
     if fields is not None and all(type(r.get(f)) is str for r in rows for f in fields):
         # Fast path for the common "table {{.A}}\t{{.B}}..." over string fields: what the
         # template engine would print is the values joined by tabs (thousands of rows).

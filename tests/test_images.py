@@ -199,3 +199,13 @@ def test_version():
     from imgctl import __version__
 
     assert run("--version").out == f"imgctl version {__version__}\n"
+
+
+def test_created_at_in_formats(store_with_images):
+    s = store_with_images
+    r = run("images", "--format", "{{.CreatedAt}}", s["db"])
+    assert r.out.strip() and r.out[:4].isdigit()  # "2026-11-25 10:00:00 +0000 UTC"
+    r = run("images", "--format", "table {{.Tag}}\t{{.CreatedAt}}", s["db"])
+    assert r.lines[0].split() == ["TAG", "CREATED", "AT"] and r.lines[1].split()[0] == "15"
+    assert r.lines[1].split()[1][:4].isdigit()
+    assert json.loads(run("images", "--format", "json", s["db"]).out)["CreatedAt"][:4].isdigit()

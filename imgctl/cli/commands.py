@@ -73,7 +73,7 @@ def images_cmd(
     """List images in the local store."""
     import time
 
-    from imgctl.formatting import created_since, format_rows, human_size
+    from imgctl.formatting import simple_table_fields, created_since, format_rows, human_size
     from imgctl.images import list_images, parse_filters
 
     filters = parse_filters(filter_ or [])
@@ -87,18 +87,31 @@ def images_cmd(
                 print(shown)
         return
     now = time.time()
+    # Per-image values are computed once per image, not per row: a store of 10,000 tags may
+    # hold only a handful of images.  CreatedAt only when the format can show it.
+    simple = simple_table_fields(format_) if format_ not in (None, "", "table") else []
+    want_created_at = simple is None or "CreatedAt" in simple
+    per_image: dict[str, tuple[str, str, str]] = {}
     out = []
     for r in rows:
+        cached = per_image.get(r.id)
+        if cached is None:
+            cached = per_image[r.id] = (
+                _go_time(r.created_ts) if want_created_at else "",
+                created_since(r.created_ts, now),
+                human_size(r.size),
+            )
+        created_at, since, size = cached
         out.append(
             {
                 "Containers": "N/A",
-                "CreatedAt": _go_time(r.created_ts),
-                "CreatedSince": created_since(r.created_ts, now),
+                "CreatedAt": created_at,
+                "CreatedSince": since,
                 "Digest": r.digest or "<none>",
                 "ID": r.id if no_trunc else r.id[7:19],
                 "Repository": r.repository or "<none>",
                 "SharedSize": "N/A",
-                "Size": human_size(r.size),
+                "Size": size,
                 "Tag": r.tag or "<none>",
                 "UniqueSize": "N/A",
             }
