@@ -34,7 +34,6 @@ import platform
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -56,6 +55,9 @@ MiB = 1024 * 1024
 
 # Modules that a command which does not talk to a registry must never import (issue 8).
 HEAVY_MODULES = ("httpx", "httpcore", "h11", "h2", "anyio", "rich", "urllib3", "requests", "imgctl.registry", "imgctl.pull")
+
+# Text below this line in BENCHMARKS.md is hand-written analysis: a new run keeps it.
+KEEP_MARKER = "<!-- Hand-written notes below this line are kept by benchmarks/run.py. -->"
 
 # Tag names used for the `images` scenario (same strings for imgctl and podman).
 TAG_REPOS = 100
@@ -196,7 +198,7 @@ def run_measured(cmd: list[str], *, env: dict | None = None, stdout=subprocess.D
 
 
 def run_quiet(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, **kw)
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, **kw)
 
 
 def slug(text: str) -> str:
@@ -439,7 +441,7 @@ def base_layer(args, peers: Peers) -> CachedLayer:
         try:
             return _cache_layer(name, lambda: debootstrap_tar(peers),
                                 f"Debian {suite} root filesystem (debootstrap --variant=minbase)")
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             msg = f"debootstrap failed ({e}); falling back to files from this machine."
             log("  " + msg)
             peers.notes.append(msg)
@@ -479,7 +481,7 @@ def five_layers(args) -> list[CachedLayer]:
 
 
 def push(reg, repo: str, tag: str, layers: list[CachedLayer]) -> str:
-    from images import Layer, OCI_LAYER_GZIP, make_image, push_image
+    from images import OCI_LAYER_GZIP, Layer, make_image, push_image
 
     objs = [Layer(data=l.path.read_bytes(), digest=l.digest, diff_id=l.diff_id, size=l.size,
                   uncompressed_size=l.uncompressed_size, media_type=OCI_LAYER_GZIP, compression="gzip")
@@ -500,6 +502,11 @@ class Tools:
         cfg = work / "imgctl-config.toml"  # absent: defaults, whatever the user's config says
         self.env = dict(os.environ, IMGCTL_CONFIG=str(cfg))
         self.env.pop("IMGCTL_ROOT", None)
+        # An installed package has its .pyc files; an editable checkout run with
+        # PYTHONDONTWRITEBYTECODE=1 would compile imgctl's sources on every start (~40 ms).
+        # Keep bytecode, but in the cache rather than in the source tree.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.env["PYTHONPYCACHEPREFIX"] = str(CACHE / "pycache")
         self.podman_tmp = work / "podman-tmp"
         self.podman_tmp.mkdir(exist_ok=True)
         # podman refuses a --runroot longer than 50 characters: keep them short, elsewhere
@@ -570,6 +577,14 @@ def scenario_pulls(tools: Tools, refs: dict[str, str], n: int, res: dict) -> dic
         res["cold"][label] = {t: Series() for t in tools.names()}
         kept[label] = {}
         log(f"(1) cold pull {label}: {n} runs x {', '.join(tools.names())}  [load {loadavg()}]")
+        for tool in tools.names():  # untimed warm-up: binaries, .pyc files and the registry's page cache
+            store = tools.work / f"warmup-{tool}"
+            if tool == "skopeo":
+                store.mkdir(parents=True, exist_ok=True)
+            s, err = run_measured(tools.pull_cmd(tool, store, ref), env=tools.env)
+            if s.rc != 0:
+                log(f"    warm-up {tool} failed (exit {s.rc}): {err.strip()[-600:]}")
+            tools.clean(tool, store)
         for i in range(n):
             for tool in rotate(tools.names(), i):
                 store = tools.work / f"cold-{slug(label)}-{tool}-{i}"
@@ -658,8 +673,9 @@ def grow_podman_tags(tools: Tools, store: Path, image_id: str, upto: int, have: 
         tmp.write_text(json.dumps(data))
         os.chmod(tmp, 0o600)
         tmp.replace(path)
+        notes[:] = [n for n in notes if not n.startswith("podman: tags ")]
         msg = (f"podman: tags {via_cli + 1:,}..{upto:,} were written into containers/storage's images.json "
-               f"directly (`podman tag` is quadratic in the number of names: see the note below the table).")
+               f"directly (`podman tag` rewrites images.json once per name, so tagging 10,000 names through it would take hours).")
         if msg not in notes:
             notes.append(msg)
     return time.monotonic() - t0
@@ -721,7 +737,9 @@ def import_check(tools: Tools, argv: list[str]) -> list[str]:
         f"sys.argv = ['imgctl'] + {argv!r}\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"heavy = {HEAVY_MODULES!r}\n"
-        "found = sorted({m for m in sys.modules for h in heavy if m == h or m.startswith(h + '.')})\n"
+        "# a None entry is a module blocked on purpose (import fails fast), not an import\n"
+        "found = sorted({m for m, mod in sys.modules.items() if mod is not None\n"
+        "                for h in heavy if m == h or m.startswith(h + '.')})\n"
         "sys.stderr.write('IMPORTS=' + json.dumps(sorted({m.split('.')[0] if not m.startswith('imgctl') else m for m in found})) + '\\n')\n"
     )
     r = run_quiet([sys.executable, "-c", code], env=tools.env, timeout=60)
@@ -734,8 +752,8 @@ def import_check(tools: Tools, argv: list[str]) -> list[str]:
 def importtime_top(tools: Tools, argv: list[str], k: int = 8) -> list[tuple[str, float]]:
     """The ``-X importtime`` top-level packages with the largest cumulative import time."""
     r = run_quiet([sys.executable, "-X", "importtime", "-c",
-                   f"import sys; from imgctl.cli import main; sys.argv=['imgctl']+{argv!r}\n"
-                   "try:\n    main()\nexcept SystemExit:\n    pass"], env=tools.env, timeout=60)
+                   (f"import sys; from imgctl.cli import main; sys.argv=['imgctl']+{argv!r}\n"
+                   "try:\n    main()\nexcept SystemExit:\n    pass")], env=tools.env, timeout=60)
     tops: dict[str, float] = {}
     for line in r.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
@@ -745,7 +763,7 @@ def importtime_top(tools: Tools, argv: list[str], k: int = 8) -> list[tuple[str,
         if indent == 1:  # a top-level import
             root = name.split(".")[0]
             tops[root] = tops.get(root, 0) + cum / 1e6
-    return sorted(tops.items(), key=lambda kv: -kv[1])[:k]
+    return [kv for kv in sorted(tops.items(), key=lambda kv: -kv[1]) if kv[1] >= 0.001][:k]
 
 
 def scenario_startup(tools: Tools, n: int, res: dict) -> None:
@@ -808,6 +826,20 @@ def raw_limits(tools: Tools, base: CachedLayer, host: str, repo: str, res: dict)
             total += len(z.decompress(mv[off:off + 4 * MiB]))
         t.append(time.perf_counter() - t0)
     out["gzip inflate, MB/s of output"] = base.uncompressed_size / min(t) / 1e6
+    # faster inflaters, if this interpreter happens to have them (nothing is installed for this)
+    for label, modname, attr in (("isal", "isal", "isal_zlib"), ("zlib-ng", "zlib_ng", "zlib_ng")):
+        try:
+            zmod = getattr(__import__(modname, fromlist=[attr]), attr)
+        except ImportError:
+            continue
+        t = []
+        for _ in range(2):
+            z = zmod.decompressobj(wbits=31)
+            t0 = time.perf_counter()
+            for off in range(0, len(data), 4 * MiB):
+                z.decompress(data[off:off + 4 * MiB])
+            t.append(time.perf_counter() - t0)
+        out[f"gzip inflate with {label}, MB/s of output"] = base.uncompressed_size / min(t) / 1e6
     t = []
     for _ in range(2):
         z = zlib.decompressobj(wbits=31)
@@ -821,40 +853,106 @@ def raw_limits(tools: Tools, base: CachedLayer, host: str, repo: str, res: dict)
     single = min(t)
     out["one thread: sha256(blob) + inflate + sha256(tar), s"] = single
     res["raw"] = out
-    log(f"raw limits: " + ", ".join(f"{k} = {v:.3g}" for k, v in out.items()))
+    log("raw limits: " + ", ".join(f"{k} = {v:.3g}" for k, v in out.items()))
 
 
-def profile_run(tools: Tools, refs: dict[str, str], big_store: Path | None, res: dict) -> None:
-    """--profile: py-spy (sampling, all threads, native-free) of a cold pull; pyinstrument of images."""
-    outdir = CACHE / "profiles"
+# (category, substrings of a frame) — the first frame from the leaf up that matches decides
+PROFILE_CATEGORIES = [
+    ("inflate (zlib / isal / zlib-ng)", ("zlib_Decompress", "inflate (libz", "libz.so", "isal", "igzip",
+                                        "zlib_ng", "libz-ng")),
+    ("sha256", ("EVP_", "_hashopenssl", "SHA256", "libcrypto")),
+    ("socket recv", ("sock_recv", "recv (libc", "SyncStream.read")),
+    ("file write / fsync", ("BlobWriter.write", "fsync", "fdatasync", "write (libc")),
+    ("SQLite", ("sqlite3", "libsqlite")),
+    ("waiting (locks, queues, futures)", ("PyThread_acquire_lock", "SimpleQueue_get", "Condition.wait", "Event.wait",
+                                         "select", "poll")),
+    ("garbage collector", ("gc_collect",)),
+    ("imports", ("_find_and_load", "exec_module", "_compile_bytecode")),
+    ("typer / click", ("typer/", "click/")),
+    ("HTTP client (httpx/httpcore/h11)", ("httpx/", "httpcore/", "h11/")),
+    ("table formatting", ("formatting.py", "tabulate")),
+]
+
+
+def summarize_profile(path: Path) -> dict[str, dict[str, float]]:
+    """Share of samples per category, per thread group, from a py-spy ``raw`` (collapsed) profile.
+
+    Threads are grouped by name with a trailing ``_N`` removed (``layer_0``, ``layer_1`` -> ``layer``);
+    samples taken before a thread's name was known are put with the named samples of the same id.
+    """
+    lines = []
+    names: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if " " not in line:
+            continue
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        m = re.match(r"thread \((\w+)\)(?:: (.+))?$", frames[0].strip())
+        if m is None:  # recorded without --threads: one thread, no thread frame
+            lines.append(("main", frames, int(n)))
+            names["main"] = "MainThread"
+            continue
+        tid, name = m.group(1), m.group(2)
+        if name:
+            names[tid] = name
+        lines.append((tid, frames[1:], int(n)))
+    per: dict[str, dict[str, int]] = {}
+    for tid, frames, n in lines:
+        name = names.get(tid, "unnamed")
+        group = "main" if name == "MainThread" else re.sub(r"_\d+$", "", name)
+        cat = "other"
+        for f in reversed(frames):
+            hit = next((c for c, pats in PROFILE_CATEGORIES if any(p in f for p in pats)), None)
+            if hit:
+                cat = hit
+                break
+        d = per.setdefault(group, {})
+        d[cat] = d.get(cat, 0) + n
+    out = {}
+    for name, d in per.items():
+        total = sum(d.values())
+        out[name] = {k: v / total for k, v in sorted(d.items(), key=lambda kv: -kv[1])}
+        out[name]["_samples"] = total
+    return out
+
+
+def profile_run(tools: Tools, refs: dict[str, str], big_store: Path | None, res: dict, tags: int) -> None:
+    """--profile: py-spy (sampling, all threads, native frames) of a cold pull; pyinstrument of images."""
+    outdir = CACHE / ("profiles-quick" if getattr(tools, "quick", False) else "profiles")
     outdir.mkdir(parents=True, exist_ok=True)
     res["profiles"] = []
+    res["profile_summary"] = {}
+    rate = 100  # native unwinding pauses the process for each sample: keep the rate low
     if tools.peers.pyspy:
         for label, ref in refs.items():
-            store = tools.work / f"profile-{label}"
-            rmtree(store)
-            for fmt, ext in (("speedscope", "speedscope.json"), ("raw", "collapsed.txt")):
+            store = tools.work / f"profile-{slug(label)}"
+            for fmt, ext in (("raw", "collapsed.txt"), ("speedscope", "speedscope.json")):
                 rmtree(store)
-                out = outdir / f"pull-{label}.{ext}"
-                r = run_quiet([tools.peers.pyspy, "record", "--threads", "--idle", "-r", "250", "-f", fmt,
-                               "-o", str(out), "--", *tools.pull_cmd("imgctl", store, ref)], env=tools.env,
-                              timeout=900)
+                out = outdir / f"pull-{slug(label)}.{ext}"
+                r = run_quiet([tools.peers.pyspy, "record", "--threads", "--idle", "--native", "-r", str(rate),
+                               "-f", fmt, "-o", str(out), "--", *tools.pull_cmd("imgctl", store, ref)],
+                              env=tools.env, timeout=900)
                 if r.returncode == 0:
                     res["profiles"].append(str(out.relative_to(REPO)))
+                    if fmt == "raw":
+                        res["profile_summary"][f"imgctl pull {label}"] = summarize_profile(out)
                 else:
                     log(f"    py-spy failed: {r.stderr.strip()[-300:]}")
             rmtree(store)
+        if big_store is not None:
+            out = outdir / f"images-{tags}.collapsed.txt"
+            r = run_quiet([tools.peers.pyspy, "record", "--idle", "-r", "1000", "-f", "raw", "-o", str(out),
+                           "--", *tools.images_cmd("imgctl", big_store)], env=tools.env, timeout=300)
+            if r.returncode == 0:
+                res["profiles"].append(str(out.relative_to(REPO)))
+                res["profile_summary"][f"imgctl images ({tags:,} tags)"] = summarize_profile(out)
     if tools.peers.pyinstrument and big_store is not None:
-        out = outdir / "images-10000.txt"
-        r = run_quiet([tools.peers.pyinstrument, "-r", "text", "-o", str(out), tools.imgctl[-1],
-                       "--root", str(big_store), "images"], env=tools.env, timeout=300)
-        if r.returncode == 0:
-            res["profiles"].append(str(out.relative_to(REPO)))
-        out = outdir / "version.txt"
-        r = run_quiet([tools.peers.pyinstrument, "-r", "text", "-o", str(out), tools.imgctl[-1], "--version"],
-                      env=tools.env, timeout=300)
-        if r.returncode == 0:
-            res["profiles"].append(str(out.relative_to(REPO)))
+        for name, argv in ((f"images-{tags}", ["--root", str(big_store), "images"]), ("version", ["--version"])):
+            out = outdir / f"{name}.pyinstrument.txt"
+            r = run_quiet([tools.peers.pyinstrument, "-r", "text", "-o", str(out), tools.imgctl[-1], *argv],
+                          env=tools.env, timeout=300)
+            if r.returncode == 0:
+                res["profiles"].append(str(out.relative_to(REPO)))
     log(f"profiles: {res['profiles']}")
 
 
@@ -889,12 +987,10 @@ def machine_info(tools: Tools) -> dict[str, str]:
         "skopeo": tool_version([tools.peers.skopeo, "--version"]) if tools.peers.skopeo else "not installed",
         "podman": tool_version([tools.peers.podman, "--version"]) if tools.peers.podman else "not installed",
     }
-    try:
-        import zlib
+    import ssl
+    import zlib
 
-        info["zlib"] = f"{zlib.ZLIB_RUNTIME_VERSION}; OpenSSL {__import__('ssl').OPENSSL_VERSION.split()[1]}"
-    except Exception:  # noqa: BLE001
-        pass
+    info["zlib"] = f"{zlib.ZLIB_RUNTIME_VERSION}; {ssl.OPENSSL_VERSION}"
     if tools.peers.podman:
         r = run_quiet([tools.peers.podman, "--root", str(tools.work / "pinfo" / "root"), "--runroot",
                        str(tools.work / "pinfo" / "run"), "info", "--format", "{{.Store.GraphDriverName}}"])
@@ -922,7 +1018,9 @@ def write_report(path: Path, args, tools: Tools, res: dict, images_info: dict, s
       "Re-run with the same command; see `benchmarks/README.md`.\n")
     a("Every number is the wall time of a fresh process, as a user waits for it: "
       "**median** (min – max) over N runs, tools alternating within each run (order rotated per run). "
-      "The registry is Debian's `docker-registry` on 127.0.0.1 (plain HTTP), serving from the page cache.\n")
+      "The registry is Debian's `docker-registry` on 127.0.0.1 (plain HTTP), serving from the page cache. "
+      "imgctl runs with its bytecode cached (`PYTHONPYCACHEPREFIX`, as an installed package has its `.pyc`) "
+      "and no user configuration; an untimed warm-up pull of each tool precedes the runs.\n")
     a("## Machine\n")
     a("| | |\n|---|---|")
     for k, v in info.items():
@@ -949,6 +1047,8 @@ def write_report(path: Path, args, tools: Tools, res: dict, images_info: dict, s
         for k, v in res["raw"].items():
             a(f"| {k} | {v:.3g} |")
         a("")
+        a("The last row is the cost of verifying the base image on a single thread (skopeo needs only the "
+          "sha256 of the blob); only spreading inflate and the tar's sha256 over threads gets a pull below it.\n")
 
     tool_names = tools.names()
     a("## 1. Cold pull into an empty store\n")
@@ -991,7 +1091,7 @@ def write_report(path: Path, args, tools: Tools, res: dict, images_info: dict, s
     setup = res.get("tag_setup", {})
     if setup:
         a("Building the stores (not timed above): " + "; ".join(
-            f"{int(k):,} tags: imgctl {v['imgctl_s']} s" + (f", podman {v['podman_s']} s" if "podman_s" in v else "")
+            f"{int(k):,} tag{'s' if int(k) != 1 else ''}: imgctl {v['imgctl_s']} s" + (f", podman {v['podman_s']} s" if "podman_s" in v else "")
             for k, v in setup.items()) + ". " + (
             f"`podman tag` (100 names per call) took {res['podman_tag_cli']['s']:.1f} s for the first "
             f"{res['podman_tag_cli']['names']:,} names; it rewrites images.json once per name, so the cost "
@@ -1060,9 +1160,26 @@ def write_report(path: Path, args, tools: Tools, res: dict, images_info: dict, s
     for t in targets:
         a(f"| {t[0]} | {t[1]} | {t[2]} |")
     a("")
+    if res.get("profile_summary"):
+        a("## Profiles (`--profile`)\n")
+        a("py-spy samples (all threads, idle included; native frames for the pulls, at 100 Hz because native "
+          "unwinding pauses the process), each sample put in the first category that matches from the innermost "
+          "frame out. Shares are of each thread group's samples; `main` includes start-up (imports) and, "
+          "during the download, waiting for the layer threads.\n")
+        for what, per in res["profile_summary"].items():
+            for thread, d in per.items():
+                n = d.get("_samples", 0)
+                parts = [f"{k} {v * 100:.0f}%" for k, v in d.items() if k != "_samples" and v >= 0.02]
+                a(f"- `{what}`, thread `{thread}` ({n} samples): " + ", ".join(parts))
+        a("")
     if res.get("profiles"):
-        a("Profiles from `--profile` (in the gitignored cache): " + ", ".join(f"`{p}`" for p in res["profiles"]) + ".\n")
-    path.write_text("\n".join(L) + "\n")
+        a("Profile files (in the gitignored cache): " + ", ".join(f"`{p}`" for p in res["profiles"]) + ".\n")
+    kept = ""
+    if path.is_file():
+        old = path.read_text()
+        if KEEP_MARKER in old:
+            kept = old[old.index(KEEP_MARKER):]
+    path.write_text("\n".join(L) + "\n" + (kept or KEEP_MARKER + "\n"))
     return targets
 
 
@@ -1086,7 +1203,7 @@ def main() -> int:
         args.runs = 2 if args.quick else 5
     sizes = [int(x) for x in (args.sizes or "1,1000,10000").split(",")]
 
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t_start = time.monotonic()
     peers = find_peers(args)
     notes = list(peers.notes)
@@ -1099,10 +1216,10 @@ def main() -> int:
     if base_label == "files-rootfs" and not args.quick and args.base != "files":
         notes.append("The base image was built from files on this machine, not with debootstrap.")
     images_info = {
-        f"{base_label} (1 layer)": {"layers": [dict(name=base.name, source=base.source, files=base.files,
-                                                     uncompressed_size=base.uncompressed_size, size=base.size)]},
-        "five-layers": {"layers": [dict(name=l.name, source=l.source, files=l.files,
-                                        uncompressed_size=l.uncompressed_size, size=l.size) for l in multi]},
+        f"{base_label} (1 layer)": {"layers": [{"name": base.name, "source": base.source, "files": base.files,
+                                                     "uncompressed_size": base.uncompressed_size, "size": base.size}]},
+        "five-layers": {"layers": [{"name": l.name, "source": l.source, "files": l.files,
+                                        "uncompressed_size": l.uncompressed_size, "size": l.size} for l in multi]},
     }
 
     from registry import Registry  # tests/registry.py
@@ -1118,6 +1235,7 @@ def main() -> int:
             refs = {f"{base_label} (1 layer)": f"{reg.host}/bench/base:v1",
                     "five-layers": f"{reg.host}/bench/five:v1"}
             tools = Tools(peers, work, reg.host)
+            tools.quick = args.quick
             res["machine"] = machine_info(tools)
             raw_limits(tools, base, reg.host, "bench/base", res)
 
@@ -1128,7 +1246,7 @@ def main() -> int:
                             args.podman_cli_tags)
             scenario_startup(tools, args.runs, res)
             if args.profile:
-                profile_run(tools, refs, base_kept.get("imgctl"), res)
+                profile_run(tools, refs, base_kept.get("imgctl"), res, sizes[-1])
             for label in list(kept):
                 for tool, store in kept[label].items():
                     tools.clean(tool, store)
