@@ -593,3 +593,15 @@ def test_search_and_tags_have_help():
     for cmd in ("search", "tags"):
         r = run(cmd, "--help")
         assert r.code == 0 and "--limit" in r.out and "--format" in r.out
+
+
+def test_cli_process_output_equals_in_process_output(hub, cfg_file):
+    """The CLI process skips optional imports (wcwidth among them); the table must not change."""
+    import os
+    import subprocess
+    import sys
+
+    expected = run("search", "--limit", "40", "httpd")
+    assert any(ord(c) > 0x2E80 for c in expected.out)  # wide characters are in the table
+    r = subprocess.run([sys.executable, "-m", "imgctl", "search", "--limit", "40", "httpd"], env=dict(os.environ), capture_output=True, text=True)
+    assert (r.returncode, r.stdout, r.stderr) == (0, expected.out, "")

@@ -137,7 +137,7 @@ def _cli_exceptions():
     return (typer.Exit, ce.Exit) if hasattr(ce, "Exit") else (typer.Exit,), (typer.Abort, ce.Abort) if hasattr(ce, "Abort") else (typer.Abort,), ce.ClickException, ce.UsageError
 
 
-_NOT_NEEDED = ("trio", "anyio", "httpx._main")
+_NOT_NEEDED = ("trio", "anyio", "httpx._main", "wcwidth")
 
 
 def _skip_unneeded_imports() -> None:
@@ -146,7 +146,9 @@ def _skip_unneeded_imports() -> None:
     httpcore imports trio and anyio when installed (for async locks imgctl never uses: its
     client is synchronous), and httpx imports its own command line (click, rich, pygments)
     when those are installed.  Together that is ~80 ms of every registry command, and rich
-    must not load off a terminal.  Only the CLI process does this; the library does not.
+    must not load off a terminal.  tabulate imports wcwidth to measure wide characters, but
+    imgctl hands it rows already laid out by formatting.py's own (docker-exact) width rules.
+    Only the CLI process does this; the library does not.
     """
     for name in _NOT_NEEDED:
         sys.modules.setdefault(name, None)
