@@ -7,6 +7,8 @@ already verified when it was committed.
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass
 
 from imgctl.errors import ImageNotFound, ImgctlError, StoreError, UnsupportedManifest
@@ -200,63 +202,95 @@ def image_history(store: Store, name: str) -> list[HistoryEntry]:
 
 
 # -- reading a layer back ----------------------------------------------------------------------
+def _decompressed_steps(f, compression: str, out_step: int):
+    """Pull-based decompression of a file: yields pieces of at most ``out_step`` bytes."""
+    from imgctl.errors import VerificationError
+
+    if compression == "none":
+        while chunk := f.read(out_step):
+            yield chunk
+        return
+    if compression == "zstd":
+        import zstandard
+
+        reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=False)
+        try:
+            while chunk := reader.read(out_step):
+                yield chunk
+        except zstandard.ZstdError as e:
+            raise VerificationError(f"invalid zstd data: {e}") from None
+        return
+    from imgctl.pull import _inflate_module
+
+    zmod, errors = _inflate_module()
+    d = zmod.decompressobj(wbits=31)
+    pending = b""
+    try:
+        while True:
+            if not pending:
+                pending = f.read(READ_CHUNK)
+                if not pending:
+                    break
+            if d.eof:  # another gzip member (or zero padding, ignored)
+                if not pending.strip(b"\0"):
+                    pending = b""
+                    continue
+                d = zmod.decompressobj(wbits=31)
+            out = d.decompress(pending, out_step)
+            pending = d.unused_data if d.eof else d.unconsumed_tail
+            if out:
+                yield out
+    except errors as e:
+        raise VerificationError(f"invalid gzip data: {e}") from None
+    if not d.eof:
+        raise VerificationError("invalid gzip data: unexpected end of stream")
+
+
+
 READ_CHUNK = 64 * 1024  # compressed bytes per step: bounds the memory a step can inflate to
 
 
 class LayerReader:
     """A layer blob of the store as its uncompressed tar stream (a read-only file object).
 
-    The diff_id and the uncompressed size are checked when the stream ends; more bytes than
-    ``max_size`` (default: the size recorded when the layer was verified) abort at once,
-    so a layer can never inflate beyond what the store knows it to be.
+    Decompression is pull-based: each step yields at most ``OUT_STEP`` bytes, whatever the
+    compression ratio (a few KiB of zstd can describe GiBs), so memory stays flat.  The
+    diff_id and the uncompressed size are checked when the stream ends; more bytes than
+    ``max_size`` (default: the size recorded when the layer was verified) abort at once.
     """
+
+    OUT_STEP = 1024 * 1024
 
     def __init__(self, store: Store, layer: LayerRecord, *, max_size: int | None = None) -> None:
         from imgctl.oci import layer_compression
-        from imgctl.pull import _Decoder
-
-        class _Sink(_Decoder):
-            def write(inner, data) -> int:  # noqa: N805 - the decoder's output sink
-                n = _Decoder.write(inner, data)
-                self._pending.append(bytes(data))
-                self._pending_size += n
-                return n
 
         self.layer = layer
         self.max_size = layer.uncompressed_size if max_size is None else max_size
-        self._pending: list[bytes] = []
-        self._pending_size = 0
         self._buf = bytearray()
-        self._decoder = _Sink(layer_compression(layer.media_type))
+        self._hash = hashlib.sha256()
+        self._size = 0
         self._f = open(store.blob_path(layer.digest), "rb")
+        self._steps = _decompressed_steps(self._f, layer_compression(layer.media_type), self.OUT_STEP)
         self._eof = False
         self.closed = False
 
     def _fill(self) -> bool:
         """Decode one more step; False at the (verified) end of the stream."""
+        from imgctl.errors import VerificationError
+
         if self._eof:
             return False
-        chunk = self._f.read(READ_CHUNK)
-        if chunk:
-            self._decoder.feed(chunk)
-        else:
-            diff_id = self._decoder.finish()
+        piece = next(self._steps, None)
+        if piece is None:
             self._eof = True
-            if self._decoder.size != self.layer.uncompressed_size or diff_id != self.layer.diff_id:
-                from imgctl.errors import VerificationError
-
+            if self._size != self.layer.uncompressed_size or f"sha256:{self._hash.hexdigest()}" != self.layer.diff_id:
                 raise VerificationError(f"filesystem layer verification failed for digest {self.layer.digest}")
-        if self._decoder.size > self.max_size:
-            from imgctl.errors import VerificationError
-
-            raise VerificationError(
-                f"layer {self.layer.digest} inflates beyond {self.max_size} bytes; refusing to read it"
-            )
-        if self._pending:
-            for piece in self._pending:
-                self._buf += piece
-            self._pending.clear()
-            self._pending_size = 0
+            return False
+        self._size += len(piece)
+        if self._size > self.max_size:
+            raise VerificationError(f"layer {self.layer.digest} inflates beyond {self.max_size} bytes; refusing to read it")
+        self._hash.update(piece)
+        self._buf += piece
         return True
 
     def read(self, n: int = -1) -> bytes:
