@@ -167,7 +167,7 @@ class _TarOut:
 def _blob_chunks(store: Store, digest: str) -> Iterator[bytes]:
     """A stored blob's bytes, hashed again on the way out (a damaged store never reaches an archive)."""
     h = hashlib.sha256()
-    with open(store.blob_path(digest), "rb") as f:
+    with store.open_blob(digest) as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
             yield chunk
@@ -191,13 +191,16 @@ def save(store: Store, names: list[str], out: BinaryIO, *, format: str = "docker
         from imgctl.errors import UsageError
 
         raise UsageError("no images to save")
-    images = [open_image(store, item.image_id) for item in items]
-    tar = _TarOut(out)
-    if format == "docker-archive":
-        _save_docker(store, items, images, tar)
-    else:
-        _save_oci(store, items, images, tar)
-    tar.close()
+    with store.lease() as lease:  # a concurrent rmi or prune cannot take blobs away mid-save
+        for item in items:
+            lease.add(*store.image_digests(item.image_id))
+        images = [open_image(store, item.image_id) for item in items]
+        tar = _TarOut(out)
+        if format == "docker-archive":
+            _save_docker(store, items, images, tar)
+        else:
+            _save_oci(store, items, images, tar)
+        tar.close()
     return items
 
 

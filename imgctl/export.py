@@ -417,6 +417,12 @@ def _check_ratio(lr: LayerRecord, max_ratio: float, max_layer_size: int) -> None
 
 
 def _build(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int) -> _Tree:
+    with store.lease() as lease:  # a concurrent rmi or prune cannot take layers away mid-export
+        lease.add(*store.image_digests(image_id))
+        return _build_leased(store, image_id, root, max_ratio, max_layer_size)
+
+
+def _build_leased(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int) -> _Tree:
     img = open_image(store, image_id)
     for lr in img.layers:  # refuse before writing anything
         _check_ratio(lr, max_ratio, max_layer_size)

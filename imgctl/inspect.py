@@ -269,7 +269,7 @@ class LayerReader:
         self._buf = bytearray()
         self._hash = hashlib.sha256()
         self._size = 0
-        self._f = open(store.blob_path(layer.digest), "rb")
+        self._f = store.open_blob(layer.digest)
         self._steps = _decompressed_steps(self._f, layer_compression(layer.media_type), self.OUT_STEP)
         self._eof = False
         self.closed = False

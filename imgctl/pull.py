@@ -320,7 +320,7 @@ class _Puller:
 
     def _verify_local(self, desc, diff_id: str) -> LayerRecord:
         decoder = _Decoder(layer_compression(desc.media_type))
-        with open(self.store.blob_path(desc.digest), "rb") as f:
+        with self.store.open_blob(desc.digest) as f:
             while chunk := f.read(OUT_CHUNK):
                 decoder.feed(chunk)
         got = decoder.finish()

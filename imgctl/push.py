@@ -63,7 +63,7 @@ def _chunks(store: Store, digest: str, size: int, progress: Progress) -> Callabl
     def gen() -> Iterator[bytes]:
         h = hashlib.sha256()
         sent = 0
-        with open(store.blob_path(digest), "rb") as f:
+        with store.open_blob(digest) as f:
             while chunk := f.read(CHUNK):
                 h.update(chunk)
                 sent += len(chunk)

@@ -358,6 +358,15 @@ class Store:
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
 
+    def open_blob(self, digest: str):
+        """A verified blob opened for reading; a missing one is a StoreError, not a traceback."""
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise StoreError(
+                f"blob {digest} is missing from the store (removed meanwhile, or run imgctl verify)"
+            ) from None
+
     def read_blob(self, digest: str, max_size: int | None = None) -> bytes:
         path = self.blob_path(digest)
         try:
@@ -456,6 +465,10 @@ class Store:
     def image(self, image_id: str) -> ImageRecord | None:
         row = self.db.execute(f"SELECT {_IMAGE_COLS} FROM images WHERE id = ?", (image_id,)).fetchone()
         return _image(row) if row else None
+
+    def image_digests(self, image_id: str) -> list[str]:
+        """Every blob an image needs (index, manifest, config, layers)."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT digest FROM image_blobs WHERE image_id = ?", (image_id,))]
 
     def image_is_complete(self, image_id: str) -> bool:
         """The image is indexed and every blob it needs is present."""
