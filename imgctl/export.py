@@ -286,7 +286,11 @@ class _Tree:
                 self._chmod(pfd, base, m.mode)
                 self._times(pfd, base, m)
             else:  # character or block device
-                if not self.is_root:
+                safe = kind == tarfile.CHRTYPE and (m.devmajor, m.devminor) in SAFE_CHAR_DEVICES
+                if not self.is_root or not safe:
+                    # Not root: mknod is not allowed.  Root: an image must not hand out raw access to
+                    # this host's disks or memory (a block device, /dev/mem, ...): only the harmless
+                    # standard character devices are created; the rest stay in -o tar output only.
                     self.skipped.append(path)
                     meta.virtual = True
                 else:
@@ -443,6 +447,12 @@ def _build_leased(store: Store, image_id: str, root: Path, max_ratio: float, max
         tree.close()
         raise
     return tree
+
+
+# (major, minor) of /dev/null, zero, full, random, urandom, tty, console, ptmx: the only
+# device nodes an export creates (as root); anything else would give the image's author
+# raw access to this host's hardware.
+SAFE_CHAR_DEVICES = frozenset({(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)})
 
 
 def _os_error(e: OSError, where: Path) -> ImgctlError:

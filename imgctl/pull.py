@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imgctl.config import Config
-from imgctl.errors import Interrupted, PlatformNotFound, VerificationError
+from imgctl.errors import Interrupted, PlatformNotFound, UnsupportedManifest, VerificationError
 from imgctl.oci import (
     MAX_MANIFEST_SIZE,
     ImageConfig,
@@ -344,6 +344,8 @@ def pull(
     p = _Puller(store, client, config, progress, cancel)
     want = platform or host_platform()
     display = ref.familiar()
+    if ref.digest and not ref.digest.startswith("sha256:"):
+        raise UnsupportedManifest(f"cannot pull {display}: only sha256 digests are supported by the store")
     by = ref.digest or ref.tag or "latest"
 
     with store.lease() as lease:

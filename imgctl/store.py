@@ -353,7 +353,9 @@ class Store:
 
     def blob_path(self, digest: str) -> Path:
         algo, _, hexd = validate_digest(digest).partition(":")
-        return self.root / "blobs" / algo / hexd
+        if algo != "sha256":
+            raise StoreError(f"{algo} content addresses are not supported by the store (use the image's sha256 digest)")
+        return self.blobs_dir / hexd
 
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()

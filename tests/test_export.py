@@ -240,3 +240,24 @@ def test_same_tree_as_umoci_unpack(registry, unique_repo, tmp_path):
     ours = tree(mine)
     assert ours == theirs
     assert len(ours) > 25
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating device nodes needs root (CI runs as root)")
+def test_root_export_creates_only_harmless_device_nodes(registry, unique_repo, tmp_path):
+    from images import Entry
+
+    layer = build_layer([
+        Entry("dev", "dir"),
+        Entry("dev/null", "chardev", mode=0o666, devmajor=1, devminor=3),
+        Entry("dev/sda", "blockdev", mode=0o666, devmajor=8, devminor=0),
+        Entry("dev/mem", "chardev", mode=0o666, devmajor=1, devminor=1),
+    ])
+    name = pull(registry, unique_repo, make_image([layer]), "devs")
+    out = tmp_path / "fs"
+    r = run("export", "--dir", str(out), name)
+    assert r.code == 0, r.err
+    st = os.lstat(out / "dev" / "null")
+    assert stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3)
+    assert not os.path.lexists(out / "dev" / "sda")  # raw disk access: never handed out
+    assert not os.path.lexists(out / "dev" / "mem")
+    assert "2 device node(s) not created" in r.err

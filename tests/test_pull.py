@@ -353,3 +353,10 @@ def test_platform_option_checks_a_single_manifest_image(registry, unique_repo, s
     )
     assert image_ids(store_root) == set()
     assert run("pull", "-q", "--platform", "linux/amd64", name).code == 0
+
+
+def test_sha512_reference_is_a_clear_error(registry, unique_repo, store_root):
+    name = f"{registry.host}/{unique_repo}@sha512:" + "a" * 128
+    r = run("pull", name)
+    assert (r.code, r.out) == (1, "")
+    assert r.err == f"Error: cannot pull {name}: only sha256 digests are supported by the store\n"

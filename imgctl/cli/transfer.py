@@ -209,7 +209,7 @@ def export_cmd(
         result = export_to_dir(store, image, directory)
         if result.skipped:
             print(
-                f"WARNING: {len(result.skipped)} device node(s) not created (only root can): "
+                f"WARNING: {len(result.skipped)} device node(s) not created (only root can, and only the standard character devices such as /dev/null): "
                 + ", ".join("/" + p for p in result.skipped[:5])
                 + (" ..." if len(result.skipped) > 5 else ""),
                 file=sys.stderr,
