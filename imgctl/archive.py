@@ -299,13 +299,7 @@ def _spool(store: Store, src: BinaryIO, head: bytes, compression: str) -> Path:
     store.ingest_dir.mkdir(parents=True, exist_ok=True)
     path = store.ingest_dir / f"load.{os.getpid()}.{uuid.uuid4().hex[:8]}.tar"
     with open(path, "wb") as out:
-
-        class Spool(_Decoder):
-            def write(self, data) -> int:
-                out.write(data)
-                return len(data)
-
-        dec = Spool(compression)
+        dec = _Decoder(compression, sink=out.write)
         data = head or src.read(CHUNK)
         while data:
             dec.feed(data)
@@ -505,10 +499,6 @@ def _layer(store: Store, lease, archive: _Archive, name: str, desc: Descriptor, 
     return rec
 
 
-def _record(manifest_digest: str, manifest: Manifest, config_bytes: bytes, layers: list[LayerRecord]) -> ImageRecord:
-    return image_record(manifest_digest, manifest, parse_config(config_bytes), layers)
-
-
 def _commit(store: Store, rec: ImageRecord, blobs: list[tuple[str, str, int]], refs: list[Reference]) -> Loaded:
     """Record the image (an image already complete in the store keeps its own manifest) and tag it."""
     existing = store.image(rec.id)
@@ -602,7 +592,7 @@ def _load_oci_entry(store: Store, archive: _Archive, lease, entry: Descriptor) -
     for i, (ldesc, diff_id) in enumerate(zip(manifest.layers, cfg.diff_ids)):
         layers.append(_layer(store, lease, archive, f"blobs/sha256/{ldesc.digest.split(':', 1)[1]}", ldesc, diff_id))
         blobs.append(("layer", ldesc.digest, i))
-    return _record(desc.digest, manifest, config_bytes, layers), blobs
+    return image_record(desc.digest, manifest, parse_config(config_bytes), layers), blobs
 
 
 # -- docker-archive -------------------------------------------------------------------------------
@@ -701,7 +691,7 @@ def _load_docker_entry(store: Store, archive: _Archive, lease, config_name: str,
     assert isinstance(manifest, Manifest)
     blobs = [("manifest", manifest_digest, 0), ("config", config_digest, 0)]
     blobs += [("layer", l.digest, i) for i, l in enumerate(layers)]
-    return _record(manifest_digest, manifest, config_bytes, layers), blobs
+    return image_record(manifest_digest, manifest, parse_config(config_bytes), layers), blobs
 
 
 def _check_named_digest(archive: _Archive, name: str, digest: str) -> None:

@@ -135,9 +135,6 @@ class _Decoder:
                 raise VerificationError("invalid gzip data: unexpected end of stream")
         return "sha256:" + self.hash.hexdigest()
 
-    def close(self) -> None:
-        pass
-
 
 class _ThreadedDecoder:
     """A ``_Decoder`` spread over two threads beside the download thread: one inflates, one

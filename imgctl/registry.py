@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -909,28 +909,6 @@ class RegistryClient:
                 raise TransportError(f"reading blob {digest} from {ep.label}: {_reason(e)}") from e
         if state.got != size:
             raise TransportError(f"blob {digest}: {ep.label} ended the stream at byte {state.got} of {size}")
-
-    @contextmanager
-    def blob_stream(self, domain: str, path: str, digest: str, offset: int = 0) -> Iterator[httpx.Response]:
-        """A streaming 200 (or 206 when ``offset`` > 0 and the endpoint honours Range) response
-        from the first endpoint that answers; the caller verifies what it reads."""
-        digest = validate_digest(digest)
-        headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={offset}-"} if offset else {})
-
-        @contextmanager
-        def opened(ep: Endpoint, base: str) -> Iterator[httpx.Response]:
-            with self._open("GET", ep, f"{base}/v2/{path}/blobs/{digest}", f"repository:{path}:pull", headers) as resp:
-                if resp.status_code not in (200, 206):
-                    self._raise_for(resp, what="blob", display=digest, path=path)
-                yield resp
-
-        def attempt(ep: Endpoint, base: str) -> tuple[ExitStack, httpx.Response]:
-            stack = ExitStack()
-            return stack, stack.enter_context(opened(ep, base))
-
-        stack, resp = self._first(domain, f"blob {digest}", attempt)
-        with stack:
-            yield resp
 
     def list_tags(self, domain: str, path: str, *, display: str) -> list[str]:
         """Every tag of a repository, from the first endpoint that lists them all."""
