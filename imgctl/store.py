@@ -597,17 +597,35 @@ class Store:
 
 
 class Lease:
-    """Digests a pull in progress depends on; committed before the pull looks at them."""
+    """Digests a pull (or load, save, export) in progress depends on; committed before it
+    looks at them.  The lease is alive while its holder keeps ``leases/<id>.lock`` flocked:
+    the kernel drops the lock when the process dies, whatever PID namespace it ran in (a
+    store shared between containers), so garbage collection never trusts PIDs for this."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.id = uuid.uuid4().hex
         self._digests: set[str] = set()
+        self._fd: int | None = None
+
+    def _hold(self) -> None:
+        import fcntl
+
+        d = self.store.root / "leases"
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            fd = os.open(d / f"{self.id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise _disk_error(self.store, e) from e
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a fresh name: never contended
+        self._fd = fd
 
     def add(self, *digests: str) -> None:
         new = [validate_digest(d) for d in digests if d not in self._digests]
         if not new:
             return
+        if self._fd is None:
+            self._hold()  # the lock exists before any row names this lease
         now = time.time()
         with self.store.transaction() as con:
             con.executemany(
@@ -617,14 +635,37 @@ class Lease:
         self._digests.update(new)
 
     def release(self) -> None:
-        if not self._digests:
-            return
-        try:
-            with self.store.transaction() as con:
-                con.execute("DELETE FROM leases WHERE lease_id = ?", (self.id,))
-        except (sqlite3.Error, StoreError):
-            pass  # a stale lease only keeps blobs alive; GC drops leases of dead processes
-        self._digests.clear()
+        if self._digests:
+            try:
+                with self.store.transaction() as con:
+                    con.execute("DELETE FROM leases WHERE lease_id = ?", (self.id,))
+            except (sqlite3.Error, StoreError):
+                pass  # a stale lease only keeps blobs alive; GC drops it once its lock is free
+            self._digests.clear()
+        if self._fd is not None:
+            try:
+                os.unlink(self.store.root / "leases" / f"{self.id}.lock")
+            except OSError:
+                pass
+            os.close(self._fd)
+            self._fd = None
+
+
+def _lease_alive(store: Store, lease_id: str) -> bool:
+    """Whether a lease's holder still holds its lock file (False when the file is gone)."""
+    import fcntl
+
+    try:
+        fd = os.open(store.root / "leases" / f"{lease_id}.lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 _IMAGE_COLS = (
@@ -694,9 +735,13 @@ def collect_garbage(store: Store) -> list[tuple[str, int]]:
     """
     removed: list[tuple[str, int]] = []
     with store.transaction() as con:
-        for pid in [r[0] for r in con.execute("SELECT DISTINCT pid FROM leases")]:
-            if pid != os.getpid() and not _pid_alive(pid):
-                con.execute("DELETE FROM leases WHERE pid = ?", (pid,))
+        for lease_id in [r[0] for r in con.execute("SELECT DISTINCT lease_id FROM leases")]:
+            if not _lease_alive(store, lease_id):
+                con.execute("DELETE FROM leases WHERE lease_id = ?", (lease_id,))
+                try:
+                    os.unlink(store.root / "leases" / f"{lease_id}.lock")
+                except FileNotFoundError:
+                    pass
         keep = {r[0] for r in con.execute("SELECT digest FROM image_blobs UNION SELECT digest FROM leases")}
         try:
             names = os.listdir(store.blobs_dir)
