@@ -108,8 +108,11 @@ def _clean(name: str, layer: str) -> list[str]:
 class _Tree:
     """A root filesystem being built in a directory this process owns."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, scratch: bool = False) -> None:
         self.root = root
+        # scratch: the tree only feeds a tar (whose modes come from ``meta``); as a normal user it
+        # must stay readable and removable, so on-disk modes keep u+rw and directories keep theirs.
+        self.scratch = scratch
         self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.meta: dict[str, _Meta] = {}
         self.skipped: list[str] = []
@@ -336,7 +339,7 @@ class _Tree:
             if src is not None:
                 shutil.copyfileobj(src, out, COPY_CHUNK)
             out.flush()
-            os.fchmod(fd, m.mode & 0o7777)
+            os.fchmod(fd, self._disk_mode(m.mode))
             try:
                 os.utime(fd, (m.mtime, m.mtime))
             except (OverflowError, ValueError, OSError):
@@ -346,8 +349,14 @@ class _Tree:
         if self.is_root:
             os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
 
+    def _disk_mode(self, mode: int) -> int:
+        """The mode to give a file on disk: the image's, except that a scratch tree of a normal
+        user keeps u+rw, so a mode-0000 file (e.g. /etc/shadow) can still be read into the tar."""
+        mode &= 0o7777
+        return mode | 0o600 if self.scratch and not self.is_root else mode
+
     def _chmod(self, pfd: int, base: str, mode: int) -> None:
-        os.chmod(base, mode & 0o7777, dir_fd=pfd)  # not a symlink: created just now by us
+        os.chmod(base, self._disk_mode(mode), dir_fd=pfd)  # not a symlink: created just now by us
 
     def _times(self, pfd: int, base: str, m: tarfile.TarInfo) -> None:
         try:
@@ -384,6 +393,8 @@ class _Tree:
     # -- the end ---------------------------------------------------------------------------
     def finish(self) -> None:
         """Directory modes and times last: creating children changes them (and may need write access)."""
+        if self.scratch:
+            return  # the tar takes modes and times from ``meta``; a 0555 directory would block cleanup
         dirs = [p for p, m in self.meta.items() if m.type == tarfile.DIRTYPE]
         for path in sorted(dirs, key=lambda p: -p.count("/")):
             m = self.meta[path]
@@ -420,17 +431,17 @@ def _check_ratio(lr: LayerRecord, max_ratio: float, max_layer_size: int) -> None
         )
 
 
-def _build(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int) -> _Tree:
+def _build(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int, *, scratch: bool = False) -> _Tree:
     with store.lease() as lease:  # a concurrent rmi or prune cannot take layers away mid-export
         lease.add(*store.image_digests(image_id))
-        return _build_leased(store, image_id, root, max_ratio, max_layer_size)
+        return _build_leased(store, image_id, root, max_ratio, max_layer_size, scratch)
 
 
-def _build_leased(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int) -> _Tree:
+def _build_leased(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int, scratch: bool) -> _Tree:
     img = open_image(store, image_id)
     for lr in img.layers:  # refuse before writing anything
         _check_ratio(lr, max_ratio, max_layer_size)
-    tree = _Tree(root)
+    tree = _Tree(root, scratch=scratch)
     try:
         for lr in img.layers:
             tree.layer = lr.digest
@@ -578,7 +589,7 @@ def export_to_tar(
     scratch = Path(tempfile.mkdtemp(prefix=".imgctl-export-", dir=workdir))
     try:
         try:
-            tree = _build(store, image_id, scratch, max_ratio, max_layer_size)
+            tree = _build(store, image_id, scratch, max_ratio, max_layer_size, scratch=True)
             try:
                 _tar_tree(tree, out)
             finally:

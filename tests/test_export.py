@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -261,3 +262,54 @@ def test_root_export_creates_only_harmless_device_nodes(registry, unique_repo, t
     assert not os.path.lexists(out / "dev" / "sda")  # raw disk access: never handed out
     assert not os.path.lexists(out / "dev" / "mem")
     assert "2 device node(s) not created" in r.err
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to switch to an unprivileged user")
+def test_export_tar_as_a_normal_user_with_unreadable_files_and_read_only_dirs(registry, unique_repo):
+    """Fedora-like images: /etc/shadow is mode 0000 and /usr/bin is 0555; a normal user's export works."""
+    import tempfile
+
+    from imgctl.export import export_to_file
+    from imgctl.store import Store
+
+    layer = make_layer([
+        directory("etc", 0o755),
+        file("etc/shadow", b"root:*:19000::::::\n", 0o000),
+        directory("usr", 0o755),
+        directory("usr/bin", 0o555),
+        file("usr/bin/tool", b"#!/bin/sh\n", 0o755),
+    ], "gzip")
+    push_image(registry.url, unique_repo, make_image([layer]), tag="fedora-like")
+    name = f"{registry.host}/{unique_repo}:fedora-like"
+    base = Path(tempfile.mkdtemp(prefix="imgctl-nobody-"))  # pytest's tmp_path is private to root
+    try:
+        root, work = base / "root", base / "work"
+        assert run("--root", str(root), "pull", "-q", name).code == 0
+        work.mkdir()
+        subprocess.run(["chmod", "-R", "a+rwX", str(base)], check=True)
+        # A forked child drops to nobody (65534) and runs the export; everything it needs is
+        # imported already, so the unprivileged user needs no access to this checkout or Python.
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                export_to_file(Store(root), name, work / "fs.tar")
+                code = 0
+            except BaseException as e:  # noqa: BLE001 - reported to the parent through a file
+                (work / "child-error").write_text(f"{type(e).__name__}: {e}")
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        err = work / "child-error"
+        assert os.waitstatus_to_exitcode(status) == 0, err.read_text() if err.exists() else ""
+        with tarfile.open(work / "fs.tar") as tf:
+            members = {m.name.removeprefix("./").strip("/"): m for m in tf.getmembers()}
+            assert tf.extractfile(members["etc/shadow"]).read() == b"root:*:19000::::::\n"
+        assert stat.S_IMODE(members["etc/shadow"].mode) == 0o000
+        assert stat.S_IMODE(members["usr/bin"].mode) == 0o555
+        assert [p.name for p in work.iterdir()] == ["fs.tar"]  # no scratch copy left behind
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
