@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from imgctl import __version__
-from imgctl.errors import ImgctlError
+from imgctl.errors import ImgctlError, UsageError
 
 __all__ = ["app", "main", "state"]
 
@@ -89,6 +89,22 @@ def _global(
     state.root = root
     state.config_path = config
     state.debug = debug or state.debug
+
+
+def image_argument(name: str, *, all_tags: bool):
+    """pull/push's NAME: (reference, whether docker's "Using default tag: latest" applies).
+
+    A tag or digest together with ``-a`` is refused, as docker does; without ``-a`` a bare
+    name means ``:latest``.
+    """
+    from imgctl.reference import parse
+
+    ref = parse(name, default_tag=False)
+    if all_tags and (ref.tag or ref.digest):
+        raise UsageError("tag can't be used with --all-tags/-a")
+    if all_tags or ref.tag or ref.digest:
+        return ref, False
+    return ref.with_tag("latest"), True
 
 
 from imgctl.cli import commands as _commands  # noqa: E402,F401  (registers the commands)

@@ -6,22 +6,24 @@ import re
 import sys
 import threading
 
-from imgctl.cli import state
+from imgctl.cli import image_argument, state
 from imgctl.errors import UsageError
 from imgctl.pull import Event
 
 
+# docker's per-layer state words, by event kind (byte progress is shown on a terminal only)
+STATE_TEXT = {
+    "pulling": "Pulling fs layer",
+    "waiting": "Waiting",
+    "verifying": "Verifying Checksum",
+    "downloaded": "Download complete",
+    "complete": "Pull complete",
+    "exists": "Already exists",
+}
+
+
 class PlainProgress:
     """Off a terminal: docker's state lines, no byte counts."""
-
-    _TEXT = {
-        "pulling": "Pulling fs layer",
-        "waiting": "Waiting",
-        "verifying": "Verifying Checksum",
-        "downloaded": "Download complete",
-        "complete": "Pull complete",
-        "exists": "Already exists",
-    }
 
     def __init__(self, out=None) -> None:
         self.out = out or sys.stdout
@@ -32,8 +34,8 @@ class PlainProgress:
             line = e.text
         elif e.kind in ("retrying", "resuming"):
             line = f"{e.id}: {e.text}" if e.id else e.text
-        elif e.kind in self._TEXT:
-            line = f"{e.id}: {self._TEXT[e.kind]}"
+        elif e.kind in STATE_TEXT:
+            line = f"{e.id}: {STATE_TEXT[e.kind]}"
         else:
             return
         with self._lock:
@@ -70,7 +72,7 @@ class TerminalProgress:
 
     def _task(self, layer: str):
         if layer not in self._tasks:
-            self._tasks[layer] = self.progress.add_task("", label=f"{layer}: Pulling fs layer", total=None)
+            self._tasks[layer] = self.progress.add_task("", label=f"{layer}: {STATE_TEXT['pulling']}", total=None)
         return self._tasks[layer]
 
     def __call__(self, e: Event) -> None:
@@ -86,15 +88,7 @@ class TerminalProgress:
             if e.kind in ("retrying", "resuming"):
                 self.progress.update(t, label=f"{e.id}: {e.text}")
                 return
-            label = {
-                "pulling": "Pulling fs layer",
-                "waiting": "Waiting",
-                "downloading": "Downloading",
-                "verifying": "Verifying Checksum",
-                "downloaded": "Download complete",
-                "complete": "Pull complete",
-                "exists": "Already exists",
-            }.get(e.kind)
+            label = "Downloading" if e.kind == "downloading" else STATE_TEXT.get(e.kind)
             if label is None:
                 return
             fields = {"label": f"{e.id}: {label}"}
@@ -129,13 +123,9 @@ def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool, mi
     from imgctl.config import parse_mirror_url
     from imgctl.oci import parse_platform
     from imgctl.pull import pull, pull_all_tags
-    from imgctl.reference import parse
     from imgctl.registry import RegistryClient, seconds_text
 
-    explicit = parse(name, default_tag=False)
-    if all_tags and (explicit.tag or explicit.digest):
-        raise UsageError("tag can't be used with --all-tags/-a")
-    ref = explicit if (all_tags or explicit.tag or explicit.digest) else explicit.with_tag("latest")
+    ref, default_tag = image_argument(name, all_tags=all_tags)
     plat = parse_platform(platform) if platform else None
     try:
         extra_mirrors = tuple(parse_mirror_url(m) for m in mirrors)
@@ -150,7 +140,7 @@ def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool, mi
         show = TerminalProgress()
     else:
         show = PlainProgress()
-    if show and not all_tags and not explicit.tag and not explicit.digest:
+    if show and default_tag:
         show.line("Using default tag: latest")
     def on_retry(what: str, delay: float) -> None:
         if show is not None:

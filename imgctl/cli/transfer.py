@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgctl.cli import app, state
+from imgctl.cli import app, image_argument, state
 from imgctl.cli.commands import image_app
 from imgctl.errors import PartialFailure, UsageError
 
@@ -256,15 +256,11 @@ def push_cmd(
 ) -> None:
     """Push an image to its registry: blobs it lacks, then the manifest (mirrors are never used)."""
     from imgctl.push import push, push_all_tags
-    from imgctl.reference import parse
     from imgctl.registry import RegistryClient
 
-    explicit = parse(name, default_tag=False)
-    if all_tags and (explicit.tag or explicit.digest):
-        raise UsageError("tag can't be used with --all-tags/-a")
-    ref = explicit if (all_tags or explicit.tag or explicit.digest) else explicit.with_tag("latest")
+    ref, default_tag = image_argument(name, all_tags=all_tags)
     show = None if quiet else _PushLines()
-    if show is not None and not all_tags and not explicit.tag and not explicit.digest:
+    if show is not None and default_tag:
         print("Using default tag: latest")
     with RegistryClient(state.config(), log=state.log) as client:
         if all_tags:
