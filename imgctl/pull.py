@@ -34,6 +34,9 @@ from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
 __all__ = ["Event", "PullResult", "pull", "pull_all_tags", "image_record"]
 
 OUT_CHUNK = 1024 * 1024  # bound on decompressed output produced per step
+# Compressed bytes go to the inflate thread in pieces of at least this size, so that the
+# hand-overs between the download, inflate and diff_id threads stay few.
+FEED_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,8 @@ class _ThreadedDecoder:
         self._out: "queue.Queue" = queue.Queue(maxsize=out_depth)
         self._inner = _Decoder(compression, sink=self._out.put)
         self._error: VerificationError | None = None
+        self._pending: list[bytes] = []  # fed, not yet handed to the inflate thread
+        self._pending_size = 0
         self._threads = [
             threading.Thread(target=self._inflate, name="inflate", daemon=True),
             threading.Thread(target=self._digest, name="diff-id", daemon=True),
@@ -187,9 +192,18 @@ class _ThreadedDecoder:
             self._hash.update(chunk)
 
     def feed(self, data: bytes) -> None:
-        self._in.put(data)
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= FEED_CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._in.put(self._pending[0] if len(self._pending) == 1 else b"".join(self._pending))
+            self._pending, self._pending_size = [], 0
 
     def finish(self) -> str:
+        self._flush()
         self.close()
         if self._error is not None:
             raise self._error
@@ -279,7 +293,7 @@ class _Puller:
             last = 0.0
             chunks = self.client.fetch_blob(
                 ref.domain, ref.path, desc.digest, desc.size, restart=restart, urls=desc.urls,
-                offset=writer.written, hasher=writer.hash_copy(),
+                offset=writer.written, digest_so_far=writer.hexdigest,
             )
             with closing(chunks):
                 for chunk in chunks:

@@ -309,7 +309,7 @@ class _Transport(httpx.BaseTransport):
 class _Fetch:
     """What a blob download holds since its last restart: its hash, its length, who sent which bytes."""
 
-    hasher: "hashlib._Hash"
+    hasher: "hashlib._Hash | None"  # None: the caller hashes what it is given (``digest_so_far``)
     got: int = 0
     parts: list = field(default_factory=list)  # [endpoint, start, end] in order
     local: int = 0  # leading bytes that came from disk (an earlier, interrupted download)
@@ -766,7 +766,7 @@ class RegistryClient:
         restart: Callable[[], None] = lambda: None,
         urls: Sequence[str] = (),
         offset: int = 0,
-        hasher=None,
+        digest_so_far: Callable[[], str] | None = None,
     ) -> Iterator[bytes]:
         """The bytes of a blob, from the first endpoint that has them; close the iterator when done.
 
@@ -777,8 +777,11 @@ class RegistryClient:
         ends normally, exactly ``size`` bytes hashing to ``digest`` were yielded since the last
         ``restart()``.  ``urls`` (a foreign layer's own URLs) are tried last, without credentials.
 
-        ``offset`` bytes may already be held (an interrupted download on disk) with ``hasher``
-        holding their hash: only the rest is fetched.  If the whole then fails to verify, the
+        ``offset`` bytes may already be held (an interrupted download on disk): only the rest is
+        fetched.  ``digest_so_far`` says the caller hashes every byte it holds (the ``offset``
+        bytes, then each chunk yielded, from zero again after ``restart()``) and returns that
+        hash's hex digest; the bytes are then hashed once, by the caller, instead of twice.
+        Without it, resuming from ``offset`` is refused (there would be no hash to continue).  If the whole then fails to verify, the
         local bytes are blamed first and the download starts over.  Transient failures
         (resets, timeouts, 408/429/5xx) are retried with backoff, each retry announced.
         """
@@ -786,12 +789,15 @@ class RegistryClient:
         algo = digest.split(":", 1)[0]
         endpoints = self.endpoints(domain)
         endpoints += [Endpoint(u, urlsplit(u).netloc, foreign=True) for u in urls if urlsplit(u).scheme in ("http", "https")]
-        state = _Fetch(hasher.copy() if (hasher is not None and offset) else hashlib.new(algo), offset, [], offset)
+        if offset and digest_so_far is None:
+            raise ValueError("fetch_blob: resuming from an offset needs digest_so_far")
+        new_hasher = (lambda: None) if digest_so_far is not None else (lambda: hashlib.new(algo))
+        state = _Fetch(new_hasher(), offset, [], offset)
         if offset:
             self._log(f"blob {digest}: resuming after {offset} bytes found on disk")
 
         def start_over() -> None:
-            state.hasher, state.got, state.parts, state.local = hashlib.new(algo), 0, [], 0
+            state.hasher, state.got, state.parts, state.local = new_hasher(), 0, [], 0
             restart()
 
         failed: list[str] = []
@@ -844,7 +850,7 @@ class RegistryClient:
                         registry_error.args = (registry_error.message,)
                     raise registry_error
                 raise TransportError(f"cannot download blob {digest}: {'; '.join(failed)}")
-            actual = f"{algo}:{state.hasher.hexdigest()}"
+            actual = f"{algo}:{digest_so_far() if state.hasher is None else state.hasher.hexdigest()}"
             sources = _describe_parts(state.parts)
             if actual == digest:
                 self._log(f"blob {digest}: served by {sources or 'nobody (empty blob)'}")
@@ -898,10 +904,12 @@ class RegistryClient:
             part = [ep, state.got, state.got]
             state.parts.append(part)
             try:
+                hasher = state.hasher
                 for chunk in resp.iter_bytes():  # as they arrive: a broken stream keeps what came
                     if state.got + len(chunk) > size:
                         raise VerificationError(f"blob {digest}: {ep.label} sent more than the declared {size} bytes")
-                    state.hasher.update(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
                     state.got += len(chunk)
                     part[2] = state.got
                     yield chunk

@@ -211,9 +211,9 @@ class BlobWriter:
         self._f.truncate(self.written)
         self._on_disk = 0
 
-    def hash_copy(self):
-        """The running hash of the bytes so far (for a download that continues from ``written``)."""
-        return self._hash.copy()
+    def hexdigest(self) -> str:
+        """The hex digest of the bytes written so far (a download checks its bytes against it)."""
+        return self._hash.hexdigest()
 
     def reset(self) -> None:
         """Throw away everything written: the download starts over at byte 0."""
