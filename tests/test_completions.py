@@ -13,10 +13,12 @@ No network: bash (and zsh/fish when installed) run locally on the scripts.
 from __future__ import annotations
 
 import enum
+import json
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -445,3 +447,53 @@ def test_generator_handles_choices_paths_and_hidden(tmp_path):
         assert {"red", "green", "blue"} <= set(res[0])
         assert {"red", "green", "blue"} <= set(res[1])
         assert res[2] == ["adir/"]
+
+
+# -- lazy registration: main() imports only the command modules a command line needs ---------
+def test_command_module_table_names_where_each_command_lives():
+    """cli._COMMAND_MODULE must name the module that registers each top-level command, or a
+    command would be missing (or typer would build more of the tree than needed)."""
+    cli.load_commands()
+    owners = {c.name: c.callback.__module__ for c in app.registered_commands}
+    owners.update({g.name: g.typer_instance.registered_commands[0].callback.__module__
+                   for g in app.registered_groups if g.name == "system"})
+    expected = {name: f"imgctl.cli.{module}" for name, module in cli._COMMAND_MODULE.items()}
+    assert {n: m for n, m in owners.items() if n != "completion"} == expected
+    assert owners["completion"] == "imgctl.cli.completion"
+
+
+@pytest.mark.parametrize(
+    ("argv", "loaded", "absent"),
+    [
+        (["images", "-q"], {"commands"}, {"lifecycle", "transfer", "completion"}),
+        (["--debug", "tag", "nothing:here", "x:y"], {"commands", "lifecycle"}, {"search_cmd", "transfer"}),
+        (["--version"], set(), {"commands", "completion"}),
+        (["--help"], {"commands", "transfer", "completion"}, set()),
+        (["image", "ls", "-q"], {"commands", "transfer", "completion"}, set()),
+    ],
+)
+def test_main_imports_only_the_command_modules_it_needs(argv, loaded, absent, store_root):
+    code = (
+        "import json, sys\n"
+        "from imgctl.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', json.dumps([m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('imgctl.cli.')]), file=sys.stderr)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    line = next(x for x in r.stderr.splitlines() if x.startswith("LOADED"))
+    got = set(json.loads(line.split(" ", 1)[1]))
+    assert loaded <= got and not (absent & got), (argv, got, r.stderr)
+
+
+def test_listing_order_does_not_depend_on_what_ran_first():
+    """A process that ran `push` before `--help` lists the commands in the usual order."""
+    code = (
+        "import sys\n"
+        "from imgctl.cli import main\n"
+        "for argv in (['push', '--help'], ['--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    listed = [ln.split()[0] for ln in r.stdout.split("Commands:")[-1].splitlines() if ln.startswith("  ")]
+    assert listed[:4] == ["pull", "images", "tag", "rmi"], r.stdout
+    assert listed.index("push") > listed.index("search")

@@ -18,7 +18,7 @@ import typer
 from imgctl import __version__
 from imgctl.errors import ImgctlError, UsageError
 
-__all__ = ["app", "main", "state"]
+__all__ = ["app", "load_commands", "main", "state"]
 
 
 class _State:
@@ -107,12 +107,57 @@ def image_argument(name: str, *, all_tags: bool):
     return ref.with_tag("latest"), True
 
 
-from imgctl.cli import commands as _commands  # noqa: E402,F401  (registers the commands)
-from imgctl.cli import lifecycle as _lifecycle  # noqa: E402,F401  (tag, rmi, image prune, system df)
-from imgctl.cli import search_cmd as _search  # noqa: E402,F401  (search, tags)
-from imgctl.cli import auth_cmd as _auth  # noqa: E402,F401  (login, logout)
-from imgctl.cli import transfer as _transfer  # noqa: E402,F401  (inspect, history, save, load, export, push)
-from imgctl.cli import completion as _completion  # noqa: E402,F401  (registers `completion`; keep last)
+# The modules that register commands on ``app``, in the order their commands are listed;
+# each imports the one before it, so importing one registers all that come first.
+_COMMAND_MODULES = ("commands", "lifecycle", "search_cmd", "auth_cmd", "transfer", "completion")
+# Which of them defines each top-level command.  main() imports just the module a command
+# needs (and so those before it): typer then builds, and Python imports, only part of the
+# tree, while the listing order stays the same whatever ran before in this process.
+_COMMAND_MODULE = {
+    "pull": "commands", "images": "commands",
+    "tag": "lifecycle", "rmi": "lifecycle", "system": "lifecycle", "verify": "lifecycle",
+    "search": "search_cmd", "tags": "search_cmd",
+    "login": "auth_cmd", "logout": "auth_cmd",
+    "inspect": "transfer", "history": "transfer", "save": "transfer", "load": "transfer",
+    "export": "transfer", "push": "transfer",
+}  # fmt: skip
+
+
+def load_commands() -> None:
+    """Register every command (help, completion and ``image ...`` need the whole tree)."""
+    import imgctl.cli.completion  # noqa: F401  (the last module: it imports all the others)
+
+
+def _register_commands(args: list[str]) -> None:
+    """Import the command modules this command line needs: all of them for help, completion,
+    ``image ...`` and anything unknown; none for a bare ``--version``."""
+    import importlib
+
+    name = _command_name(args)
+    if name is None and "--version" in args and not {"-h", "--help"} & set(args):
+        return
+    module = _COMMAND_MODULE.get(name or "")
+    if module is None:
+        load_commands()
+    else:
+        importlib.import_module(f"imgctl.cli.{module}")
+
+
+def _command_name(args: list[str]) -> str | None:
+    """The first word of ``args`` that is not a global option (options come first: see below)."""
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return args[i + 1] if i + 1 < len(args) else None
+        if a in _GLOBAL_WITH_VALUE:
+            i += 2
+            continue
+        if not a.startswith("-"):
+            return a
+        i += 1
+    return None
+
 
 _GLOBAL_WITH_VALUE = ("--root", "--config")
 _GLOBAL_FLAGS = ("--debug",)
@@ -180,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     state.__init__()
     state.debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
+    _register_commands(args)
     code = 0
     try:
         result = app(args=args, prog_name="imgctl", standalone_mode=False)

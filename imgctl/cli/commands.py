@@ -31,6 +31,9 @@ def pull_cmd(
     ] = None,
 ) -> None:
     """Pull an image from a registry into the local store."""
+    from imgctl import trust
+
+    trust.prefetch()  # the CA bundle loads on another thread while the rest is imported
     from imgctl.cli.pullcmd import run_pull
 
     run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet, mirrors=registry_mirror or [])

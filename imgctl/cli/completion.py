@@ -27,6 +27,7 @@ from typing import Annotated, Any, get_args
 import typer
 
 from imgctl.cli import app
+from imgctl.cli import transfer as _before  # noqa: F401  (every other command is listed first)
 from imgctl.errors import UsageError
 
 __all__ = ["SHELLS", "generate", "command_tree", "CommandInfo", "OptionInfo", "ArgumentInfo"]

@@ -1,0 +1,77 @@
+"""The system trust store, loaded once per process, on another thread when asked for early.
+
+Loading the CA bundle costs about 17 ms, every run that talks to a registry needs it
+(even a plain-HTTP loopback registry is first probed over https), and OpenSSL parses
+the bundle without holding the GIL.  Commands that will talk to a registry call
+``prefetch()`` first thing, so the bundle loads while the rest of imgctl is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+
+_lock = threading.Lock()
+_loader: threading.Thread | None = None
+_shared: ssl.SSLContext | None = None
+_failure: BaseException | None = None
+_loaded_for: tuple | None = None  # the environment the shared context was (is being) loaded for
+
+
+def _environment() -> tuple:
+    """What decides which CAs OpenSSL loads: a change means the shared context is stale."""
+    return os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+
+
+def new_context() -> ssl.SSLContext:
+    """A new verifying context with the system trust store (honours SSL_CERT_FILE/SSL_CERT_DIR);
+    certifi's bundle only when the system has none.  Callers may add CAs and client certificates."""
+    ctx = ssl.create_default_context()
+    paths = ssl.get_default_verify_paths()
+    if not ((paths.cafile and os.path.isfile(paths.cafile)) or (paths.capath and os.path.isdir(paths.capath))):
+        try:
+            import certifi
+
+            ctx.load_verify_locations(certifi.where())
+        except ImportError:  # pragma: no cover
+            pass
+    return ctx
+
+
+def _load() -> None:
+    global _shared, _failure
+    try:
+        ctx = new_context()
+    except BaseException as e:  # noqa: BLE001 - reported to whoever asks for the context
+        _failure = e
+    else:
+        _shared = ctx
+
+
+def prefetch() -> None:
+    """Start loading the shared context in the background (once; a no-op after that)."""
+    global _loader, _shared, _loaded_for
+    with _lock:
+        if _loaded_for != _environment():  # first use, or SSL_CERT_FILE/SSL_CERT_DIR changed
+            if _loader is not None:
+                _loader.join()
+            _shared, _loader, _loaded_for = None, None, _environment()
+        if _loader is None and _shared is None:
+            _loader = threading.Thread(target=_load, name="trust-store", daemon=True)
+            _loader.start()
+
+
+def system_context() -> ssl.SSLContext:
+    """The shared context with just the system trust store.  Never modify it: use ``new_context()``."""
+    global _loader, _failure
+    prefetch()
+    loader = _loader
+    if loader is not None:
+        loader.join()
+    with _lock:
+        if _failure is not None:
+            failure, _failure, _loader, _loaded_for = _failure, None, None, None  # the next caller tries again
+            raise failure
+        assert _shared is not None
+        return _shared
