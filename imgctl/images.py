@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from imgctl.errors import ImageNotFound, InvalidReference, UsageError
 from imgctl.reference import DEFAULT_DOMAIN, OFFICIAL_REPO_PREFIX
@@ -20,8 +20,7 @@ __all__ = ["ImageRow", "list_images", "familiar_repository", "parse_filters", "r
 FILTER_KEYS = ("dangling", "label", "before", "since", "reference")
 
 
-@dataclass(frozen=True, slots=True)
-class ImageRow:
+class ImageRow(NamedTuple):  # a tuple: 10,000 of them are built per `images` on a big store
     id: str  # sha256:<hex>
     repository: str | None  # familiar: ubuntu, bitnami/redis, 127.0.0.1:5000/x; None for <none>
     tag: str | None
@@ -180,6 +179,7 @@ def list_images(
 
     rows: list[ImageRow] = []
     label_cache: dict[str, dict] = {}
+    familiar: dict[str | None, str] = {}  # repository -> its familiar name (few repositories, many tags)
     for image_id, created_ts, size, labels_json, repository, tag, digest, kind in raw:
         if kind == "d" and repository in tagged_repos.get(image_id, ()):
             continue  # the repository already has a row through a tag
@@ -196,7 +196,9 @@ def list_images(
             continue
         if since is not None and (created_ts is None or created_ts <= since):
             continue
-        fam = familiar_repository(repository) if repository else None
+        fam = familiar.get(repository)
+        if fam is None and repository:
+            fam = familiar[repository] = familiar_repository(repository)
         if patterns:
             if fam is None or not _reference_match(patterns, fam, tag):
                 continue

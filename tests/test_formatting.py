@@ -785,7 +785,19 @@ def test_simple_padding_fast_path_matches_general_tabwriter():
         text = "".join(line + "\n" for line in lines)
         fast = _pad_lines_simple(text)
         assert fast is not None
-        assert fast == _pad_lines(text)
+        general = _pad_lines(text)
+        assert general[-1] == []  # the text ended with a line terminator
+        assert fast == ["".join(cells) for cells in general[:-1]]
     assert _pad_lines_simple("a\tb\nc\n") is None  # ragged lines: several column blocks
     assert _pad_lines_simple("漢\tb\n") is None  # wide characters: the general path measures them
     assert _pad_lines_simple("a\tb") is None  # no final newline
+
+
+@pytest.mark.parametrize("special", list("\r\x01\x0b\x1c\x1d\x1e\x85\u2028\u2029"))
+def test_tabwrite_line_boundaries_tabulate_knows_go_through_untouched(special):
+    """The rows reach tabulate as the lines of one cell, which it splits with str.splitlines:
+    characters that splitlines (or tabulate) treats specially must come out as they went in."""
+    text = f"NAME\tTAG\nx{special}y\tz \n{special}\t{special}\nlast\t\n"
+    assert _tabwrite(text) == _go_tabwrite(text)
+    many = "".join(f"r{i}{special}\tt{i}\n" for i in range(50))
+    assert _tabwrite(many) == _go_tabwrite(many)

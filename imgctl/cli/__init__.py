@@ -6,7 +6,6 @@ messages: 0 ok, 1 failure, 2 usage, 130 interrupted.  Tracebacks only with
 talk to a registry never imports the HTTP stack or the progress library.
 """
 
-from __future__ import annotations
 
 import os
 import sys

@@ -1,6 +1,5 @@
 """``imgctl login`` and ``imgctl logout``: credentials in imgctl's own auth file."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated, Optional

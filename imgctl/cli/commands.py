@@ -4,8 +4,6 @@ Heavy modules (httpx, rich, the pull machinery) are imported inside the
 commands that need them.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

@@ -1,6 +1,5 @@
 """``tag``, ``rmi``, ``image prune`` and ``system df``."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated

@@ -1,6 +1,5 @@
 """``search`` (Docker Hub, its mirrors, any registry) and ``tags``."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated, Optional

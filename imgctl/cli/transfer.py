@@ -1,6 +1,5 @@
 """``inspect``, ``history``, ``save``, ``load``, ``export`` and ``push`` (and their ``image`` forms)."""
 
-from __future__ import annotations
 
 import sys
 from enum import Enum
