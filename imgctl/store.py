@@ -15,6 +15,7 @@ collection in another process never removes them.  No HTTP here.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -416,7 +417,7 @@ class Store:
             con.execute("PRAGMA foreign_keys = ON")
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version < SCHEMA_VERSION:
-                with _transaction(con):
+                with _transaction(con, self.root):
                     if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                         for stmt in _SCHEMA.split(";"):
                             if stmt.strip():
@@ -430,7 +431,7 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with _transaction(self.db) as con:
+        with _transaction(self.db, self.root) as con:
             yield con
 
     def close(self) -> None:
@@ -682,7 +683,7 @@ def _image(row: tuple) -> ImageRecord:
 
 
 @contextmanager
-def _transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def _transaction(con: sqlite3.Connection, root: Path) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE ... COMMIT: writers queue on the busy timeout instead of failing."""
     try:
         con.execute("BEGIN IMMEDIATE")
@@ -692,7 +693,7 @@ def _transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         yield con
     except sqlite3.Error as e:
         _rollback(con)
-        raise StoreError(f"cannot update the store index: {e}") from e
+        raise _index_error(e, root) from e
     except BaseException:
         _rollback(con)
         raise
@@ -701,7 +702,14 @@ def _transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             con.execute("COMMIT")
         except sqlite3.Error as e:
             _rollback(con)
-            raise StoreError(f"cannot update the store index: {e}") from e
+            raise _index_error(e, root) from e
+
+
+def _index_error(e: sqlite3.Error, root: Path) -> StoreError:
+    """A failed index update; a full disk reads the same as when a blob write hits it."""
+    if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return StoreError(f"cannot write to the store at {root}: {os.strerror(errno.ENOSPC)}")
+    return StoreError(f"cannot update the store index: {e}")
 
 
 def _rollback(con: sqlite3.Connection) -> None:
