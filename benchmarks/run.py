@@ -570,11 +570,23 @@ def check(sample: Sample, err: str, what: str, series: Series) -> None:
         log(f"    {what} FAILED (exit {sample.rc}): {err.strip()[-600:]}")
 
 
-def scenario_pulls(tools: Tools, refs: dict[str, str], n: int, res: dict) -> dict[str, dict[str, Path]]:
-    """(1) cold pulls into empty stores, alternating; keeps the last store of each tool for (2)."""
+FLOOR = "Python floor"  # benchmarks/floor_pull.py: the blobs alone, with diff_ids, no CLI/HTTP library/store
+
+
+def floor_cmd(tools: Tools, store: Path, ref: str, layers: list[CachedLayer]) -> list[str]:
+    repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
+    return [sys.executable, str(REPO / "benchmarks" / "floor_pull.py"), tools.host, repo, str(store),
+            *(f"{l.digest}:{l.size}:{l.diff_id}" for l in layers)]
+
+
+def scenario_pulls(tools: Tools, refs: dict[str, str], n: int, res: dict,
+                   layers: dict[str, list[CachedLayer]]) -> dict[str, dict[str, Path]]:
+    """(1) cold pulls into empty stores, alternating; keeps the last store of each tool for (2).
+    The Python floor (floor_pull.py) takes its turn in the rotation too."""
     kept: dict[str, dict[str, Path]] = {}
     for label, ref in refs.items():
         res["cold"][label] = {t: Series() for t in tools.names()}
+        res.setdefault("floor", {})[label] = Series()
         kept[label] = {}
         log(f"(1) cold pull {label}: {n} runs x {', '.join(tools.names())}  [load {loadavg()}]")
         for tool in tools.names():  # untimed warm-up: binaries, .pyc files and the registry's page cache
@@ -586,7 +598,15 @@ def scenario_pulls(tools: Tools, refs: dict[str, str], n: int, res: dict) -> dic
                 log(f"    warm-up {tool} failed (exit {s.rc}): {err.strip()[-600:]}")
             tools.clean(tool, store)
         for i in range(n):
-            for tool in rotate(tools.names(), i):
+            for tool in rotate([*tools.names(), FLOOR], i):
+                if tool == FLOOR:
+                    store = tools.work / f"floor-{i}"
+                    store.mkdir(parents=True)
+                    s, err = run_measured(floor_cmd(tools, store, ref, layers[label]), env=tools.env)
+                    check(s, err, f"floor_pull.py {ref}", res["floor"][label])
+                    log(f"    run {i + 1} floor   {fmt_s(s.wall):>9s}")
+                    rmtree(store)
+                    continue
                 store = tools.work / f"cold-{slug(label)}-{tool}-{i}"
                 rmtree(store)
                 if tool == "skopeo":
@@ -1055,15 +1075,28 @@ def write_report(path: Path, args, tools: Tools, res: dict, images_info: dict, s
     a("imgctl verifies the compressed digest and every layer's `diff_id` (inflate + sha256 of the tar); "
       "`skopeo copy docker://… oci:DIR:x` only checks the compressed digest; `podman pull` also extracts "
       "the layers into its storage.\n")
-    a("| image | " + " | ".join(tool_names) + " | imgctl ÷ skopeo | imgctl ÷ podman |")
-    a("|---|" + "---|" * (len(tool_names) + 2))
+    floors = res.get("floor", {})
+    a("| image | " + " | ".join(tool_names) + " | imgctl ÷ skopeo | imgctl ÷ podman |"
+      + (f" {FLOOR} | floor ÷ skopeo |" if floors else ""))
+    a("|---|" + "---|" * (len(tool_names) + 2) + ("---|---|" if floors else ""))
     for label, by_tool in res["cold"].items():
         cells = [by_tool[t].cell() for t in tool_names]
         rs = ratio(by_tool["imgctl"].median, by_tool["skopeo"].median) if "skopeo" in by_tool else None
         rp = ratio(by_tool["imgctl"].median, by_tool["podman"].median) if "podman" in by_tool else None
-        a(f"| `{label}` | " + " | ".join(cells) + f" | {'–' if rs is None else f'{rs:.2f}×'} | "
-          f"{'–' if rp is None else f'{rp:.2f}×'} |")
+        line = (f"| `{label}` | " + " | ".join(cells) + f" | {'–' if rs is None else f'{rs:.2f}×'} | "
+                f"{'–' if rp is None else f'{rp:.2f}×'} |")
+        if label in floors:
+            fs = ratio(floors[label].median, by_tool["skopeo"].median) if "skopeo" in by_tool else None
+            line += f" {floors[label].cell()} | {'–' if fs is None else f'{fs:.2f}×'} |"
+        a(line)
     a("")
+    if floors:
+        a(f"**{FLOOR}** is `benchmarks/floor_pull.py`, timed as a fresh process in the same rotation: the least a "
+          "Python program must do here to pull these layers with their `diff_id`s verified — raw HTTP/1.1 "
+          "GETs on plain sockets, 1 MiB reads into a reused buffer, each blob hashed and written on its "
+          "receiving thread, inflated (ISA-L) on a second and the tar hashed on a third, three blobs at once — "
+          "with no command line, HTTP library, manifest, store or index. imgctl cannot be faster than it "
+          "on this machine; the gap between the two is what imgctl itself costs.\n")
 
     a("## 2. Pull when the image is already present\n")
     a("| image | " + " | ".join(tool_names) + " |")
@@ -1239,7 +1272,8 @@ def main() -> int:
             res["machine"] = machine_info(tools)
             raw_limits(tools, base, reg.host, "bench/base", res)
 
-            kept = scenario_pulls(tools, refs, args.runs, res)
+            kept = scenario_pulls(tools, refs, args.runs, res,
+                                  {f"{base_label} (1 layer)": [base], "five-layers": multi})
             scenario_uptodate(tools, refs, kept, args.runs, res)
             base_kept = kept[f"{base_label} (1 layer)"]
             scenario_images(tools, base_kept, refs[f"{base_label} (1 layer)"], sizes, args.runs, res, notes,

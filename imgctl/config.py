@@ -7,7 +7,6 @@ the file and, for syntax errors, the line.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -138,6 +137,8 @@ def load_config(path: Path | None = None) -> Config:
     except OSError as e:
         raise ConfigError(f"cannot read configuration file {path}: {e.strerror}") from e
     where = str(path)
+    import tomllib  # here: most runs have no configuration file to parse
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
