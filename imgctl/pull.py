@@ -35,9 +35,10 @@ __all__ = ["Event", "PullResult", "pull", "pull_all_tags", "image_record"]
 
 OUT_CHUNK = 1024 * 1024  # bound on decompressed output produced per step
 # Received bytes are written, hashed and handed to the inflate thread in pieces of at least
-# this size: every step releases and retakes the GIL, and per 64 KiB read that hand-over
-# between the download, inflate and diff_id threads costs more than the work itself.
-BATCH = 1024 * 1024
+# this size: every step releases and retakes the GIL, and per 64 KiB read those hand-overs
+# between the download, inflate and diff_id threads cost more than the work.  Larger pieces
+# gain little more and cost memory (each thread's malloc arena keeps a few of them).
+BATCH = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +150,7 @@ class _ThreadedDecoder:
 
     _DONE = object()
 
-    def __init__(self, compression: str, depth: int = 64, out_depth: int = 8) -> None:
+    def __init__(self, compression: str, depth: int = 8, out_depth: int = 4) -> None:
         import queue
 
         self._hash = hashlib.sha256()
