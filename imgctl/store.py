@@ -170,6 +170,7 @@ class BlobWriter:
         self.expected_size = size
         self._hash = hashlib.new(self.digest.split(":", 1)[0])
         self.written = 0
+        self._broken = False  # a failed write could not be undone: the file is not what the hash covers
         self._on_disk = 0  # bytes of an earlier partial not yet re-hashed by existing()
         self._closed = False
         self._committed = False
@@ -226,6 +227,7 @@ class BlobWriter:
         self._hash = hashlib.new(self.digest.split(":", 1)[0])
         self.written = 0
         self._on_disk = 0
+        self._broken = False
 
     def write(self, data: bytes | memoryview) -> None:
         n = len(data)
@@ -233,11 +235,23 @@ class BlobWriter:
             raise VerificationError(
                 f"blob {self.digest} is larger than its declared size of {self.expected_size} bytes"
             )
-        self._hash.update(data)
         try:
-            self._f.write(data)
+            view = memoryview(data)
+            while view:
+                # An unbuffered write may be short (the disk filling up): the file must hold
+                # exactly what the hash covers, so write the rest or fail.
+                done = self._f.write(view)
+                if not done:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[done:]
         except OSError as e:
+            try:  # a failed write leaves the writer as it was: drop the part that got through
+                self._f.truncate(self.written)
+                self._f.seek(self.written)
+            except OSError:
+                self._broken = True  # cannot say what the file holds: never commit it
             raise _disk_error(self.store, e) from e
+        self._hash.update(data)
         self.written += n
 
     def commit(self) -> Path:
@@ -252,6 +266,8 @@ class BlobWriter:
                 raise VerificationError(f"digest mismatch for {self.digest}: content hashes to {actual}")
             final = self.store.blob_path(self.digest)
             try:
+                if self._broken or os.fstat(self._f.fileno()).st_size != self.written:
+                    raise VerificationError(f"blob {self.digest}: the ingest file does not hold what was written")
                 os.fsync(self._f.fileno())
                 os.replace(self.path, final)  # still under our lock: nobody else writes this file
             except OSError as e:

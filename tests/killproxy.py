@@ -76,6 +76,10 @@ class KillProxy:
                             os.kill(self.pid, self.sig)
                             if self.sig == signal.SIGKILL:
                                 break
+                            # Any other signal (Ctrl-C): the process lives on, and so does the
+                            # stream; the rest of this read goes through as it would have.
+                            dst.sendall(data[cut:])
+                            self.sent += len(data) - cut
                             continue
                         self.sent += len(data)
                 dst.sendall(data)
