@@ -307,9 +307,11 @@ class _Puller:
                         raise _Cancelled()
                     batch.append(chunk)
                     batched += len(chunk)
-                    if batched >= BATCH:
+                    now = time.monotonic()
+                    # A batch at a time, and at least every 0.1 s on a slow link, so that the
+                    # progress and the resumable partial on disk never lag behind for long.
+                    if batched >= BATCH or now - last > 0.1:
                         flush()
-                        now = time.monotonic()
                         if now - last > 0.1:
                             last = now
                             self.progress(Event("downloading", short, writer.written, desc.size))
