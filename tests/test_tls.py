@@ -210,3 +210,24 @@ def test_proxies_come_from_the_environment(monkeypatch):
     assert t._proxy("https", "127.0.0.1:5000") is None  # loopback is never proxied
     assert t._proxy("https", "localhost:5000") is None
     assert t._proxy("http", "registry.example") is None  # no HTTP_PROXY set
+
+
+def test_trust_store_is_loaded_once_and_again_when_the_environment_changes(monkeypatch, ca):
+    """The CA bundle is parsed once per process (on a thread, while imports run), and again
+    only when SSL_CERT_FILE/SSL_CERT_DIR name another one."""
+    from imgctl import trust
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    trust.prefetch()
+    first = trust.system_context()
+    assert trust.system_context() is first
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca.path))
+    second = trust.system_context()
+    assert second is not first
+
+    def names(ctx):
+        return {v for c in ctx.get_ca_certs() for rdn in c["subject"] for k, v in rdn if k == "commonName"}
+
+    assert "imgctl test CA" in names(second) and "imgctl test CA" not in names(first)
+    assert trust.new_context() is not second  # callers that add CAs get their own
