@@ -10,7 +10,8 @@ Credentials and tokens are kept per host and sent only to it: never across a
 redirect to another origin, to a mirror on another host, or to a layer's own
 URL, and never into a log line.  TLS is verified with the system trust store
 plus docker's ``certs.d/HOST[:PORT]/`` (``*.crt`` CAs, ``client.cert`` and
-``client.key``); plain HTTP is used only for loopback and insecure registries.
+``client.key``); plain HTTP is used only for loopback and insecure registries, and
+insecure registries (only they) are also reached over HTTPS without verification.
 """
 
 from __future__ import annotations
@@ -237,8 +238,10 @@ class _Transport(httpx.BaseTransport):
     Proxies follow ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY``; loopback is never proxied.
     """
 
-    def __init__(self, certs_dirs: Sequence[Path], limits: httpx.Limits) -> None:
+    def __init__(self, certs_dirs: Sequence[Path], limits: httpx.Limits,
+                 insecure: Callable[[str], bool] = lambda host: False) -> None:
         self._certs_dirs = tuple(certs_dirs)
+        self._insecure = insecure
         self._limits = limits
         self._proxies = _proxy_environment()
         self._contexts: dict[str, ssl.SSLContext] = {}
@@ -250,7 +253,13 @@ class _Transport(httpx.BaseTransport):
             if host in self._contexts:
                 return self._contexts[host]
         cas, client = tls_files(host, self._certs_dirs)
-        if not cas and client is None:
+        if self._insecure(host):
+            # docker's insecure-registries: HTTPS without verifying the certificate (or
+            # plain HTTP, see RegistryClient._probe).  A client certificate is still offered.
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        elif not cas and client is None:
             ctx = trust.system_context()
         else:
             ctx = trust.new_context()
@@ -259,11 +268,11 @@ class _Transport(httpx.BaseTransport):
                     ctx.load_verify_locations(cafile=str(ca))
                 except (OSError, ssl.SSLError) as e:
                     raise ConfigError(f"cannot load CA certificate {ca}: {e}") from e
-            if client is not None:
-                try:
-                    ctx.load_cert_chain(str(client[0]), str(client[1]))
-                except (OSError, ssl.SSLError) as e:
-                    raise ConfigError(f"cannot load client certificate {client[0]}: {e}") from e
+        if client is not None:  # (never the shared context: that one is used only without)
+            try:
+                ctx.load_cert_chain(str(client[0]), str(client[1]))
+            except (OSError, ssl.SSLError) as e:
+                raise ConfigError(f"cannot load client certificate {client[0]}: {e}") from e
         with self._lock:
             return self._contexts.setdefault(host, ctx)
 
@@ -366,7 +375,7 @@ class RegistryClient:
         self._log = log or (lambda msg: None)
         self._mirrors = tuple(mirrors)  # from the command line: for every registry, before the configured ones
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
-        self._transport = _Transport(config.certs_dirs(), limits)
+        self._transport = _Transport(config.certs_dirs(), limits, insecure=config.is_insecure)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             follow_redirects=False,

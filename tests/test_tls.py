@@ -119,6 +119,28 @@ def test_tls_registry_needs_its_ca_in_certs_d(tls_registry, ca, isolated_env, st
     assert image_ids(store_root) == {img.config_digest}
 
 
+def test_insecure_registry_is_reached_over_https_without_verification(tls_registry, ca, cfg_file, store_root):
+    """docker's insecure-registries: a registry with a certificate nobody trusts (here: issued
+    by a CA the client has never seen) is used over HTTPS without verification when listed;
+    it only speaks TLS, so success means HTTPS, not the plain-HTTP fallback."""
+    img = small_image("insecure-tls")
+    push_image(tls_registry.url, "team/tls", img, tag="v1", verify=ca.path)
+    name = f"{tls_registry.host}/team/tls:v1"
+    r = run("pull", "-q", name)
+    assert r.code == 1 and "TLS certificate verification failed" in r.err
+
+    cfg_file.write_text(f'insecure-registries = ["{tls_registry.host}"]\n')
+    r = run("--debug", "pull", "-q", name)
+    assert r.code == 0, r.err
+    assert r.out == f"{name}\n"
+    assert f"using http://{tls_registry.host}" not in r.err
+    assert image_ids(store_root) == {img.config_digest}
+    assert_store_verifies(store_root)
+
+    cfg_file.write_text('insecure-registries = ["10.0.0.0/8"]\n')  # listed by CIDR elsewhere: verified again
+    assert run("pull", "-q", name).code == 1
+
+
 def test_certs_dir_setting(tls_registry, ca, cfg_file, store_root):
     push_image(tls_registry.url, "team/tls", small_image("certsdir"), tag="v1", verify=ca.path)
     d = cfg_file.parent / "my-certs" / tls_registry.host
