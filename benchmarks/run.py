@@ -1094,7 +1094,7 @@ def write_report(path: Path, args, tools: Tools, res: dict, images_info: dict, s
         a(f"**{FLOOR}** is `benchmarks/floor_pull.py`, timed as a fresh process in the same rotation: the least a "
           "Python program must do here to pull these layers with their `diff_id`s verified — raw HTTP/1.1 "
           "GETs on plain sockets, 1 MiB reads into a reused buffer, each blob hashed and written on its "
-          "receiving thread, inflated (ISA-L) on a second and the tar hashed on a third, three blobs at once — "
+          "receiving thread, inflated (ISA-L) on a second whose output the first hashes, three blobs at once — "
           "with no command line, HTTP library, manifest, store or index. imgctl cannot be faster than it "
           "on this machine; the gap between the two is what imgctl itself costs.\n")
 
