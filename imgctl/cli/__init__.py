@@ -6,7 +6,6 @@ messages: 0 ok, 1 failure, 2 usage, 130 interrupted.  Tracebacks only with
 talk to a registry never imports the HTTP stack or the progress library.
 """
 
-
 import os
 import sys
 from pathlib import Path
@@ -106,12 +105,12 @@ def image_argument(name: str, *, all_tags: bool):
     return ref.with_tag("latest"), True
 
 
-# The modules that register commands on ``app``, in the order their commands are listed;
-# each imports the one before it, so importing one registers all that come first.
-_COMMAND_MODULES = ("commands", "lifecycle", "search_cmd", "auth_cmd", "transfer", "completion")
-# Which of them defines each top-level command.  main() imports just the module a command
-# needs (and so those before it): typer then builds, and Python imports, only part of the
-# tree, while the listing order stays the same whatever ran before in this process.
+# The modules that register commands on ``app``, in the order their commands are listed:
+# commands, lifecycle, search_cmd, auth_cmd, transfer, completion.  Each imports the one
+# before it, so importing one registers all that come first.  Below: which of them defines
+# each top-level command.  main() imports just the module a command needs (and so those
+# before it): typer then builds, and Python imports, only part of the tree, while the
+# listing order stays the same whatever ran before in this process.
 _COMMAND_MODULE = {
     "pull": "commands", "images": "commands",
     "tag": "lifecycle", "rmi": "lifecycle", "system": "lifecycle", "verify": "lifecycle",

@@ -1,6 +1,5 @@
 """``imgctl login`` and ``imgctl logout``: credentials in imgctl's own auth file."""
 
-
 import sys
 from typing import Annotated, Optional
 

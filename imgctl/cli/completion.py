@@ -623,7 +623,6 @@ end
 complete -c {prog} -f
 """
 
-
 def _fish_names(o: OptionInfo) -> str:
     parts = []
     for n in o.names:

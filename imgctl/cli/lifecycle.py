@@ -1,6 +1,5 @@
 """``tag``, ``rmi``, ``image prune`` and ``system df``."""
 
-
 import sys
 from typing import Annotated
 

@@ -1,6 +1,5 @@
 """``search`` (Docker Hub, its mirrors, any registry) and ``tags``."""
 
-
 import sys
 from typing import Annotated, Optional
 

@@ -1,6 +1,5 @@
 """``inspect``, ``history``, ``save``, ``load``, ``export`` and ``push`` (and their ``image`` forms)."""
 
-
 import sys
 from enum import Enum
 from pathlib import Path
