@@ -623,6 +623,7 @@ end
 complete -c {prog} -f
 """
 
+
 def _fish_names(o: OptionInfo) -> str:
     parts = []
     for n in o.names:
