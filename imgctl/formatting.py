@@ -391,9 +391,9 @@ def _pad_lines_simple(text: str) -> list[str] | None:
     return [line % cells for cells in map(tuple, rows)]
 
 
-def _unused_char(text: str, start: int, avoid: str = "") -> str:
+def _unused_char(text: str, start: int) -> str:
     cp = start
-    while chr(cp) in text or chr(cp) in avoid:
+    while chr(cp) in text:
         cp += 1
     return chr(cp)
 
@@ -409,11 +409,9 @@ def _tabwrite(text: str) -> str:
     go in as the lines of a single cell: the same bytes, and tabulate's
     per-cell work (type sniffing, width measuring) runs once, not once per row
     (about 35 ms at 10,000 rows).  tabulate strips trailing whitespace, so each
-    line ends with a sentinel.  It also gives \x01 and line boundaries meanings
-    of its own (a separating line; multi-line cells in its multi-line formats,
-    split with ``str.splitlines``); the custom format used here avoids those
-    paths, and the characters are swapped for private-use ones around the call
-    anyway, so the bytes never depend on how tabulate treats them.
+    line ends with a sentinel.  Its other special cases do not apply to this
+    cell: a separating line is a row that is exactly \x01 (never, with the
+    sentinel), and multi-line cells are split only in its own multi-line formats.
     """
     from tabulate import DataRow, TableFormat, tabulate
 
@@ -428,10 +426,6 @@ def _tabwrite(text: str) -> str:
     if not lines:
         return ""
     end = _unused_char(text, 0xE000)
-    swaps: dict[str, str] = {}
-    for c in _TABULATE_SPECIAL:
-        if c in text:
-            swaps[c] = _unused_char(text, 0xE100, end + "".join(swaps.values()))
 
     fmt = TableFormat(
         lineabove=None,
@@ -444,8 +438,6 @@ def _tabwrite(text: str) -> str:
         with_header_hide=None,
     )
     cell = (end + "\n").join(lines) + end
-    if swaps:
-        cell = cell.translate(str.maketrans(swaps))
     table = tabulate(
         [[cell]],
         tablefmt=fmt,
@@ -454,14 +446,7 @@ def _tabwrite(text: str) -> str:
         missingval="",
     )
     joined = table.replace(end, "")  # ``end`` occurs nowhere in ``text``
-    if swaps:
-        joined = joined.translate(str.maketrans({v: k for k, v in swaps.items()}))
     return joined + "\n" if last_empty else joined
-
-
-# What tabulate may treat specially inside a cell: CR and the other line boundaries of
-# str.splitlines, and \x01 (its separating-line marker).
-_TABULATE_SPECIAL = "\r\x01\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
