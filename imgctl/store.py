@@ -170,7 +170,6 @@ class BlobWriter:
         self.expected_size = size
         self._hash = hashlib.new(self.digest.split(":", 1)[0])
         self.written = 0
-        self._broken = False  # a failed write could not be undone: the file is not what the hash covers
         self._on_disk = 0  # bytes of an earlier partial not yet re-hashed by existing()
         self._closed = False
         self._committed = False
@@ -227,7 +226,6 @@ class BlobWriter:
         self._hash = hashlib.new(self.digest.split(":", 1)[0])
         self.written = 0
         self._on_disk = 0
-        self._broken = False
 
     def write(self, data: bytes | memoryview) -> None:
         n = len(data)
@@ -249,7 +247,7 @@ class BlobWriter:
                 self._f.truncate(self.written)
                 self._f.seek(self.written)
             except OSError:
-                self._broken = True  # cannot say what the file holds: never commit it
+                pass  # the file then holds more than was written: commit() refuses it
             raise _disk_error(self.store, e) from e
         self._hash.update(data)
         self.written += n
@@ -266,7 +264,7 @@ class BlobWriter:
                 raise VerificationError(f"digest mismatch for {self.digest}: content hashes to {actual}")
             final = self.store.blob_path(self.digest)
             try:
-                if self._broken or os.fstat(self._f.fileno()).st_size != self.written:
+                if os.fstat(self._f.fileno()).st_size != self.written:
                     raise VerificationError(f"blob {self.digest}: the ingest file does not hold what was written")
                 os.fsync(self._f.fileno())
                 os.replace(self.path, final)  # still under our lock: nobody else writes this file
