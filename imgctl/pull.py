@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 from contextlib import closing
 import hashlib
+import queue
 import threading
 import time
 import zlib
@@ -155,9 +156,6 @@ class _ThreadedDecoder:
     _POLL = 0.005  # seconds: how long the caller waits for output before trying its input again
 
     def __init__(self, compression: str, depth: int = 8, out_depth: int = 8) -> None:
-        import queue
-
-        self._empty, self._full = queue.Empty, queue.Full
         self._hash = hashlib.sha256()
         self._in: "queue.Queue" = queue.Queue(maxsize=depth)
         self._out: "queue.Queue" = queue.Queue(maxsize=out_depth)
@@ -194,7 +192,7 @@ class _ThreadedDecoder:
         """Hash one piece of output (waiting up to ``wait`` seconds; None: not at all)."""
         try:
             chunk = self._out.get(wait is not None, wait)
-        except self._empty:
+        except queue.Empty:
             return False
         if chunk is self._DONE:
             self._drained = True
@@ -209,7 +207,7 @@ class _ThreadedDecoder:
             try:
                 self._in.put_nowait(item)
                 return
-            except self._full:
+            except queue.Full:
                 self._take(self._POLL)
 
     def feed(self, data: bytes) -> None:
@@ -290,7 +288,9 @@ class _Puller:
                 writer.write(data)
                 feed(data)
 
-        def digest_so_far() -> str:  # the client's check at the end covers every byte received
+        def digest_so_far() -> str:
+            # The client calls this before a download ends normally: every byte it yielded
+            # is then written and fed, and its digest check covers them all.
             flush()
             return writer.hexdigest()
 
@@ -340,7 +340,6 @@ class _Puller:
                         if now - last > 0.1:
                             last = now
                             self.progress(Event("downloading", short, writer.written, desc.size))
-            flush()  # normally a no-op: the client's final digest check has flushed
             # The client verified size and digest: these are the bytes the manifest names.
             if bad_data is not None:
                 raise bad_data
@@ -354,11 +353,10 @@ class _Puller:
         except BaseException:
             # Interrupted or a network failure: keep what arrived for the next pull to resume
             # from (it is re-hashed then, like any partial).
-            if batch:
-                try:
-                    writer.write(b"".join(batch))
-                except ImgctlError:
-                    pass  # a full disk, say: the partial simply ends earlier
+            try:
+                flush()
+            except ImgctlError:
+                pass  # a full disk, say: the partial simply ends earlier
             writer.suspend()
             raise
         finally:
