@@ -89,6 +89,14 @@ def _global(
     state.debug = debug or state.debug
 
 
+def talks_to_registries() -> None:
+    """First thing in a command that will talk to a registry: the CA bundle starts loading on
+    another thread (OpenSSL parses it without the GIL) while the rest of imgctl is imported."""
+    from imgctl import trust
+
+    trust.prefetch()
+
+
 def image_argument(name: str, *, all_tags: bool):
     """pull/push's NAME: (reference, whether docker's "Using default tag: latest" applies).
 

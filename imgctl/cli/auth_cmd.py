@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgctl.cli import app, state
+from imgctl.cli import app, state, talks_to_registries
 from imgctl.cli import search_cmd as _before  # noqa: F401  (its commands are listed first)
 from imgctl.errors import UsageError
 
@@ -23,9 +23,7 @@ def login_cmd(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
 ) -> None:
     """Log in to a registry; the credentials are checked before they are saved."""
-    from imgctl import trust
-
-    trust.prefetch()  # the CA bundle loads on another thread while the rest is imported
+    talks_to_registries()
     from imgctl import auth
     from imgctl.registry import RegistryClient
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgctl.cli import app, state
+from imgctl.cli import app, state, talks_to_registries
 
 image_app = typer.Typer(help="Manage images (docker-style `image` subcommands).", no_args_is_help=True)
 app.add_typer(image_app, name="image")
@@ -29,9 +29,7 @@ def pull_cmd(
     ] = None,
 ) -> None:
     """Pull an image from a registry into the local store."""
-    from imgctl import trust
-
-    trust.prefetch()  # the CA bundle loads on another thread while the rest is imported
+    talks_to_registries()
     from imgctl.cli.pullcmd import run_pull
 
     run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet, mirrors=registry_mirror or [])

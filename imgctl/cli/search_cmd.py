@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgctl.cli import app, state
+from imgctl.cli import app, state, talks_to_registries
 from imgctl.cli import lifecycle as _before  # noqa: F401  (its commands are listed first)
 
 SEARCH_HEADERS = {"Name": "NAME", "Description": "DESCRIPTION", "StarCount": "STARS", "IsOfficial": "OFFICIAL"}
@@ -40,9 +40,7 @@ def search_cmd(
     ] = None,
 ) -> None:
     """Search Docker Hub (or any registry) for images."""
-    from imgctl import trust
-
-    trust.prefetch()  # the CA bundle loads on another thread while the rest is imported
+    talks_to_registries()
     from imgctl.formatting import format_rows, truncate_display
     from imgctl.search import parse_filters, search
 
@@ -79,9 +77,7 @@ def tags_cmd(
     ] = None,
 ) -> None:
     """List the tags of a repository in a registry."""
-    from imgctl import trust
-
-    trust.prefetch()  # the CA bundle loads on another thread while the rest is imported
+    talks_to_registries()
     from imgctl.search import list_tags
 
     with _client() as client:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgctl.cli import app, image_argument, state
+from imgctl.cli import app, image_argument, state, talks_to_registries
 from imgctl.cli import auth_cmd as _before  # noqa: F401  (its commands are listed first)
 from imgctl.cli.commands import image_app
 from imgctl.errors import PartialFailure, UsageError
@@ -254,9 +254,7 @@ def push_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the pushed name.")] = False,
 ) -> None:
     """Push an image to its registry: blobs it lacks, then the manifest (mirrors are never used)."""
-    from imgctl import trust
-
-    trust.prefetch()  # the CA bundle loads on another thread while the rest is imported
+    talks_to_registries()
     from imgctl.push import push, push_all_tags
     from imgctl.registry import RegistryClient
 
