@@ -34,6 +34,7 @@ class ImageRow(NamedTuple):  # a tuple: 10,000 of them are built per `images` on
         return self.repository is None
 
 
+@lru_cache(maxsize=4096)  # a big store lists many tags of few repositories
 def familiar_repository(repository: str) -> str:
     """docker.io/library/ubuntu -> ubuntu; docker.io/bitnami/redis -> bitnami/redis."""
     prefix = DEFAULT_DOMAIN + "/"
@@ -179,7 +180,6 @@ def list_images(
 
     rows: list[ImageRow] = []
     label_cache: dict[str, dict] = {}
-    familiar: dict[str | None, str] = {}  # repository -> its familiar name (few repositories, many tags)
     for image_id, created_ts, size, labels_json, repository, tag, digest, kind in raw:
         if kind == "d" and repository in tagged_repos.get(image_id, ()):
             continue  # the repository already has a row through a tag
@@ -196,9 +196,7 @@ def list_images(
             continue
         if since is not None and (created_ts is None or created_ts <= since):
             continue
-        fam = familiar.get(repository)
-        if fam is None and repository:
-            fam = familiar[repository] = familiar_repository(repository)
+        fam = familiar_repository(repository) if repository else None
         if patterns:
             if fam is None or not _reference_match(patterns, fam, tag):
                 continue
