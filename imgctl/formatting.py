@@ -1020,18 +1020,22 @@ class _Lexer:
         return self.s.startswith("}}", self.pos)
 
     def lex_char(self):
+        return self._lex_escaped("'", "character constant", T_CHARCONST)
+
+    def _lex_escaped(self, close: str, what: str, typ):
+        """The rest of a '...' or "..." literal, backslash escapes included (Go's lexChar/lexQuote)."""
         while True:
             r = self.nxt()
             if r == "\\":
                 r2 = self.nxt()
                 if r2 and r2 != "\n":
                     continue
-                return self.error("unterminated character constant")
+                return self.error(f"unterminated {what}")
             if r in ("", "\n"):
-                return self.error("unterminated character constant")
-            if r == "'":
+                return self.error(f"unterminated {what}")
+            if r == close:
                 break
-        self.emit(T_CHARCONST)
+        self.emit(typ)
         return self.lex_inside
 
     _NUM_RE = re.compile(
@@ -1058,19 +1062,7 @@ class _Lexer:
         return self.lex_inside
 
     def lex_quote(self):
-        while True:
-            r = self.nxt()
-            if r == "\\":
-                r2 = self.nxt()
-                if r2 and r2 != "\n":
-                    continue
-                return self.error("unterminated quoted string")
-            if r in ("", "\n"):
-                return self.error("unterminated quoted string")
-            if r == '"':
-                break
-        self.emit(T_STRING)
-        return self.lex_inside
+        return self._lex_escaped('"', "quoted string", T_STRING)
 
     def lex_raw_quote(self):
         while True:

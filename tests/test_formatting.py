@@ -516,6 +516,8 @@ def test_template_render(tmpl, expected):
         ("{{if}}{{end}}", "template parsing error: template: :1: missing value for if"),
         ("{{}}", "template parsing error: template: :1: missing value for command"),
         ('{{"abc}}', "template parsing error: template: :1: unterminated quoted string"),
+        ('{{"a\nb"}}', "template parsing error: template: :1: unterminated quoted string"),
+        ("{{'a}}", "template parsing error: template: :1: unterminated character constant"),
         ("{{$x}}", 'template parsing error: template: :1: undefined variable "$x"'),
         ("{{break}}", "template parsing error: template: :1: {{break}} outside {{range}}"),
         ('{{.Name | "x"}}', "template parsing error: template: :1: non executable command in pipeline stage 2"),
