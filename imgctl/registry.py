@@ -51,7 +51,7 @@ from imgctl.errors import (
 from imgctl.oci import MANIFEST_ACCEPT, MAX_MANIFEST_SIZE
 from imgctl.reference import validate_digest
 
-__all__ = ["RegistryClient", "Endpoint", "FetchedManifest", "api_host", "is_loopback", "tls_files"]
+__all__ = ["RegistryClient", "Endpoint", "FetchedManifest", "Retry", "api_host", "is_loopback", "tls_files"]
 
 MAX_TOKEN_SIZE = 1024 * 1024
 MAX_ERROR_SIZE = 1024 * 1024
@@ -61,7 +61,7 @@ MIN_TOKEN_LIFETIME = 60.0  # seconds; also the default when a token answer has n
 TOKEN_MARGIN = 5.0  # renew a token this long before it expires
 RESUME_ATTEMPTS = 3  # tries per endpoint for one blob, each after progress, before moving on
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is capped
+MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is not waited for (the request fails at once)
 MAX_BACKOFF = 30.0
 
 
@@ -76,14 +76,38 @@ def _retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
+        return float(value)
     try:
         from email.utils import parsedate_to_datetime
 
         when = parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, min(when - time.time(), MAX_RETRY_AFTER))
+    return max(0.0, when - time.time())
+
+
+def _retry_wait(status: int, retry_after: str | None) -> float | None | bool:
+    """How a transient status is retried: seconds to wait (Retry-After), None (back off as
+    usual), or False: not worth retrying.  A 429 without Retry-After (Docker Hub's pull rate
+    limit: a six-hour window) or any Retry-After beyond MAX_RETRY_AFTER cannot succeed soon."""
+    wait = _retry_after(retry_after)
+    if wait is not None and wait > MAX_RETRY_AFTER:
+        return False
+    if wait is None and status == 429:
+        return False
+    return wait
+
+
+RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "docker-ratelimit-source")
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A retry about to happen (``on_retry``): what is retried, the blob it is for, the wait."""
+
+    what: str
+    delay: float
+    digest: str | None = None  # the blob's digest, also when its bytes come from a redirect target
 
 
 def seconds_text(delay: float) -> str:
@@ -365,11 +389,11 @@ class RegistryClient:
         log: Callable[[str], None] | None = None,
         timeout: float = 30.0,
         mirrors: Sequence[str] = (),
-        on_retry: Callable[[str, float], None] | None = None,
+        on_retry: Callable[[Retry], None] | None = None,
     ) -> None:
         trust.prefetch()
         self.config = config
-        self._on_retry = on_retry or (lambda what, delay: None)
+        self._on_retry = on_retry or (lambda retry: None)
         self._stop = threading.Event()
         self._credentials_source = credentials
         self._log = log or (lambda msg: None)
@@ -399,14 +423,17 @@ class RegistryClient:
         """Wake every retry wait at once (Ctrl-C): the waiting requests fail instead of retrying."""
         self._stop.set()
 
-    def _backoff(self, what: str, attempt: int, retry_after: float | None, error: BaseException | None) -> None:
+    def _backoff(
+        self, what: str, attempt: int, retry_after: float | None, error: BaseException | str | None,
+        digest: str | None = None,
+    ) -> None:
         """Wait before retry ``attempt`` (1-based) of ``what``, saying so; Retry-After wins over doubling."""
         if retry_after is not None:
             delay = retry_after
         else:
             delay = min(self.config.retry_delay * (2 ** (attempt - 1)), MAX_BACKOFF)
         self._log(f"{what}: {error}; retrying in {seconds_text(delay)}")
-        self._on_retry(what, delay)
+        self._on_retry(Retry(what, delay, digest))
         if self._stop.wait(delay):
             raise TransportError(f"{what}: cancelled while waiting to retry")
 
@@ -561,14 +588,7 @@ class RegistryClient:
             if creds:
                 headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
             request = self._http.build_request("GET", url, headers=headers)
-        try:
-            resp = self._http.send(request, stream=True)
-            try:
-                body = _read_capped(resp, MAX_TOKEN_SIZE, what="token answer")
-            finally:
-                resp.close()
-        except httpx.HTTPError as e:
-            raise TransportError(f"cannot get a token from {parts.netloc}: {_reason(e)}") from e
+        resp, body = self._token_answer(request, parts.netloc)
         status = resp.status_code
         if status in (401, 403):
             raise Unauthorized(
@@ -595,14 +615,47 @@ class RegistryClient:
         self._log(f"token for {host} ({scope or 'no scope'}) from {parts.netloc}, valid {int(lifetime)} s")
         return True
 
+    def _token_answer(self, request: httpx.Request, netloc: str) -> tuple[httpx.Response, bytes]:
+        """The token service's answer; it is part of the registry, so its broken streams,
+        timeouts and transient statuses are retried with the registry's policy."""
+        what = f"token from {netloc}"
+        attempt = 0
+        while True:
+            wait: float | None | bool = None
+            try:
+                resp = self._http.send(request, stream=True)
+                try:
+                    body = _read_capped(resp, MAX_TOKEN_SIZE, what="token answer")
+                finally:
+                    resp.close()
+            except (httpx.HTTPError, TransportError) as e:
+                cause = e.__cause__ if isinstance(e, TransportError) else e
+                error = TransportError(f"cannot get a token from {netloc}: {_reason(cause or e)}")
+                error.__cause__ = e
+                if isinstance(cause, httpx.ConnectError):  # refused, no such host, TLS: not transient
+                    raise error
+            else:
+                if resp.status_code not in TRANSIENT_STATUSES:
+                    return resp, body
+                wait = _retry_wait(resp.status_code, resp.headers.get("retry-after"))
+                error = None
+            attempt += 1
+            if wait is False or attempt >= self.config.max_download_attempts:
+                if error is None:
+                    return resp, body
+                raise error
+            self._backoff(what, attempt, wait, error or f"HTTP {resp.status_code}")
+
     # -- requests ---------------------------------------------------------------------
     @contextmanager
     def _open(
         self, method: str, ep: Endpoint, url: str, scope: str, headers: dict[str, str] | None = None,
-        *, retry: bool = True,
+        *, retry: bool = True, digest: str | None = None,
     ) -> Iterator[httpx.Response]:
         """Send to one endpoint with that host's auth; follow redirects, never taking credentials
-        to another origin (scheme, host or port); yield a streaming response."""
+        to another origin (scheme, host or port); yield a streaming response.  ``digest`` names
+        the blob a retry is for (a redirect target's URL need not contain it)."""
+        start = url
         origin = urlsplit(url)[:2]
         tried_auth = False
         redirects = 0
@@ -633,6 +686,9 @@ class RegistryClient:
                 raise err from e
             except httpx.HTTPError as e:
                 raise TransportError(f"{method} {_redact(url)}: {_reason(e)}") from e
+            limits = [f"{k}: {resp.headers[k]}" for k in RATE_LIMIT_HEADERS if k in resp.headers]
+            if limits:
+                self._log(f"{method} {_redact(url)}: HTTP {resp.status_code}; {', '.join(limits)}")
             if resp.status_code == 401 and same_origin and not tried_auth:
                 tried_auth = True
                 challenge = resp.headers.get("www-authenticate", "")
@@ -644,18 +700,17 @@ class RegistryClient:
                 if answered:
                     resp.close()
                     continue
-            if (
-                retry
-                and resp.status_code in TRANSIENT_STATUSES
-                and not ep.mirror
-                and retries + 1 < self.config.max_download_attempts
-            ):
+            wait = (
+                _retry_wait(resp.status_code, resp.headers.get("retry-after"))
+                if resp.status_code in TRANSIENT_STATUSES
+                else False
+            )
+            if retry and wait is not False and not ep.mirror and retries + 1 < self.config.max_download_attempts:
                 retries += 1
-                wait = _retry_after(resp.headers.get("retry-after"))
                 resp.close()
-                m = re.search(r"/blobs/(sha256:[0-9a-f]{64})", url)
-                what = f"blob {m.group(1)}" if m else f"{method} {_redact(url)}"
-                self._backoff(what, retries, wait, f"HTTP {resp.status_code}")
+                what = f"blob {digest}" if digest else f"{method} {_redact(url)}"
+                self._backoff(what, retries, wait, f"HTTP {resp.status_code}", digest)
+                url, redirects = start, 0  # a redirect's signed URL may have expired meanwhile: ask again
                 continue
             if resp.status_code in (301, 302, 303, 307, 308) and "location" in resp.headers:
                 resp.close()
@@ -841,7 +896,7 @@ class RegistryClient:
                     stalls += 1
                     if stalls >= self.config.max_download_attempts or (ep.mirror and stalls >= 2):
                         break  # mirrors get one retry: the next endpoint is the better bet
-                    self._backoff(f"blob {digest}", stalls, getattr(error, "retry_after", None), error)
+                    self._backoff(f"blob {digest}", stalls, getattr(error, "retry_after", None), error, digest)
                 if error is None:
                     break
                 if ep.mirror or ep.foreign:
@@ -888,7 +943,7 @@ class RegistryClient:
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        with self._open("GET", ep, url, f"repository:{path}:pull", headers) as resp:
+        with self._open("GET", ep, url, f"repository:{path}:pull", headers, digest=digest) as resp:
             status = resp.status_code
             if status == 206 and offset:
                 start, total = _content_range(resp.headers.get("content-range"))
@@ -1029,16 +1084,20 @@ class RegistryClient:
             body = _read_capped(resp, MAX_ERROR_SIZE, what="error body", truncate=True)
         except RegistryError:
             body = b""
-        code, message = _error_detail(body)
+        # distribution's client reads an OAuth error in the challenge before the body's errors,
+        # and docker reports the first error only.
+        code, message = _challenge_error(resp) or _error_detail(body)
         detail = _detail_text(code, message) or f"HTTP {status}"
         name = display.split("@")[0]
         familiar_repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name  # a port is not a tag
-        if status in (401, 403) or code in ("UNAUTHORIZED", "DENIED", "NAME_UNKNOWN"):
-            cls = Unauthorized if status == 401 else AccessDenied
+        if code == "NAME_UNKNOWN" and what in ("manifest", "tags"):
+            raise AccessDenied(f"repository {familiar_repo} not found: {detail}", status=status, code=code)
+        if status in (401, 403) or code in ("UNAUTHORIZED", "DENIED"):
+            cls = Unauthorized if status == 401 and code != "DENIED" else AccessDenied
             if what in ("manifest", "tags"):
                 raise cls(
                     f"pull access denied for {familiar_repo}, repository does not exist or may require "
-                    f"'imgctl login': {detail}",
+                    f"'docker login': {detail}",
                     status=status,
                     code=code,
                 )
@@ -1049,6 +1108,8 @@ class RegistryClient:
             raise RegistryError(f"{what} {display} not found: {detail}", status=status, code=code)
         if code == "UNSUPPORTED" or status == 415:
             raise UnsupportedManifest(f"{what} {display}: {detail}")
+        if status == 429 and code:  # docker prints the registry's error as it is (Hub's pull rate limit)
+            raise RegistryError(detail, status=status, code=code)
         answered = f"registry answered HTTP {status}" + ("" if detail == f"HTTP {status}" else f": {detail}")
         raise RegistryError(f"{what} {display}: {answered}", status=status, code=code)
 
@@ -1180,11 +1241,38 @@ class RegistryClient:
         return digest
 
 
+# distribution's messages for its error codes, used when an error carries none (errcode's
+# Errors.UnmarshalJSON does the same).
+_CODE_MESSAGES = {
+    "BLOB_UNKNOWN": "blob unknown to registry",
+    "DENIED": "requested access to the resource is denied",
+    "MANIFEST_UNKNOWN": "manifest unknown",
+    "NAME_UNKNOWN": "repository name not known to registry",
+    "TOOMANYREQUESTS": "too many requests",
+    "UNAUTHORIZED": "authentication required",
+}
+
+
 def _detail_text(code: str | None, message: str | None) -> str:
+    """An error as docker prints it: errcode's ``code: message`` (``manifest unknown: manifest unknown``)."""
     text = (code or "").lower().replace("_", " ")
-    if message and message.lower() != text:
+    message = message or _CODE_MESSAGES.get(code or "")
+    if message:
         return f"{text}: {message}" if text else message
     return text
+
+
+def _challenge_error(resp: httpx.Response) -> tuple[str, str] | None:
+    """A Bearer challenge's OAuth error as (code, message), as distribution's client maps it:
+    ``insufficient_scope`` is DENIED, ``invalid_token`` UNAUTHORIZED; its error_description wins."""
+    if not 400 <= resp.status_code < 500:
+        return None
+    scheme, params = parse_challenge(resp.headers.get("www-authenticate", ""))
+    code = {"insufficient_scope": "DENIED", "invalid_token": "UNAUTHORIZED"}.get(params.get("error", ""))
+    if scheme != "bearer" or code is None:
+        return None
+    description = " ".join((params.get("error_description") or "").split())[:300]
+    return code, description or _CODE_MESSAGES[code]
 
 
 def _error_detail(body: bytes) -> tuple[str | None, str | None]:

@@ -117,10 +117,10 @@ def test_token_auth_without_credentials_is_denied(token_registry, tokens, store_
     push_image(token_registry.url, "team/private", small_image("denied"), tag="v1", auth=tokens.auth("team/private"))
     r = run("pull", f"{token_registry.host}/team/private:v1")
     assert r.code == 1
-    assert r.err.startswith(
+    assert r.err == (
         f"Error: pull access denied for {token_registry.host}/team/private, repository does not exist "
-        "or may require 'imgctl login'"
-    )
+        "or may require 'docker login': denied: requested access to the resource is denied\n"
+    )  # docker's words: the challenge's insufficient_scope, ahead of the body's UNAUTHORIZED
     assert [q["user"] for q in tokens.token_requests()] == [None]
 
 

@@ -213,7 +213,7 @@ def test_unknown_tag(registry, unique_repo, store_root):
     r = run("pull", f"{registry.host}/{unique_repo}:nope")
     assert r.code == 1
     assert r.out == ""
-    assert r.err == f"Error: manifest for {registry.host}/{unique_repo}:nope not found: manifest unknown\n"
+    assert r.err == f"Error: manifest for {registry.host}/{unique_repo}:nope not found: manifest unknown: manifest unknown\n"
 
 
 @pytest.mark.parametrize(

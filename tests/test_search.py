@@ -452,8 +452,7 @@ def test_tags_errors(registry, unique_repo, cfg_file):
     r = run("tags", name)
     assert (r.code, r.out) == (1, "")
     assert r.err == (
-        f"Error: pull access denied for {name}, repository does not exist or may require 'imgctl login': "
-        "name unknown: repository name not known to registry\n"
+        f"Error: repository {name} not found: name unknown: repository name not known to registry\n"
     )
     r = run("tags", f"{name}:v1")
     assert (r.code, r.err) == (2, f"Error: {name}:v1: give a repository without a tag or digest, e.g. {name}\n")
@@ -542,7 +541,7 @@ def test_tags_and_catalog_follow_link_pages_with_scoped_tokens(paged_registry):
     assert "registry:catalog:*" in paged_registry.scopes and "repository:team/app:pull" in paged_registry.scopes
     r = run("tags", f"{h}/nope")
     assert r.err == (
-        f"Error: pull access denied for {h}/nope, repository does not exist or may require 'imgctl login': "
+        f"Error: pull access denied for {h}/nope, repository does not exist or may require 'docker login': "
         "unauthorized: authentication required\n"
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 
@@ -123,7 +122,7 @@ def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool, mi
     from imgctl.config import parse_mirror_url
     from imgctl.oci import parse_platform
     from imgctl.pull import pull, pull_all_tags
-    from imgctl.registry import RegistryClient, seconds_text
+    from imgctl.registry import RegistryClient, Retry, seconds_text
 
     ref, default_tag = image_argument(name, all_tags=all_tags)
     plat = parse_platform(platform) if platform else None
@@ -142,10 +141,10 @@ def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool, mi
         show = PlainProgress()
     if show and default_tag:
         show.line("Using default tag: latest")
-    def on_retry(what: str, delay: float) -> None:
+    def on_retry(retry: Retry) -> None:
         if show is not None:
-            m = re.match(r"blob sha256:([0-9a-f]{12})", what)
-            show(Event("retrying", m.group(1) if m else "", text=f"Retrying in {seconds_text(delay)}"))
+            layer = retry.digest.split(":", 1)[1][:12] if retry.digest else ""
+            show(Event("retrying", layer, text=f"Retrying in {seconds_text(retry.delay)}"))
 
     try:
         with RegistryClient(config, log=state.log, mirrors=extra_mirrors, on_retry=on_retry) as client:
