@@ -53,11 +53,11 @@ __imgctl_spec()
             ;;
         'imgctl image pull')
             subs=''
-            opts='--all-tags --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
+            opts='--all-tags --authfile --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
             ;;
         'imgctl image push')
             subs=''
-            opts='--all-tags --config --debug --help --quiet --root -a -h -q'
+            opts='--all-tags --authfile --config --debug --help --quiet --root -a -h -q'
             ;;
         'imgctl image rm')
             subs=''
@@ -85,19 +85,19 @@ __imgctl_spec()
             ;;
         'imgctl login')
             subs=''
-            opts='--config --debug --help --password --password-stdin --root --username -h -p -u'
+            opts='--authfile --config --debug --help --password --password-stdin --root --username -h -p -u'
             ;;
         'imgctl logout')
             subs=''
-            opts='--config --debug --help --root -h'
+            opts='--authfile --config --debug --help --root -h'
             ;;
         'imgctl pull')
             subs=''
-            opts='--all-tags --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
+            opts='--all-tags --authfile --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
             ;;
         'imgctl push')
             subs=''
-            opts='--all-tags --config --debug --help --quiet --root -a -h -q'
+            opts='--all-tags --authfile --config --debug --help --quiet --root -a -h -q'
             ;;
         'imgctl rmi')
             subs=''
@@ -109,7 +109,7 @@ __imgctl_spec()
             ;;
         'imgctl search')
             subs=''
-            opts='--config --debug --filter --format --help --limit --no-trunc --root -f -h'
+            opts='--authfile --config --debug --filter --format --help --limit --no-trunc --root -f -h'
             ;;
         'imgctl system')
             subs='df'
@@ -125,7 +125,7 @@ __imgctl_spec()
             ;;
         'imgctl tags')
             subs=''
-            opts='--config --debug --format --help --limit --root -h'
+            opts='--authfile --config --debug --format --help --limit --root -h'
             ;;
         'imgctl verify')
             subs=''
@@ -165,11 +165,17 @@ __imgctl_optval()
         'imgctl image ls|--format')
             kind=none words=''
             ;;
+        'imgctl image pull|--authfile')
+            kind=file words=''
+            ;;
         'imgctl image pull|--platform')
             kind=none words=''
             ;;
         'imgctl image pull|--registry-mirror')
             kind=none words=''
+            ;;
+        'imgctl image push|--authfile')
+            kind=file words=''
             ;;
         'imgctl image save|--format')
             kind=choice words='docker-archive oci-archive'
@@ -189,11 +195,20 @@ __imgctl_optval()
         'imgctl load|-i'|'imgctl load|--input')
             kind=file words=''
             ;;
+        'imgctl login|--authfile')
+            kind=file words=''
+            ;;
         'imgctl login|-p'|'imgctl login|--password')
             kind=none words=''
             ;;
         'imgctl login|-u'|'imgctl login|--username')
             kind=none words=''
+            ;;
+        'imgctl logout|--authfile')
+            kind=file words=''
+            ;;
+        'imgctl pull|--authfile')
+            kind=file words=''
             ;;
         'imgctl pull|--platform')
             kind=none words=''
@@ -201,10 +216,16 @@ __imgctl_optval()
         'imgctl pull|--registry-mirror')
             kind=none words=''
             ;;
+        'imgctl push|--authfile')
+            kind=file words=''
+            ;;
         'imgctl save|--format')
             kind=choice words='docker-archive oci-archive'
             ;;
         'imgctl save|-o'|'imgctl save|--output')
+            kind=file words=''
+            ;;
+        'imgctl search|--authfile')
             kind=file words=''
             ;;
         'imgctl search|-f'|'imgctl search|--filter')
@@ -215,6 +236,9 @@ __imgctl_optval()
             ;;
         'imgctl search|--limit')
             kind=none words=''
+            ;;
+        'imgctl tags|--authfile')
+            kind=file words=''
             ;;
         'imgctl tags|--format')
             kind=none words=''

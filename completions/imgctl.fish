@@ -38,9 +38,13 @@ function __imgctl_takes_value
             return 0
         case 'imgctl image ls|--format'
             return 0
+        case 'imgctl image pull|--authfile'
+            return 0
         case 'imgctl image pull|--platform'
             return 0
         case 'imgctl image pull|--registry-mirror'
+            return 0
+        case 'imgctl image push|--authfile'
             return 0
         case 'imgctl image save|--format'
             return 0
@@ -54,23 +58,35 @@ function __imgctl_takes_value
             return 0
         case 'imgctl load|-i' 'imgctl load|--input'
             return 0
+        case 'imgctl login|--authfile'
+            return 0
         case 'imgctl login|-p' 'imgctl login|--password'
             return 0
         case 'imgctl login|-u' 'imgctl login|--username'
+            return 0
+        case 'imgctl logout|--authfile'
+            return 0
+        case 'imgctl pull|--authfile'
             return 0
         case 'imgctl pull|--platform'
             return 0
         case 'imgctl pull|--registry-mirror'
             return 0
+        case 'imgctl push|--authfile'
+            return 0
         case 'imgctl save|--format'
             return 0
         case 'imgctl save|-o' 'imgctl save|--output'
+            return 0
+        case 'imgctl search|--authfile'
             return 0
         case 'imgctl search|-f' 'imgctl search|--filter'
             return 0
         case 'imgctl search|--format'
             return 0
         case 'imgctl search|--limit'
+            return 0
+        case 'imgctl tags|--authfile'
             return 0
         case 'imgctl tags|--format'
             return 0
@@ -198,11 +214,13 @@ complete -c imgctl -n '__imgctl_using imgctl image prune' -s 'a' -l 'all' -d 'Re
 complete -c imgctl -n '__imgctl_using imgctl image prune' -s 'f' -l 'force' -d 'Do not ask for confirmation'
 complete -c imgctl -n '__imgctl_using imgctl image prune' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -s 'a' -l 'all-tags' -d 'Pull every tag of the repository'
+complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'platform' -x -d 'Platform os/arch[/variant] (default: this host\'s)'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -s 'q' -l 'quiet' -d 'Print only the image name'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'registry-mirror' -x -d 'Try this mirror first (repeatable; any registry; reads only)'
 complete -c imgctl -n '__imgctl_using imgctl image push' -s 'a' -l 'all-tags' -d 'Push every tag of the repository'
+complete -c imgctl -n '__imgctl_using imgctl image push' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl image push' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image push' -s 'q' -l 'quiet' -d 'Print only the pushed name'
 complete -c imgctl -n '__imgctl_using imgctl image rm' -s 'f' -l 'force' -d 'Remove an image referenced in several repositories'
@@ -224,17 +242,21 @@ complete -c imgctl -n '__imgctl_using imgctl inspect' -s 'h' -l 'help' -d 'Show 
 complete -c imgctl -n '__imgctl_using imgctl load' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl load' -s 'i' -l 'input' -r -F -d 'Read from a tar archive FILE (plain, gzip or zstd) instead of standard input'
 complete -c imgctl -n '__imgctl_using imgctl load' -s 'q' -l 'quiet' -d 'Accepted for docker compatibility (load shows no progress)'
+complete -c imgctl -n '__imgctl_using imgctl login' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl login' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl login' -s 'p' -l 'password' -x -d 'Password (insecure: prefer --password-stdin)'
 complete -c imgctl -n '__imgctl_using imgctl login' -l 'password-stdin' -d 'Read the password from stdin'
 complete -c imgctl -n '__imgctl_using imgctl login' -s 'u' -l 'username' -x -d 'Username'
+complete -c imgctl -n '__imgctl_using imgctl logout' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl logout' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl pull' -s 'a' -l 'all-tags' -d 'Pull every tag of the repository'
+complete -c imgctl -n '__imgctl_using imgctl pull' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl pull' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl pull' -l 'platform' -x -d 'Platform os/arch[/variant] (default: this host\'s)'
 complete -c imgctl -n '__imgctl_using imgctl pull' -s 'q' -l 'quiet' -d 'Print only the image name'
 complete -c imgctl -n '__imgctl_using imgctl pull' -l 'registry-mirror' -x -d 'Try this mirror first (repeatable; any registry; reads only)'
 complete -c imgctl -n '__imgctl_using imgctl push' -s 'a' -l 'all-tags' -d 'Push every tag of the repository'
+complete -c imgctl -n '__imgctl_using imgctl push' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl push' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl push' -s 'q' -l 'quiet' -d 'Print only the pushed name'
 complete -c imgctl -n '__imgctl_using imgctl rmi' -s 'f' -l 'force' -d 'Remove an image referenced in several repositories'
@@ -243,6 +265,7 @@ complete -c imgctl -n '__imgctl_using imgctl rmi' -l 'no-prune' -d 'Keep the blo
 complete -c imgctl -n '__imgctl_using imgctl save' -l 'format' -x -a 'docker-archive oci-archive' -d 'Archive format: docker-archive (docker load, podman load) or oci-archive (an OCI layout)'
 complete -c imgctl -n '__imgctl_using imgctl save' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl save' -s 'o' -l 'output' -r -F -d 'Write to FILE instead of standard output'
+complete -c imgctl -n '__imgctl_using imgctl search' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl search' -s 'f' -l 'filter' -x -d 'Filter: stars=N, is-official=true|false'
 complete -c imgctl -n '__imgctl_using imgctl search' -l 'format' -x -d '\'table\', \'json\', or a Go template such as \'{{.Name}}: {{.StarCount}}\''
 complete -c imgctl -n '__imgctl_using imgctl search' -s 'h' -l 'help' -d 'Show this message and exit'
@@ -253,6 +276,7 @@ complete -c imgctl -n '__imgctl_needs_command imgctl system' -f -a 'df' -d 'Show
 complete -c imgctl -n '__imgctl_using imgctl system df' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl system df' -s 'v' -l 'verbose' -d 'Show per-image space usage'
 complete -c imgctl -n '__imgctl_using imgctl tag' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl tags' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl tags' -l 'format' -x -d '\'json\', \'table\', or a Go template such as \'{{.Repository}}:{{.Tag}}\' (default: one tag per line)'
 complete -c imgctl -n '__imgctl_using imgctl tags' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl tags' -l 'limit' -x -d 'List at most N tags'

@@ -1,14 +1,16 @@
 """Registry credentials: where they come from and where ``login`` keeps them.  No HTTP.
 
-Sources, first match wins for a registry host:
+An auth file chosen by the user (``--authfile PATH``, else ``$REGISTRY_AUTH_FILE``, as
+podman has them) is the only place credentials are read from and written to.  Without one,
+sources, first match wins for a registry host:
 
 1. imgctl's own auth file, ``auth.json`` in the user config dir (written by
    ``imgctl login``);
 2. docker's ``$DOCKER_CONFIG/config.json`` (default ``~/.docker/config.json``):
    ``credHelpers[host]``, then ``credsStore`` (``docker-credential-NAME get``),
    then the ``auths`` entry;
-3. podman's auth files: ``$REGISTRY_AUTH_FILE``,
-   ``$XDG_RUNTIME_DIR/containers/auth.json``, ``~/.config/containers/auth.json``.
+3. podman's auth files: ``$XDG_RUNTIME_DIR/containers/auth.json``,
+   ``~/.config/containers/auth.json``.
 
 Docker Hub is keyed ``https://index.docker.io/v1/`` everywhere.  Secrets never
 appear in an exception message or a log line.  The auth file is written
@@ -33,6 +35,7 @@ from imgctl.errors import ConfigError, UsageError
 __all__ = [
     "HUB_KEY",
     "Credential",
+    "chosen_file",
     "auth_file",
     "docker_config_path",
     "server_key",
@@ -50,8 +53,19 @@ MAX_FILE_SIZE = 4 * 1024 * 1024
 Credential = tuple[str, str]  # (username, secret); username "<token>" means an identity token
 
 
-def auth_file() -> Path:
-    """imgctl's own credentials file."""
+def chosen_file(authfile: Path | str | None = None) -> Path | None:
+    """The auth file the user chose: ``--authfile``, else ``$REGISTRY_AUTH_FILE`` (podman's order)."""
+    if authfile:
+        return Path(authfile)
+    env = os.environ.get("REGISTRY_AUTH_FILE")
+    return Path(env) if env else None
+
+
+def auth_file(authfile: Path | str | None = None) -> Path:
+    """Where ``login`` writes: the chosen auth file (see :func:`chosen_file`), else imgctl's own."""
+    chosen = chosen_file(authfile)
+    if chosen is not None:
+        return chosen
     from imgctl.config import default_config_dir
 
     return default_config_dir() / "auth.json"
@@ -64,8 +78,6 @@ def docker_config_path() -> Path:
 
 def _podman_auth_files() -> list[Path]:
     out = []
-    if os.environ.get("REGISTRY_AUTH_FILE"):
-        out.append(Path(os.environ["REGISTRY_AUTH_FILE"]))
     if os.environ.get("XDG_RUNTIME_DIR"):
         out.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
     xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
@@ -204,9 +216,13 @@ def _from_docker(domain: str) -> Credential | None:
     return _entry_credential(found_entry[1], path, found_entry[0]) if found_entry else None
 
 
-def lookup(host: str) -> Credential | None:
-    """Credentials for a registry host (``registry-1.docker.io``, ``docker.io``, ``host:5000``)."""
+def lookup(host: str, authfile: Path | str | None = None) -> Credential | None:
+    """Credentials for a registry host (``registry-1.docker.io``, ``docker.io``, ``host:5000``);
+    ``authfile`` is the command line's ``--authfile``."""
     domain = _hostname(host)
+    chosen = chosen_file(authfile)
+    if chosen is not None:  # the user's choice is the only source (podman: no fallback then)
+        return _from_file(chosen, domain)
     found = _from_file(auth_file(), domain)
     if found:
         return found
@@ -220,17 +236,20 @@ def lookup(host: str) -> Credential | None:
     return None
 
 
-def stored_in_docker_config(key: str) -> bool:
-    """Whether docker's config.json has an ``auths`` entry for this server (logout's hint)."""
+def stored_in_docker_config(key: str, authfile: Path | str | None = None) -> bool:
+    """Whether docker's config.json has an ``auths`` entry for this server (logout's hint).
+    Never with a chosen auth file: docker's is not consulted then."""
+    if chosen_file(authfile) is not None:
+        return False
     return _match(_auths(_read_json(docker_config_path())), key_domain(key)) is not None
 
 
 # -- writing ------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _locked(directory: Path):
+def _locked(path: Path):
     import fcntl
 
-    fd = os.open(directory / ".auth.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path.parent / f".{path.stem}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -267,11 +286,17 @@ def _write_atomic(path: Path, doc: dict) -> None:
         os.close(dfd)
 
 
-def save(key: str, username: str, secret: str) -> Path:
-    """Store credentials for ``key`` (see :func:`server_key`) in imgctl's auth file."""
-    path = auth_file()
-    _private_dir(path.parent)
-    with _locked(path.parent):
+def save(key: str, username: str, secret: str, authfile: Path | str | None = None) -> Path:
+    """Store credentials for ``key`` (see :func:`server_key`) in the auth file (:func:`auth_file`)."""
+    path = auth_file(authfile)
+    if chosen_file(authfile) is None:
+        _private_dir(path.parent)
+    else:  # the user's directory: created if missing, never re-moded
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot prepare {path.parent} for credentials: {e.strerror}") from e
+    with _locked(path):
         doc = _read_json(path)
         auths = doc.get("auths") if isinstance(doc.get("auths"), dict) else {}
         auths[key] = {"auth": base64.b64encode(f"{username}:{secret}".encode()).decode()}
@@ -283,12 +308,12 @@ def save(key: str, username: str, secret: str) -> Path:
     return path
 
 
-def remove(key: str) -> bool:
-    """Forget ``key`` in imgctl's auth file; False when it was not there."""
-    path = auth_file()
+def remove(key: str, authfile: Path | str | None = None) -> bool:
+    """Forget ``key`` in the auth file (:func:`auth_file`); False when it was not there."""
+    path = auth_file(authfile)
     if not path.exists():
         return False
-    with _locked(path.parent):
+    with _locked(path):
         doc = _read_json(path)
         auths = _auths(doc)
         domain = key_domain(key)

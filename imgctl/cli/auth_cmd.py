@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from imgctl.cli import app, state, talks_to_registries
+from imgctl.cli.authfile import AuthFile
 from imgctl.cli import search_cmd as _before  # noqa: F401  (its commands are listed first)
 from imgctl.errors import UsageError
 
@@ -21,6 +22,7 @@ def login_cmd(
         typer.Option("--password", "-p", help="Password (insecure: prefer --password-stdin).", show_default=False),
     ] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    authfile: AuthFile = None,
 ) -> None:
     """Log in to a registry; the credentials are checked before they are saved."""
     talks_to_registries()
@@ -57,7 +59,7 @@ def login_cmd(
 
     with RegistryClient(state.config(), credentials=only_this, log=state.log) as client:
         client.check_login(domain)
-    path = auth.save(key, username, password)
+    path = auth.save(key, username, password, authfile)
     state.log(f"credentials for {key} saved in {path}")
     print(f"WARNING! Your password will be stored unencrypted in {path}.", file=sys.stderr)
     print("Login Succeeded")
@@ -68,16 +70,17 @@ def logout_cmd(
         Optional[str],
         typer.Argument(help="Registry to log out from (default: Docker Hub).", show_default=False),
     ] = None,
+    authfile: AuthFile = None,
 ) -> None:
     """Remove the saved credentials for a registry."""
     from imgctl import auth
 
     key = auth.server_key(server)
-    if auth.remove(key):
+    if auth.remove(key, authfile):
         print(f"Removing login credentials for {key}")
         return
     print(f"Not logged in to {key}")
-    if auth.stored_in_docker_config(key):
+    if auth.stored_in_docker_config(key, authfile):
         print(
             f"Credentials for {key} come from docker's {auth.docker_config_path()}; imgctl does not change that file.",
             file=sys.stderr,

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from imgctl.cli import app, state, talks_to_registries
+from imgctl.cli.authfile import AuthFile
 
 image_app = typer.Typer(help="Manage images (docker-style `image` subcommands).", no_args_is_help=True)
 app.add_typer(image_app, name="image")
@@ -27,12 +28,13 @@ def pull_cmd(
         Optional[list[str]],
         typer.Option("--registry-mirror", metavar="URL", help="Try this mirror first (repeatable; any registry; reads only).", show_default=False),
     ] = None,
+    authfile: AuthFile = None,
 ) -> None:
     """Pull an image from a registry into the local store."""
     talks_to_registries()
     from imgctl.cli.pullcmd import run_pull
 
-    run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet, mirrors=registry_mirror or [])
+    run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet, mirrors=registry_mirror or [], authfile=authfile)
 
 
 app.command("pull")(pull_cmd)

@@ -118,7 +118,10 @@ class TerminalProgress:
         self.progress.stop()
 
 
-def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool, mirrors: list[str] = ()) -> None:
+def run_pull(
+    name: str, *, platform: str | None, all_tags: bool, quiet: bool, mirrors: list[str] = (), authfile=None
+) -> None:
+    from imgctl.cli.authfile import credentials
     from imgctl.config import parse_mirror_url
     from imgctl.oci import parse_platform
     from imgctl.pull import pull, pull_all_tags
@@ -147,7 +150,9 @@ def run_pull(name: str, *, platform: str | None, all_tags: bool, quiet: bool, mi
             show(Event("retrying", layer, text=f"Retrying in {seconds_text(retry.delay)}"))
 
     try:
-        with RegistryClient(config, log=state.log, mirrors=extra_mirrors, on_retry=on_retry) as client:
+        with RegistryClient(
+            config, credentials=credentials(authfile), log=state.log, mirrors=extra_mirrors, on_retry=on_retry
+        ) as client:
             kw = dict(store=store, client=client, config=config, platform=plat, progress=show)
             if all_tags:
                 results = pull_all_tags(ref, **kw)

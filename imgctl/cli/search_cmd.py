@@ -7,6 +7,7 @@ import typer
 
 from imgctl.cli import app, state, talks_to_registries
 from imgctl.cli import lifecycle as _before  # noqa: F401  (its commands are listed first)
+from imgctl.cli.authfile import AuthFile, credentials
 
 SEARCH_HEADERS = {"Name": "NAME", "Description": "DESCRIPTION", "StarCount": "STARS", "IsOfficial": "OFFICIAL"}
 SEARCH_TABLE = "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}"
@@ -19,10 +20,11 @@ AUTOMATED_WARNING = (
 )
 
 
-def _client():
+def _client(authfile=None):
     from imgctl.registry import RegistryClient
 
-    return RegistryClient(state.config(), log=state.log)  # credentials: docker's and imgctl's auth files
+    # credentials: --authfile, else docker's and imgctl's auth files
+    return RegistryClient(state.config(), credentials=credentials(authfile), log=state.log)
 
 
 @app.command("search")
@@ -38,6 +40,7 @@ def search_cmd(
         Optional[str],
         typer.Option("--format", help="'table', 'json', or a Go template such as '{{.Name}}: {{.StarCount}}'.", show_default=False),
     ] = None,
+    authfile: AuthFile = None,
 ) -> None:
     """Search Docker Hub (or any registry) for images."""
     talks_to_registries()
@@ -47,7 +50,7 @@ def search_cmd(
     filters = parse_filters(filter_ or [])
     if filters.is_automated is not None:
         print(AUTOMATED_WARNING, file=sys.stderr)
-    with _client() as client:
+    with _client(authfile) as client:
         results = search(term, client=client, config=state.config(), limit=limit, filters=filters, log=state.log)
     # docker's searchContext: IsOfficial is "[OK]"/"" in text, "true"/"false" when marshalled to JSON.
     as_json = format_ is not None and format_.strip() in ("json", "{{json .}}")
@@ -75,12 +78,13 @@ def tags_cmd(
         Optional[str],
         typer.Option("--format", help="'json', 'table', or a Go template such as '{{.Repository}}:{{.Tag}}' (default: one tag per line).", show_default=False),
     ] = None,
+    authfile: AuthFile = None,
 ) -> None:
     """List the tags of a repository in a registry."""
     talks_to_registries()
     from imgctl.search import list_tags
 
-    with _client() as client:
+    with _client(authfile) as client:
         found = list_tags(name, client=client, limit=limit)
     if format_ is None:
         if found.tags:

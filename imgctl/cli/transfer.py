@@ -9,6 +9,7 @@ import typer
 
 from imgctl.cli import app, image_argument, state, talks_to_registries
 from imgctl.cli import auth_cmd as _before  # noqa: F401  (its commands are listed first)
+from imgctl.cli.authfile import AuthFile, credentials
 from imgctl.cli.commands import image_app
 from imgctl.errors import PartialFailure, UsageError
 
@@ -252,6 +253,7 @@ def push_cmd(
     name: Annotated[str, typer.Argument(help="Image to push: NAME[:TAG] (default tag: latest).", show_default=False)],
     all_tags: Annotated[bool, typer.Option("--all-tags", "-a", help="Push every tag of the repository.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the pushed name.")] = False,
+    authfile: AuthFile = None,
 ) -> None:
     """Push an image to its registry: blobs it lacks, then the manifest (mirrors are never used)."""
     talks_to_registries()
@@ -262,7 +264,7 @@ def push_cmd(
     show = None if quiet else _PushLines()
     if show is not None and default_tag:
         print("Using default tag: latest")
-    with RegistryClient(state.config(), log=state.log) as client:
+    with RegistryClient(state.config(), credentials=credentials(authfile), log=state.log) as client:
         if all_tags:
             results = push_all_tags(ref, store=state.store(), client=client, progress=show)
         else:
