@@ -550,8 +550,9 @@ class RegistryClient:
                 return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
         return {}
 
-    def _authenticate(self, host: str, scope: str, challenge_header: str) -> bool:
-        """Answer a 401 challenge from ``host``; True when a retry is worth it."""
+    def _authenticate(self, host: str, scope: str, challenge_header: str, digest: str | None = None) -> bool:
+        """Answer a 401 challenge from ``host``; True when a retry is worth it.  ``digest``: the
+        blob the request was for (a retry line names it)."""
         scheme, params = parse_challenge(challenge_header)
         if scheme == "basic":
             creds = self._credentials(host)
@@ -588,7 +589,7 @@ class RegistryClient:
             if creds:
                 headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
             request = self._http.build_request("GET", url, headers=headers)
-        resp, body = self._token_answer(request, parts.netloc)
+        resp, body = self._token_answer(request, parts.netloc, digest)
         status = resp.status_code
         if status in (401, 403):
             raise Unauthorized(
@@ -615,7 +616,7 @@ class RegistryClient:
         self._log(f"token for {host} ({scope or 'no scope'}) from {parts.netloc}, valid {int(lifetime)} s")
         return True
 
-    def _token_answer(self, request: httpx.Request, netloc: str) -> tuple[httpx.Response, bytes]:
+    def _token_answer(self, request: httpx.Request, netloc: str, digest: str | None) -> tuple[httpx.Response, bytes]:
         """The token service's answer; it is part of the registry, so its broken streams,
         timeouts and transient statuses are retried with the registry's policy."""
         what = f"token from {netloc}"
@@ -644,7 +645,7 @@ class RegistryClient:
                 if error is None:
                     return resp, body
                 raise error
-            self._backoff(what, attempt, wait, error or f"HTTP {resp.status_code}")
+            self._backoff(what, attempt, wait, error or f"HTTP {resp.status_code}", digest)
 
     # -- requests ---------------------------------------------------------------------
     @contextmanager
@@ -693,7 +694,7 @@ class RegistryClient:
                 tried_auth = True
                 challenge = resp.headers.get("www-authenticate", "")
                 try:
-                    answered = bool(challenge) and self._authenticate(ep.host, scope, challenge)
+                    answered = bool(challenge) and self._authenticate(ep.host, scope, challenge, digest)
                 except BaseException:
                     resp.close()
                     raise

@@ -67,6 +67,13 @@ RATE_LIMIT_TEXT = (
 
 
 # -- a test CA ----------------------------------------------------------------------------------
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+        key_agreement=False, key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False,
+    )
+
+
 class TestCA:
     """A CA and leaf certificates with SKI/AKI, key usages and SANs (strict X.509 verification)."""
 
@@ -88,14 +95,7 @@ class TestCA:
             .not_valid_before(now - dt.timedelta(hours=1))
             .not_valid_after(now + dt.timedelta(days=2))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                    encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(ca=True), critical=True)
             .add_extension(ski, critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
             .sign(self.key, hashes.SHA256())
@@ -118,14 +118,7 @@ class TestCA:
             .not_valid_after(now + dt.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                    encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
@@ -284,6 +277,11 @@ class Hub:
         """Recorded requests to ``host`` (optionally only ``/manifests/``, ``/blobs/`` ... paths)."""
         with self._lock:
             return [r for r in self.requests if r.host == host and (kind is None or kind in r.path)]
+
+    def revoke_tokens(self) -> None:
+        """Every token issued so far stops working (``error="invalid_token"``), as after expiry."""
+        with self._lock:
+            self._tokens.clear()
 
     def token_scopes(self) -> list[list[str]]:
         return [r.query.get("scope", []) for r in self.of(AUTH)]

@@ -191,6 +191,20 @@ def test_challenge_errors_come_before_the_body():
     assert _challenge_error(resp('Basic realm="x",error="insufficient_scope"')) is None
 
 
+def test_token_retry_during_a_blob_names_the_blob(hub):
+    retries: list[Retry] = []
+    layer = hub.ubuntu.layers[1]
+    with RegistryClient(Config(retry_delay=0.01), on_retry=retries.append) as client:
+        client.get_manifest("docker.io", "library/ubuntu", "18.04", display="ubuntu:18.04")
+        hub.revoke_tokens()
+        hub.token_faults = ["502"]
+        data = client.get_blob("docker.io", "library/ubuntu", layer.digest, layer.size)
+    assert data == layer.data
+    assert retries == [Retry(f"token from {AUTH}", 0.01, layer.digest)]
+    assert [x.status for x in hub.of(REGISTRY, "/blobs/")] == [401, 307]
+    _no_authorization_at_cdn(hub)
+
+
 def test_expired_token_is_renewed(hub, monkeypatch):
     with RegistryClient(Config()) as client:
         client.get_manifest("docker.io", "library/ubuntu", "18.04", display="ubuntu:18.04")
