@@ -63,11 +63,18 @@ class CA:
 
     ``issuer=`` makes it an intermediate CA signed by that CA; ``path`` is its certificate
     (what a client trusts), ``chain`` its certificate followed by its issuers' up to the root
-    (what a server sends after its own).
+    (what a server sends after its own).  ``is_ca=False`` makes a certificate that is not a
+    CA's (basicConstraints CA:false) but signs others anyway, which verification must refuse.
     """
 
     def __init__(
-        self, directory: Path, name: str = "imgctl test CA", *, legacy: bool = False, issuer: CA | None = None
+        self,
+        directory: Path,
+        name: str = "imgctl test CA",
+        *,
+        legacy: bool = False,
+        issuer: CA | None = None,
+        is_ca: bool = True,
     ) -> None:
         self.dir = directory
         directory.mkdir(parents=True, exist_ok=True)
@@ -87,8 +94,8 @@ class CA:
             builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=False)
         else:
             builder = (
-                builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .add_extension(_key_usage(cert_sign=True), critical=True)
+                builder.add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+                .add_extension(_key_usage(digital_signature=not is_ca, cert_sign=is_ca), critical=True)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
             )
             if issuer is not None:
@@ -106,8 +113,8 @@ class CA:
             issuer = issuer.issuer
         self.chain = chain
 
-    def intermediate(self, name: str = "imgctl test intermediate CA") -> CA:
-        return CA(self.dir / "intermediate", name, issuer=self)
+    def intermediate(self, name: str = "imgctl test intermediate CA", *, is_ca: bool = True) -> CA:
+        return CA(self.dir / "intermediate", name, issuer=self, is_ca=is_ca)
 
     def issue(
         self,

@@ -118,6 +118,10 @@ def make_self_signed_cert(directory: str | os.PathLike, cn: str = "127.0.0.1") -
             "-subj", f"/CN={cn}",
             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
             "-addext", "basicConstraints=critical,CA:TRUE",
+            # what strict X.509 verification (Python 3.13's default) wants of a CA; `req -x509`
+            # adds the subject and authority key identifiers itself
+            "-addext", "keyUsage=critical,digitalSignature,keyCertSign",
+            "-addext", "extendedKeyUsage=serverAuth",
         ],
         check=True,
         capture_output=True,

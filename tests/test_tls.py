@@ -198,3 +198,100 @@ def test_trust_store_is_loaded_once_and_again_when_the_environment_changes(monke
 
     assert "imgctl test CA" in names(second) and "imgctl test CA" not in names(first)
     assert trust.new_context() is not second  # callers that add CAs get their own
+
+
+# ---------------------------------------------------------------- how strictly certificates are verified
+def _handshake(host: str, ctx: ssl.SSLContext) -> None:
+    name, port = host.rsplit(":", 1)
+    with socket.create_connection((name, int(port)), timeout=10) as sock:
+        with ctx.wrap_socket(sock, server_hostname=name):
+            pass
+
+
+def _context(cafile: Path, *, strict: bool = False, partial_chain: bool = False) -> ssl.SSLContext:
+    """OpenSSL's verification as Python sets it up, with the two flags that differ between versions set explicitly."""
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    flags = ctx.verify_flags & ~(ssl.VERIFY_X509_STRICT | ssl.VERIFY_X509_PARTIAL_CHAIN)
+    ctx.verify_flags = flags | (ssl.VERIFY_X509_STRICT if strict else 0) | (ssl.VERIFY_X509_PARTIAL_CHAIN if partial_chain else 0)
+    return ctx
+
+
+@pytest.mark.parametrize("trusted_by", ["certs.d", "SSL_CERT_FILE"])
+def test_private_ca_without_key_identifiers_is_trusted_as_docker_trusts_it(
+    registry_factory, tmp_path, isolated_env, monkeypatch, store_root, trusted_by
+):
+    """A home-made CA without keyUsage or subject key identifier, and a server certificate with
+    only a subjectAltName: docker (Go) accepts them, so imgctl does on every Python, although
+    strict X.509 verification (Python 3.13's default) refuses them."""
+    old = CA(tmp_path / "old-pki", "old-style CA", legacy=True)
+    reg = registry_factory(tls=old.issue("server", server=True))
+    with pytest.raises(ssl.SSLCertVerificationError, match="Missing Authority Key Identifier"):
+        _handshake(reg.host, _context(old.path, strict=True))
+    img = small_image(f"legacy-{trusted_by}")
+    push_image(reg.url, "team/legacy", img, tag="v1", verify=_context(old.path))
+    if trusted_by == "certs.d":
+        d = certs_d(isolated_env) / reg.host
+        d.mkdir(parents=True)
+        (d / "ca.crt").write_bytes(old.path.read_bytes())
+    else:
+        monkeypatch.setenv("SSL_CERT_FILE", str(old.path))
+    r = run("pull", "-q", f"{reg.host}/team/legacy:v1")
+    assert r.code == 0, r.err
+    assert image_ids(store_root) == {img.config_digest}
+    assert_store_verifies(store_root)
+
+
+def test_trusted_intermediate_ca_is_an_anchor(registry, unique_repo, tmp_path, isolated_env, store_root):
+    """certs.d holding only an intermediate CA (not its root) is enough, as for docker and for
+    Python 3.13's defaults; without that, OpenSSL wants the root too."""
+    root = CA(tmp_path / "pki", "imgctl test root CA")
+    sub = root.intermediate()
+    img = small_image("intermediate")
+    push_image(registry.url, unique_repo, img, tag="v1")
+    with FaultyServer("pass", upstream=registry.url, tls=sub.issue("server", server=True)) as front:
+        with pytest.raises(ssl.SSLCertVerificationError, match="unable to get issuer certificate"):
+            _handshake(front.host, _context(sub.path))
+        d = certs_d(isolated_env) / front.host
+        d.mkdir(parents=True)
+        (d / "ca.crt").write_bytes(sub.path.read_bytes())
+        r = run("pull", "-q", f"{front.host}/{unique_repo}:v1")
+        assert r.code == 0, r.err
+        assert front.seen("/manifests/v1")
+    assert image_ids(store_root) == {img.config_digest}
+
+
+@pytest.mark.parametrize(
+    "case,reason",
+    [
+        ("expired", "certificate has expired"),
+        ("other-host", "IP address mismatch, certificate is not valid for '127.0.0.1'"),
+        ("unknown-ca", "unable to get local issuer certificate"),
+        ("legacy-expired", "certificate has expired"),
+        ("legacy-other-host", "IP address mismatch, certificate is not valid for '127.0.0.1'"),
+        ("issued-by-a-leaf", "invalid CA certificate"),
+    ],
+)
+def test_invalid_certificates_are_still_refused(registry_factory, tmp_path, isolated_env, store_root, case, reason):
+    """Leaving the strict profile out changes nothing else: expiry, host name and chain are
+    checked (a real registry, as the plain-HTTP fallback for loopback needs its answer)."""
+    legacy = case.startswith("legacy-")
+    ca = CA(tmp_path / "pki", legacy=legacy)
+    trusted = ca
+    if case.endswith("expired"):
+        tls = ca.issue("server", server=True, valid_days=-1)
+    elif case.endswith("other-host"):
+        tls = ca.issue("server", server=True, hosts=("registry.example", "127.0.0.2"))
+    elif case == "unknown-ca":
+        tls = ca.issue("server", server=True)
+        trusted = CA(tmp_path / "other-pki", "another test CA")
+    else:  # a certificate that is not a CA's signs the server's
+        tls = ca.intermediate("not a CA", is_ca=False).issue("server", server=True)
+    reg = registry_factory(tls=tls)
+    d = certs_d(isolated_env) / reg.host
+    d.mkdir(parents=True)
+    (d / "ca.crt").write_bytes(trusted.path.read_bytes())
+    r = run("pull", "-q", f"{reg.host}/team/tls:v1")
+    assert r.code == 1
+    assert f"TLS certificate verification failed: {reason}" in r.err
+    assert len(r.err.splitlines()) == 1
+    assert not (store_root / "index.db").exists() or image_ids(store_root) == set()
