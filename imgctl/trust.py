@@ -26,8 +26,15 @@ def _environment() -> tuple:
 
 def new_context() -> ssl.SSLContext:
     """A new verifying context with the system trust store (honours SSL_CERT_FILE/SSL_CERT_DIR);
-    certifi's bundle only when the system has none.  Callers may add CAs and client certificates."""
+    certifi's bundle only when the system has none.  Callers may add CAs and client certificates.
+
+    Verification is the same on every Python: as docker's (Go's crypto/x509), not RFC 5280's
+    strict profile that Python 3.13 turns on.  A private registry's CA without a subject key
+    identifier, or a leaf without an authority key identifier, is accepted as docker accepts
+    it; and every certificate the user trusts is an anchor, also an intermediate CA (3.13's
+    default, and Go's).  Chain, signatures, validity dates and host name are still checked."""
     ctx = ssl.create_default_context()
+    ctx.verify_flags = (ctx.verify_flags & ~ssl.VERIFY_X509_STRICT) | ssl.VERIFY_X509_PARTIAL_CHAIN
     paths = ssl.get_default_verify_paths()
     if not ((paths.cafile and os.path.isfile(paths.cafile)) or (paths.capath and os.path.isdir(paths.capath))):
         try:

@@ -118,6 +118,10 @@ def make_self_signed_cert(directory: str | os.PathLike, cn: str = "127.0.0.1") -
             "-subj", f"/CN={cn}",
             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
             "-addext", "basicConstraints=critical,CA:TRUE",
+            # what strict X.509 verification (Python 3.13's default) wants of a CA; `req -x509`
+            # adds the subject and authority key identifiers itself
+            "-addext", "keyUsage=critical,digitalSignature,keyCertSign",
+            "-addext", "extendedKeyUsage=serverAuth",
         ],
         check=True,
         capture_output=True,
@@ -328,6 +332,28 @@ class Registry:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+    # -- storage ---------------------------------------------------------------
+    def blob_path(self, digest: str) -> Path:
+        """Where the filesystem driver keeps a committed blob's bytes."""
+        assert self.storage is not None
+        algorithm, hex_ = digest.split(":", 1)
+        return self.storage / "docker/registry/v2/blobs" / algorithm / hex_[:2] / hex_ / "data"
+
+    def wait_for_blobs(self, digests, timeout: float = 10.0) -> None:
+        """Return once every blob is committed to storage; fail after ``timeout`` seconds.
+
+        A pull-through cache serves a blob while it fetches it again for itself in the
+        background (distribution's proxy blob store commits asynchronously), so a blob it has
+        served is in its storage only a moment later."""
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = sorted(d for d in digests if not self.blob_path(d).is_file())
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"blobs not in the storage of {self.url} after {timeout} s: {missing}")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         """Terminate the server (SIGKILL after 5 s) and delete its storage."""

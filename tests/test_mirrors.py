@@ -67,9 +67,14 @@ def test_proxy_registry_as_mirror_of_another_registry(registry_factory, store_ro
     lines = served_lines(r.err)
     assert lines and all(f"mirror {cache.url}" in l for l in lines), r.err
     assert len([l for l in lines if l.startswith("DEBU[imgctl] blob ")]) == 4  # config + 3 layers
-    # The cache really cached what it served.
-    cached = {p.name for p in (cache.storage / "docker/registry/v2/blobs/sha256").glob("*/*")}
-    assert {l.digest.split(":")[1] for l in img.layers} <= cached
+    # The cache really cached what it served: the blobs reach its storage (it commits them
+    # in the background, after serving them), and it serves the image on its own.
+    cache.wait_for_blobs([img.config_digest, *(l.digest for l in img.layers)])
+    upstream.stop()
+    r = run("--root", store_root.parent / "second-root", "pull", "-q", name)
+    assert r.code == 0, r.err
+    assert_store_verifies(store_root.parent / "second-root")
+    assert image_ids(store_root.parent / "second-root") == {img.config_digest}
 
 
 def test_docker_hub_mirror_with_path_prefix_keeps_the_canonical_name(registry_factory, store_root, cfg_file):

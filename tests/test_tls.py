@@ -3,9 +3,9 @@ plain HTTP only where allowed, proxies from the environment."""
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import socket
+import ssl
 from pathlib import Path
 
 import pytest
@@ -18,63 +18,8 @@ from imgctl.config import Config
 from imgctl.errors import ConfigError
 from imgctl.registry import _Transport, tls_files
 
-x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
-
-
-class CA:
-    """A certificate authority made for one test; issues server and client certificates."""
-
-    def __init__(self, directory: Path, name: str = "imgctl test CA") -> None:
-        self.dir = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = dt.datetime.now(dt.timezone.utc)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(self.name)
-            .issuer_name(self.name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.path = directory / "ca.pem"
-        self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-
-    def issue(self, stem: str, *, server: bool) -> tuple[Path, Path]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, stem)]))
-            .issuer_name(self.name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        )
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False,
-            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        else:
-            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        cert = builder.sign(self.key, hashes.SHA256())
-        cert_path, key_path = self.dir / f"{stem}.pem", self.dir / f"{stem}-key.pem"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        )
-        return cert_path, key_path
+pytest.importorskip("cryptography.x509")
+from pki import CA  # noqa: E402
 
 
 def small_image(seed: str):
@@ -253,3 +198,100 @@ def test_trust_store_is_loaded_once_and_again_when_the_environment_changes(monke
 
     assert "imgctl test CA" in names(second) and "imgctl test CA" not in names(first)
     assert trust.new_context() is not second  # callers that add CAs get their own
+
+
+# ---------------------------------------------------------------- how strictly certificates are verified
+def _handshake(host: str, ctx: ssl.SSLContext) -> None:
+    name, port = host.rsplit(":", 1)
+    with socket.create_connection((name, int(port)), timeout=10) as sock:
+        with ctx.wrap_socket(sock, server_hostname=name):
+            pass
+
+
+def _context(cafile: Path, *, strict: bool = False, partial_chain: bool = False) -> ssl.SSLContext:
+    """OpenSSL's verification as Python sets it up, with the two flags that differ between versions set explicitly."""
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    flags = ctx.verify_flags & ~(ssl.VERIFY_X509_STRICT | ssl.VERIFY_X509_PARTIAL_CHAIN)
+    ctx.verify_flags = flags | (ssl.VERIFY_X509_STRICT if strict else 0) | (ssl.VERIFY_X509_PARTIAL_CHAIN if partial_chain else 0)
+    return ctx
+
+
+@pytest.mark.parametrize("trusted_by", ["certs.d", "SSL_CERT_FILE"])
+def test_private_ca_without_key_identifiers_is_trusted_as_docker_trusts_it(
+    registry_factory, tmp_path, isolated_env, monkeypatch, store_root, trusted_by
+):
+    """A home-made CA without keyUsage or subject key identifier, and a server certificate with
+    only a subjectAltName: docker (Go) accepts them, so imgctl does on every Python, although
+    strict X.509 verification (Python 3.13's default) refuses them."""
+    old = CA(tmp_path / "old-pki", "old-style CA", legacy=True)
+    reg = registry_factory(tls=old.issue("server", server=True))
+    with pytest.raises(ssl.SSLCertVerificationError, match="Missing Authority Key Identifier"):
+        _handshake(reg.host, _context(old.path, strict=True))
+    img = small_image(f"legacy-{trusted_by}")
+    push_image(reg.url, "team/legacy", img, tag="v1", verify=_context(old.path))
+    if trusted_by == "certs.d":
+        d = certs_d(isolated_env) / reg.host
+        d.mkdir(parents=True)
+        (d / "ca.crt").write_bytes(old.path.read_bytes())
+    else:
+        monkeypatch.setenv("SSL_CERT_FILE", str(old.path))
+    r = run("pull", "-q", f"{reg.host}/team/legacy:v1")
+    assert r.code == 0, r.err
+    assert image_ids(store_root) == {img.config_digest}
+    assert_store_verifies(store_root)
+
+
+def test_trusted_intermediate_ca_is_an_anchor(registry, unique_repo, tmp_path, isolated_env, store_root):
+    """certs.d holding only an intermediate CA (not its root) is enough, as for docker and for
+    Python 3.13's defaults; without that, OpenSSL wants the root too."""
+    root = CA(tmp_path / "pki", "imgctl test root CA")
+    sub = root.intermediate()
+    img = small_image("intermediate")
+    push_image(registry.url, unique_repo, img, tag="v1")
+    with FaultyServer("pass", upstream=registry.url, tls=sub.issue("server", server=True)) as front:
+        with pytest.raises(ssl.SSLCertVerificationError, match="unable to get issuer certificate"):
+            _handshake(front.host, _context(sub.path))
+        d = certs_d(isolated_env) / front.host
+        d.mkdir(parents=True)
+        (d / "ca.crt").write_bytes(sub.path.read_bytes())
+        r = run("pull", "-q", f"{front.host}/{unique_repo}:v1")
+        assert r.code == 0, r.err
+        assert front.seen("/manifests/v1")
+    assert image_ids(store_root) == {img.config_digest}
+
+
+@pytest.mark.parametrize(
+    "case,reason",
+    [
+        ("expired", "certificate has expired"),
+        ("other-host", "IP address mismatch, certificate is not valid for '127.0.0.1'"),
+        ("unknown-ca", "unable to get local issuer certificate"),
+        ("legacy-expired", "certificate has expired"),
+        ("legacy-other-host", "IP address mismatch, certificate is not valid for '127.0.0.1'"),
+        ("issued-by-a-leaf", "invalid CA certificate"),
+    ],
+)
+def test_invalid_certificates_are_still_refused(registry_factory, tmp_path, isolated_env, store_root, case, reason):
+    """Leaving the strict profile out changes nothing else: expiry, host name and chain are
+    checked (a real registry, as the plain-HTTP fallback for loopback needs its answer)."""
+    legacy = case.startswith("legacy-")
+    ca = CA(tmp_path / "pki", legacy=legacy)
+    trusted = ca
+    if case.endswith("expired"):
+        tls = ca.issue("server", server=True, valid_days=-1)
+    elif case.endswith("other-host"):
+        tls = ca.issue("server", server=True, hosts=("registry.example", "127.0.0.2"))
+    elif case == "unknown-ca":
+        tls = ca.issue("server", server=True)
+        trusted = CA(tmp_path / "other-pki", "another test CA")
+    else:  # a certificate that is not a CA's signs the server's
+        tls = ca.intermediate("not a CA", is_ca=False).issue("server", server=True)
+    reg = registry_factory(tls=tls)
+    d = certs_d(isolated_env) / reg.host
+    d.mkdir(parents=True)
+    (d / "ca.crt").write_bytes(trusted.path.read_bytes())
+    r = run("pull", "-q", f"{reg.host}/team/tls:v1")
+    assert r.code == 1
+    assert f"TLS certificate verification failed: {reason}" in r.err
+    assert len(r.err.splitlines()) == 1
+    assert not (store_root / "index.db").exists() or image_ids(store_root) == set()
