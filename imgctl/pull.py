@@ -29,6 +29,7 @@ from imgctl.oci import (
     parse_config,
     parse_document,
 )
+from imgctl.platforms import IndexDoc, image_entries, record_image
 from imgctl.reference import Reference
 from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
 
@@ -389,8 +390,17 @@ def pull(
     config: Config,
     platform: Platform | None = None,
     progress: Progress | None = None,
+    all_platforms: bool = False,
+    resolved: str | None = None,
 ) -> PullResult:
-    """Pull one image by tag or digest into ``store``."""
+    """Pull one image by tag or digest into ``store``.
+
+    From an index: the platform asked for (default: the host's), added to the image the
+    reference names through that index; ``all_platforms``: every platform of the index
+    (attestations excepted).  ``resolved``: the digest the reference was resolved to already.
+    """
+    if all_platforms:
+        return _pull_every_platform(ref, store=store, client=client, config=config, progress=progress)
     progress = progress or (lambda e: None)
     cancel = threading.Event()
     p = _Puller(store, client, config, progress, cancel)
@@ -401,13 +411,15 @@ def pull(
     by = ref.digest or ref.tag or "latest"
 
     with store.lease() as lease:
-        top = client.get_manifest(ref.domain, ref.path, by, display=display)
+        top = client.get_manifest(ref.domain, ref.path, resolved or by, display=display)
         progress(Event("pulling_from", text=f"{by}: Pulling from {ref.path}"))
         p._count(len(top.data), 1)
         doc = top_doc = parse_document(top.data, top.media_type)
         blobs: list[tuple[str, str, int]] = []
         index_digest = top.digest
+        index_doc = None
         if isinstance(doc, Index):
+            index_doc = IndexDoc(top.digest, top.media_type or doc.media_type, top.data, doc)
             lease.add(top.digest)
             store.put_blob(top.digest, top.data)
             blobs.append(("index", top.digest, 0))
@@ -457,17 +469,43 @@ def pull(
         for i, rec in enumerate(layer_records):
             blobs.append(("layer", rec.digest, i))
 
-        image_id = cfg_desc.digest
         record = image_record(manifest_digest, manifest, config_doc, layer_records)
-        changed = store.add_image(
+        image_id, changed = record_image(
+            store,
             record,
             blobs,
+            index_doc,
             repository=ref.repository,
             tag=None if ref.digest else (ref.tag or "latest"),
             digest=index_digest,
             pinned=bool(ref.digest),
         )
     return PullResult(ref, image_id, index_digest, changed, p.downloaded, p.fetched, [r.digest for r in layer_records])
+
+
+def _pull_every_platform(ref: Reference, *, client, **kw) -> PullResult:
+    """``pull --all-platforms``: each platform of the index the reference names, one after
+    another (each pull verifies and records its own content); one result for them all."""
+    display = ref.familiar()
+    top = client.get_manifest(ref.domain, ref.path, ref.digest or ref.tag or "latest", display=display)
+    doc = parse_document(top.data, top.media_type)
+    if not isinstance(doc, Index):
+        return pull(ref, client=client, resolved=top.digest, **kw)
+    results = [
+        pull(ref, client=client, platform=entry.platform, resolved=top.digest, **kw) for entry in image_entries(doc)
+    ]
+    if not results:
+        raise PlatformNotFound(f"{display}: the index {top.digest} lists no platform images")
+    last = results[-1]
+    return PullResult(
+        ref,
+        last.image_id,
+        last.digest,
+        any(r.changed for r in results),
+        sum(r.downloaded_bytes for r in results),
+        sum(r.blobs_fetched for r in results),
+        [d for r in results for d in r.layers],
+    )
 
 
 def image_record(manifest_digest: str, manifest: Manifest, config: ImageConfig, layers: list[LayerRecord]) -> ImageRecord:

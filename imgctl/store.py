@@ -34,7 +34,7 @@ from imgctl.reference import validate_digest
 
 __all__ = ["Store", "BlobWriter", "ImageRecord", "LayerRecord", "parse_created"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -55,7 +55,7 @@ CREATE INDEX IF NOT EXISTS images_created ON images(created_ts);
 CREATE TABLE IF NOT EXISTS image_blobs (
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     digest TEXT NOT NULL,
-    kind TEXT NOT NULL,                  -- index | manifest | config | layer
+    kind TEXT NOT NULL,                  -- index | manifest | config | layer | platform (another platform's blob)
     position INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (image_id, kind, position, digest)
 );
@@ -92,6 +92,28 @@ CREATE TABLE IF NOT EXISTS leases (
 CREATE INDEX IF NOT EXISTS leases_digest ON leases(digest);
 CREATE TABLE IF NOT EXISTS damaged (
     image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE  -- found broken by verify --repair
+);
+CREATE TABLE IF NOT EXISTS image_indexes (  -- schema 3: the index (manifest list) an image was pulled or loaded as
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (image_id, digest)
+);
+CREATE INDEX IF NOT EXISTS image_indexes_digest ON image_indexes(digest);
+CREATE TABLE IF NOT EXISTS image_platforms (  -- schema 3: an index image's other available platforms
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    manifest_digest TEXT NOT NULL,
+    manifest_media_type TEXT NOT NULL,
+    config_digest TEXT NOT NULL,
+    created TEXT,
+    created_ts REAL,
+    os TEXT NOT NULL DEFAULT '',
+    architecture TEXT NOT NULL DEFAULT '',
+    variant TEXT,
+    size INTEGER NOT NULL,
+    compressed_size INTEGER NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (image_id, manifest_digest)
 );
 """
 
@@ -436,6 +458,7 @@ class Store:
                         for stmt in _SCHEMA.split(";"):
                             if stmt.strip():
                                 con.execute(stmt)
+                        _migrate(con, con.execute("PRAGMA user_version").fetchone()[0])
                         con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version > SCHEMA_VERSION:
                 raise StoreError(f"store {self.root} was written by a newer imgctl (schema {version})")
@@ -563,7 +586,8 @@ class Store:
             con.execute("DELETE FROM damaged WHERE image_id = ?", (rec.id,))
             # One manifest per image: the same config reached through another manifest (other
             # compression, another registry) replaces the blob list; unshared old blobs become garbage.
-            con.execute("DELETE FROM image_blobs WHERE image_id = ?", (rec.id,))
+            # (An index image's indexes and other platforms are kept: see imgctl.platforms.)
+            con.execute("DELETE FROM image_blobs WHERE image_id = ? AND kind NOT IN ('index', 'platform')", (rec.id,))
             con.executemany(
                 "INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,?,?)",
                 [(rec.id, d, kind, pos) for kind, d, pos in blobs],
@@ -733,6 +757,20 @@ def _rollback(con: sqlite3.Connection) -> None:
             con.execute("ROLLBACK")
         except sqlite3.Error:
             pass
+
+
+# -- schema migrations ------------------------------------------------------------------------
+def _migrate(con: sqlite3.Connection, version: int) -> None:
+    """Bring an index written by an earlier imgctl (schema ``version``; 0: a new store) up to
+    date, inside the transaction that created the new tables."""
+    if 0 < version < 3:
+        # Schema 3 keeps the index an image was pulled as (its identity) in image_indexes;
+        # schema 2 only listed the index blob among the image's blobs.  Its media type is
+        # read from the blob when needed.
+        con.execute(
+            "INSERT OR IGNORE INTO image_indexes (image_id, digest, media_type) "
+            "SELECT image_id, digest, '' FROM image_blobs WHERE kind = 'index'"
+        )
 
 
 # -- garbage collection -----------------------------------------------------------------------

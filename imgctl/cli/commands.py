@@ -24,6 +24,9 @@ def pull_cmd(
     ] = None,
     all_tags: Annotated[bool, typer.Option("--all-tags", "-a", help="Pull every tag of the repository.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the image name.")] = False,
+    all_platforms: Annotated[
+        bool, typer.Option("--all-platforms", help="Pull every platform of a multi-platform image (attestations excepted).")
+    ] = False,
     registry_mirror: Annotated[
         Optional[list[str]],
         typer.Option("--registry-mirror", metavar="URL", help="Try this mirror first (repeatable; any registry; reads only).", show_default=False),
@@ -34,7 +37,8 @@ def pull_cmd(
     talks_to_registries()
     from imgctl.cli.pullcmd import run_pull
 
-    run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet, mirrors=registry_mirror or [], authfile=authfile)
+    run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet, mirrors=registry_mirror or [], authfile=authfile,
+             all_platforms=all_platforms)
 
 
 app.command("pull")(pull_cmd)

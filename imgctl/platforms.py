@@ -1,0 +1,387 @@
+"""Multi-platform images: an index kept as the image's identity.  Never prints.
+
+A tag (or a pinned digest) that names an index records the index digest as its repo digest
+(``tags.digest``, ``digests.digest``), as docker does.  The image row (``images``) is one of
+the index's platforms: the one the classic ``images`` table, ``inspect``, ``history`` and
+``export`` show by default -- the host's when its content is present, else the first
+present one in index order.  The other platforms whose content is present are rows of
+``image_platforms``; their blobs are the image's ``platform`` blobs in ``image_blobs``, so
+garbage collection keeps them and ``system df`` counts what they share once.
+``image_indexes`` lists the indexes an image was pulled or loaded as, so ``save`` and
+``push`` can write the index byte for byte.
+
+Index entries whose platform is ``unknown/unknown`` (buildx attestations) are not
+platforms: they are never pulled and never listed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from imgctl.errors import ImageNotFound, PlatformNotFound, UnsupportedManifest
+from imgctl.oci import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MAX_MANIFEST_SIZE,
+    OCI_INDEX,
+    Descriptor,
+    Index,
+    Manifest,
+    Platform,
+    host_platform,
+    parse_document,
+)
+from imgctl.store import ImageRecord, Store
+
+__all__ = [
+    "IndexDoc",
+    "PlatformEntry",
+    "image_entries",
+    "is_attestation",
+    "load_index",
+    "index_for",
+    "platform_records",
+    "platforms",
+    "select_record",
+    "record_image",
+    "remove_platform",
+    "sync_platforms",
+    "manifest_blobs",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexDoc:
+    """An index as stored: its exact bytes (what save and push write) and their parse."""
+
+    digest: str
+    media_type: str
+    data: bytes
+    index: Index
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformEntry:
+    """One platform of an image: from its index entry, with its content when present."""
+
+    platform: Platform
+    manifest_digest: str
+    record: ImageRecord | None  # None: the platform's content is not in the store
+    primary: bool  # the image row itself (what the classic views show)
+    descriptor: Descriptor | None = None  # the index entry (None for a single-manifest image)
+
+    @property
+    def available(self) -> bool:
+        return self.record is not None
+
+
+def is_attestation(desc: Descriptor) -> bool:
+    """A buildx attestation (or any entry without a real platform): not a platform of the image."""
+    if (desc.annotations or {}).get("vnd.docker.reference.type") == "attestation-manifest":
+        return True
+    return desc.platform is None or desc.platform.os == "unknown" or desc.platform.architecture == "unknown"
+
+
+def image_entries(index: Index) -> list[Descriptor]:
+    """The index's platform images, in index order (attestations and nested indexes left out)."""
+    return [d for d in index.manifests if d.media_type in MANIFEST_TYPES and not is_attestation(d)]
+
+
+def record_platform(rec: ImageRecord) -> Platform:
+    return Platform(rec.os or "unknown", rec.architecture or "unknown", rec.variant)
+
+
+def load_index(store: Store, digest: str, media_type: str = "") -> IndexDoc | None:
+    """The stored index ``digest``; None when the blob is gone or is not an index."""
+    if not store.has_blob(digest):
+        return None
+    data = store.read_blob(digest, MAX_MANIFEST_SIZE)
+    try:
+        doc = parse_document(data, media_type or None)
+    except UnsupportedManifest:
+        return None
+    if not isinstance(doc, Index):
+        return None
+    return IndexDoc(digest, media_type or doc.media_type or OCI_INDEX, data, doc)
+
+
+def _indexes(con, image_id: str) -> list[tuple[str, str]]:
+    return con.execute(
+        "SELECT digest, media_type FROM image_indexes WHERE image_id = ? ORDER BY rowid DESC", (image_id,)
+    ).fetchall()
+
+
+def index_for(store: Store, image_id: str, digest: str | None = None) -> IndexDoc | None:
+    """The index image ``image_id`` stands for: ``digest`` when given (a tag's repo digest),
+    else the one its tags name (first by name), else the last one it was pulled as.
+    None for a single-manifest image."""
+    con = store.db
+    known = dict(_indexes(con, image_id))
+    if digest is not None:
+        return load_index(store, digest, known[digest]) if digest in known else None
+    named = con.execute(
+        "SELECT digest FROM tags WHERE image_id = ? AND digest IS NOT NULL "
+        "UNION ALL SELECT digest FROM digests WHERE image_id = ? ORDER BY 1",
+        (image_id, image_id),
+    ).fetchall()
+    for (d,) in named:
+        if d in known:
+            return load_index(store, d, known[d])
+    for d, mt in known.items():
+        doc = load_index(store, d, mt)
+        if doc is not None:
+            return doc
+    return None
+
+
+_PLATFORM_COLS = (
+    "config_digest, manifest_digest, manifest_media_type, created, created_ts, os, architecture, variant, "
+    "size, compressed_size, labels"
+)
+
+
+def _platform_row(row: tuple) -> ImageRecord:
+    (cfg, md, mt, created, cts, os_, arch, variant, size, csize, labels) = row
+    return ImageRecord(cfg, md, mt, created, cts, os_, arch, variant, size, csize, json.loads(labels or "{}"), 0.0)
+
+
+def platform_records(store: Store, image_id: str) -> list[ImageRecord]:
+    """The content present for an image: its own row first, then its other platforms."""
+    rec = store.image(image_id)
+    if rec is None:
+        return []
+    rows = store.db.execute(
+        f"SELECT {_PLATFORM_COLS} FROM image_platforms WHERE image_id = ? ORDER BY rowid", (image_id,)
+    ).fetchall()
+    return [rec] + [_platform_row(r) for r in rows]
+
+
+def platforms(store: Store, image_id: str, index_digest: str | None = None) -> list[PlatformEntry]:
+    """Every platform of the image, present or not: the index's entries in its order; a
+    single-manifest image has one."""
+    records = platform_records(store, image_id)
+    if not records:
+        raise ImageNotFound(f"No such image: {image_id}")
+    idx = index_for(store, image_id, index_digest)
+    if idx is None:
+        r = records[0]
+        return [PlatformEntry(record_platform(r), r.manifest_digest, r, True)]
+    by_manifest = {r.manifest_digest: r for r in records}
+    out = []
+    for d in image_entries(idx.index):
+        rec = by_manifest.get(d.digest)
+        out.append(PlatformEntry(d.platform, d.digest, rec, rec is records[0], d))
+    return out
+
+
+def _matching(candidates: list[tuple[Platform, object]], want: Platform):
+    """The candidate for ``want``: an exact match, else (no variant asked) the arch's first."""
+    want_n = want.normalized()
+    for plat, item in candidates:
+        if plat.matches(want_n):
+            return item
+    if want.variant is None or (want_n.architecture == "arm64" and want_n.variant == "v8"):
+        for plat, item in candidates:
+            p = plat.normalized()
+            if p.os == want_n.os and p.architecture == want_n.architecture:
+                return item
+    return None
+
+
+def select_record(store: Store, image_id: str, want: Platform, name: str) -> ImageRecord:
+    """The content of platform ``want`` of the image NAME names; a clear error when the image
+    does not provide it or when it is not in the store."""
+    entries = platforms(store, image_id)
+    hit = _matching([(e.platform, e) for e in entries], want)
+    if hit is None:
+        # A record's own platform (from its config) may say more than its index entry.
+        hit = _matching([(record_platform(e.record), e) for e in entries if e.record], want)
+    if hit is None:
+        raise PlatformNotFound(f"image {name} does not provide the specified platform ({want.normalized()})")
+    if hit.record is None:
+        raise PlatformNotFound(
+            f"platform {hit.platform.normalized()} of image {name} is not in the store "
+            f"(pull it with --platform {hit.platform.normalized()})"
+        )
+    return hit.record
+
+
+def primary_of(records: list[ImageRecord], want: Platform | None = None) -> ImageRecord:
+    """The platform an image row shows: ``want`` (default: the host's) when present, else the first."""
+    hit = _matching([(record_platform(r), r) for r in records], want or host_platform())
+    return hit if hit is not None else records[0]
+
+
+def manifest_blobs(store: Store, manifest_digest: str) -> list[tuple[str, str, int]]:
+    """(kind, digest, position) of a stored manifest and what it names."""
+    doc = parse_document(store.read_blob(manifest_digest, MAX_MANIFEST_SIZE))
+    if not isinstance(doc, Manifest):
+        raise UnsupportedManifest(f"manifest {manifest_digest} is not an image manifest")
+    return [("manifest", manifest_digest, 0), ("config", doc.config.digest, 0)] + [
+        ("layer", d.digest, i) for i, d in enumerate(doc.layers)
+    ]
+
+
+def record_image(
+    store: Store,
+    record: ImageRecord,
+    blobs: list[tuple[str, str, int]],
+    index: IndexDoc | None,
+    *,
+    repository: str | None = None,
+    tag: str | None = None,
+    digest: str | None = None,
+    pinned: bool = False,
+) -> tuple[str, bool]:
+    """Record a pulled or loaded image: ``store.add_image`` for a single manifest; for a
+    platform of ``index``, add it to the image the reference already names through that
+    index (a new platform of the same image).  Returns (image row ID, changed)."""
+    if index is None:
+        changed = store.add_image(record, blobs, repository=repository, tag=tag, digest=digest, pinned=pinned)
+        return record.id, changed
+    con = store.db
+    current = None
+    if repository and tag:
+        row = con.execute("SELECT image_id, digest FROM tags WHERE repository = ? AND tag = ?", (repository, tag)).fetchone()
+        current = row[0] if row and row[1] == index.digest else None
+    elif repository and pinned:
+        row = con.execute(
+            "SELECT image_id FROM digests WHERE repository = ? AND digest = ?", (repository, index.digest)
+        ).fetchone()
+        current = row[0] if row else None
+    known: dict[str, ImageRecord] = {}
+    if current is not None and any(d == index.digest for d, _ in _indexes(con, current)):
+        known = {r.manifest_digest: r for r in platform_records(store, current)}
+    added = record.manifest_digest not in known
+    known[record.manifest_digest] = record
+    members = [d.digest for d in image_entries(index.index)]
+    ordered = [known[m] for m in members if m in known] or [record]
+    primary = primary_of(ordered)
+    if primary.manifest_digest == record.manifest_digest:
+        primary_blobs = list(blobs)
+    else:
+        primary_blobs = manifest_blobs(store, primary.manifest_digest)
+    primary_blobs.append(("index", index.digest, 0))
+    changed = store.add_image(primary, primary_blobs, repository=repository, tag=tag, digest=digest or index.digest, pinned=pinned)
+    others = [r for r in ordered if r.id != primary.id and r.manifest_digest != primary.manifest_digest]
+    with store.transaction() as tx:
+        if tx.execute("SELECT 1 FROM images WHERE id = ?", (primary.id,)).fetchone() is None:
+            return primary.id, changed  # removed meanwhile by another process
+        tx.execute(
+            "INSERT OR REPLACE INTO image_indexes (image_id, digest, media_type) VALUES (?,?,?)",
+            (primary.id, index.digest, index.media_type),
+        )
+        for r in others:
+            _put_platform(tx, primary.id, r)
+        sync_platforms(store, tx, primary.id)
+        if current is not None and current != primary.id:
+            _drop_if_unreferenced(tx, current)
+    return primary.id, changed or added
+
+
+def _put_platform(con, image_id: str, r: ImageRecord) -> None:
+    con.execute(
+        f"INSERT OR REPLACE INTO image_platforms (image_id, {_PLATFORM_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            image_id, r.id, r.manifest_digest, r.manifest_media_type, r.created, r.created_ts, r.os,
+            r.architecture, r.variant, r.size, r.compressed_size, json.dumps(r.labels, sort_keys=True),
+        ),
+    )
+
+
+def _drop_if_unreferenced(con, image_id: str) -> None:
+    """An image row whose platforms another row took over goes once nothing names it."""
+    if con.execute(
+        "SELECT 1 FROM tags WHERE image_id = ? UNION ALL SELECT 1 FROM digests WHERE image_id = ?", (image_id, image_id)
+    ).fetchone() is None:
+        con.execute("DELETE FROM images WHERE id = ?", (image_id,))
+
+
+def sync_platforms(store: Store, con, image_id: str) -> None:
+    """Inside a transaction: keep only the indexes the image's references still name (all of
+    them for an image without references), the platforms those indexes list, and exactly
+    their blobs as the image's ``platform`` blobs."""
+    indexes = _indexes(con, image_id)
+    named = {
+        d for (d,) in con.execute(
+            "SELECT digest FROM tags WHERE image_id = ? AND digest IS NOT NULL "
+            "UNION SELECT digest FROM digests WHERE image_id = ?",
+            (image_id, image_id),
+        )
+    }
+    has_refs = con.execute(
+        "SELECT 1 FROM tags WHERE image_id = ? UNION ALL SELECT 1 FROM digests WHERE image_id = ?", (image_id, image_id)
+    ).fetchone() is not None
+    kept = [(d, mt) for d, mt in indexes if d in named or not has_refs]
+    for d, _ in indexes:
+        if (d, _) not in kept:
+            con.execute("DELETE FROM image_indexes WHERE image_id = ? AND digest = ?", (image_id, d))
+            con.execute("DELETE FROM image_blobs WHERE image_id = ? AND kind = 'index' AND digest = ?", (image_id, d))
+    members: set[str] = set()
+    for d, mt in kept:
+        doc = load_index(store, d, mt)
+        if doc is not None:
+            members.update(e.digest for e in image_entries(doc.index))
+    rows = con.execute("SELECT manifest_digest FROM image_platforms WHERE image_id = ?", (image_id,)).fetchall()
+    con.execute("DELETE FROM image_blobs WHERE image_id = ? AND kind = 'platform'", (image_id,))
+    need: set[str] = set()
+    for (m,) in rows:
+        if m not in members or not store.has_blob(m):
+            con.execute("DELETE FROM image_platforms WHERE image_id = ? AND manifest_digest = ?", (image_id, m))
+            continue
+        need.update(d for _, d, _ in manifest_blobs(store, m))
+    missing = [d for d in need if not store.has_blob(d)]
+    if missing:
+        from imgctl.errors import StoreError
+
+        raise StoreError(f"cannot record image {image_id}: blob {missing[0]} is missing")
+    con.executemany(
+        "INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,'platform',0)",
+        [(image_id, d) for d in sorted(need)],
+    )
+
+
+def remove_platform(store: Store, image_id: str, want: Platform, name: str) -> str:
+    """``rmi --platform``: drop one platform's content from an image; returns the manifest
+    digest removed.  The image's last platform goes only with the whole image (plain rmi)."""
+    rec = select_record(store, image_id, want, name)
+    records = platform_records(store, image_id)
+    if len(records) == 1:
+        raise PlatformNotFound(
+            f"platform {record_platform(rec).normalized()} is the only one of image {name} in the store: "
+            f"remove the image instead (imgctl rmi {name})"
+        )
+    if rec.manifest_digest != records[0].manifest_digest:
+        with store.transaction() as tx:
+            tx.execute(
+                "DELETE FROM image_platforms WHERE image_id = ? AND manifest_digest = ?", (image_id, rec.manifest_digest)
+            )
+            sync_platforms(store, tx, image_id)
+        return rec.manifest_digest
+    # The image row's own platform goes: another platform becomes the image row, taking over
+    # every reference, index and remaining platform.
+    rest = records[1:]
+    new = primary_of(rest)
+    blobs = manifest_blobs(store, new.manifest_digest)
+    store.add_image(new, blobs)
+    with store.transaction() as tx:
+        if tx.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone() is None:
+            raise ImageNotFound(f"No such image: {name}")  # removed meanwhile by another process
+        for d, mt in _indexes(tx, image_id):
+            tx.execute("INSERT OR REPLACE INTO image_indexes (image_id, digest, media_type) VALUES (?,?,?)", (new.id, d, mt))
+            tx.execute("INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,'index',0)", (new.id, d))
+        for r in rest:
+            if r is not new:
+                _put_platform(tx, new.id, r)
+        for table, key in (("tags", "tag"), ("digests", "digest")):
+            tx.execute(
+                f"UPDATE OR REPLACE {table} SET image_id = ? WHERE image_id = ?", (new.id, image_id)
+            )
+        tx.execute("DELETE FROM images WHERE id = ?", (image_id,))
+        sync_platforms(store, tx, new.id)
+    return rec.manifest_digest
+
+
+def index_media_type(doc: IndexDoc) -> str:
+    return doc.media_type if doc.media_type in INDEX_TYPES else OCI_INDEX
