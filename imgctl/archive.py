@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from imgctl.errors import ImageNotFound, ImgctlError, InvalidReference, UnsupportedManifest, VerificationError
+from imgctl.errors import ImageNotFound, ImgctlError, InvalidReference, PlatformNotFound, UnsupportedManifest, VerificationError
 from imgctl.images import resolve_image
 from imgctl.inspect import LayerReader, LocalImage, open_image
 from imgctl.oci import (
@@ -39,11 +39,22 @@ from imgctl.oci import (
     Descriptor,
     Index,
     Manifest,
+    Platform,
     choose_manifest,
     host_platform,
     layer_compression,
     parse_config,
     parse_document,
+)
+from imgctl.platforms import (
+    IndexDoc,
+    image_entries,
+    index_for,
+    index_media_type,
+    load_index,
+    platforms,
+    record_image,
+    select_record,
 )
 from imgctl.pull import image_record
 from imgctl.reference import Reference, looks_like_image_id, parse
@@ -180,8 +191,13 @@ def _tag_name(repository: str, tag: str) -> str:
     return f"{repository}:{tag}"
 
 
-def save(store: Store, names: list[str], out: BinaryIO, *, format: str = "docker-archive") -> list[SaveItem]:
-    """Write the images NAMES name to ``out`` as one archive; shared blobs are written once."""
+def save(
+    store: Store, names: list[str], out: BinaryIO, *, format: str = "docker-archive", platform: Platform | None = None
+) -> list[SaveItem]:
+    """Write the images NAMES name to ``out`` as one archive; shared blobs are written once.
+
+    A multi-platform image is written whole: its index byte for byte and every platform the
+    store holds (see ``_indexes_of``); ``platform`` writes that platform's manifest alone."""
     if format not in FORMATS:
         from imgctl.errors import UsageError
 
@@ -194,12 +210,15 @@ def save(store: Store, names: list[str], out: BinaryIO, *, format: str = "docker
     with store.lease() as lease:  # a concurrent rmi or prune cannot take blobs away mid-save
         for item in items:
             lease.add(*store.image_digests(item.image_id))
-        images = [open_image(store, item.image_id) for item in items]
+        images = [_open_for_save(store, item, platform) for item in items]
+        indexes = {} if platform is not None else _indexes_of(store, items)
         tar = _TarOut(out)
-        if format == "docker-archive":
+        if format == "docker-archive" and indexes:
+            _save_docker_oci(store, items, images, indexes, tar)
+        elif format == "docker-archive":
             _save_docker(store, items, images, tar)
         else:
-            _save_oci(store, items, images, tar)
+            _save_oci(store, items, images, tar, indexes)
         tar.close()
     return items
 
@@ -228,18 +247,71 @@ def _save_docker(store: Store, items: list[SaveItem], images: list[LocalImage], 
         tar.file("repositories", json.dumps(repositories, separators=(",", ":")).encode())
 
 
-def _save_oci(store: Store, items: list[SaveItem], images: list[LocalImage], tar: _TarOut) -> None:
+def _open_for_save(store: Store, item: SaveItem, platform: Platform | None) -> LocalImage:
+    if platform is None:
+        return open_image(store, item.image_id)
+    name = _tag_name(*item.refs[0]) if item.refs else item.image_id
+    return open_image(store, item.image_id, select_record(store, item.image_id, platform, name))
+
+
+def _indexes_of(store: Store, items: list[SaveItem]) -> dict[str, IndexDoc]:
+    """{image ID: the index it stands for} for the multi-platform images among ``items``: the
+    index its first saved tag was pulled or loaded as, else the image's own."""
+    out = {}
+    for item in items:
+        digest = None
+        if item.refs:
+            row = store.db.execute(
+                "SELECT digest FROM tags WHERE repository = ? AND tag = ?", item.refs[0]
+            ).fetchone()
+            digest = row[0] if row else None
+        doc = index_for(store, item.image_id, digest) if digest else None
+        doc = doc or index_for(store, item.image_id)
+        if doc is not None:
+            out[item.image_id] = doc
+    return out
+
+
+def _oci_blobs(store: Store, tar: _TarOut, img: LocalImage) -> None:
+    """An image's layers, config and manifest as ``blobs/sha256/<hex>`` (each name once)."""
+    for desc in img.manifest.layers:
+        _oci_blob(store, tar, desc.digest, desc.size)
+    _oci_blob(store, tar, img.manifest.config.digest, img.manifest.config.size)
+    _oci_blob(store, tar, img.record.manifest_digest, len(img.manifest_bytes))
+
+
+def _oci_blob(store: Store, tar: _TarOut, digest: str, size: int) -> None:
+    name = f"blobs/sha256/{digest.split(':', 1)[1]}"
+    if name not in tar.names:
+        tar.stream(name, size, _blob_chunks(store, digest))
+
+
+def _oci_index_blobs(store: Store, tar: _TarOut, image_id: str, doc: IndexDoc) -> dict:
+    """A multi-platform image: every platform the store holds, then the index as stored (its
+    absent platforms are left out, as docker does); returns the index's descriptor."""
+    for entry in platforms(store, image_id, doc.digest):
+        if entry.record is not None:
+            _oci_blobs(store, tar, open_image(store, image_id, entry.record))
+    name = f"blobs/sha256/{doc.digest.split(':', 1)[1]}"
+    if name not in tar.names:
+        tar.file(name, doc.data)
+    return {"mediaType": index_media_type(doc), "digest": doc.digest, "size": len(doc.data)}
+
+
+def _save_oci(store: Store, items: list[SaveItem], images: list[LocalImage], tar: _TarOut, indexes: dict | None = None) -> None:
     tar.file("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
     tar.directory("blobs/")
     tar.directory("blobs/sha256/")
     entries = []
 
     def blob(digest: str, size: int) -> None:
-        name = f"blobs/sha256/{digest.split(':', 1)[1]}"
-        if name not in tar.names:
-            tar.stream(name, size, _blob_chunks(store, digest))
+        _oci_blob(store, tar, digest, size)
 
     for item, img in zip(items, images):
+        if item.image_id in (indexes or {}):
+            base = _oci_index_blobs(store, tar, item.image_id, indexes[item.image_id])
+            entries += _index_entries(base, item)
+            continue
         for desc in img.manifest.layers:
             blob(desc.digest, desc.size)
         blob(img.manifest.config.digest, img.manifest.config.size)
@@ -257,13 +329,55 @@ def _save_oci(store: Store, items: list[SaveItem], images: list[LocalImage], tar
     tar.file("index.json", json.dumps(index, separators=(",", ":")).encode())
 
 
-def save_to_file(store: Store, names: list[str], path: Path, *, format: str = "docker-archive") -> list[SaveItem]:
+def _index_entries(base: dict, item: SaveItem) -> list[dict]:
+    """index.json entries for an image: one per tag, as containerd names them."""
+    if not item.refs:
+        return [dict(base)]
+    return [{**base, "annotations": {CONTAINERD_NAME: f"{r}:{t}", REF_NAME: t}} for r, t in item.refs]
+
+
+def _save_docker_oci(
+    store: Store, items: list[SaveItem], images: list[LocalImage], indexes: dict[str, IndexDoc], tar: _TarOut
+) -> None:
+    """docker-archive as docker 25+ writes it when an image is multi-platform: ``manifest.json``
+    (each image's default platform; its config and layers named ``blobs/sha256/<hex>``, the
+    layers as stored) next to an OCI layout whose ``index.json`` names each image by its
+    index or manifest, so ``load`` restores every platform and the index digest."""
+    tar.file("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    tar.directory("blobs/")
+    tar.directory("blobs/sha256/")
+    manifest, entries = [], []
+    repositories: dict[str, dict[str, str]] = {}
+    for item, img in zip(items, images):
+        _oci_blobs(store, tar, img)
+        if item.image_id in indexes:
+            base = _oci_index_blobs(store, tar, item.image_id, indexes[item.image_id])
+        else:
+            base = {"mediaType": img.manifest.media_type, "digest": img.record.manifest_digest, "size": len(img.manifest_bytes)}
+        entries += _index_entries(base, item)
+        manifest.append({
+            "Config": f"blobs/sha256/{img.manifest.config.digest.split(':', 1)[1]}",
+            "RepoTags": [_tag_name(r, t) for r, t in item.refs],
+            "Layers": [f"blobs/sha256/{d.digest.split(':', 1)[1]}" for d in img.manifest.layers],
+        })
+        for r, t in item.refs:
+            if img.manifest.layers:
+                repositories.setdefault(r, {})[t] = img.manifest.layers[-1].digest.split(":", 1)[1]
+    tar.file("index.json", json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}, separators=(",", ":")).encode())
+    tar.file("manifest.json", json.dumps(manifest, separators=(",", ":")).encode())
+    if repositories:
+        tar.file("repositories", json.dumps(repositories, separators=(",", ":")).encode())
+
+
+def save_to_file(
+    store: Store, names: list[str], path: Path, *, format: str = "docker-archive", platform: Platform | None = None
+) -> list[SaveItem]:
     """``save`` into ``path``, atomically: a failed save leaves no file behind."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
     try:
         with open(tmp, "wb") as f:
-            items = save(store, names, f, format=format)
+            items = save(store, names, f, format=format, platform=platform)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
@@ -501,6 +615,7 @@ def _layer(store: Store, lease, archive: _Archive, name: str, desc: Descriptor, 
 
 def _commit(store: Store, rec: ImageRecord, blobs: list[tuple[str, str, int]], refs: list[Reference]) -> Loaded:
     """Record the image (an image already complete in the store keeps its own manifest) and tag it."""
+    index = next((load_index(store, d) for kind, d, _ in blobs if kind == "index"), None)
     existing = store.image(rec.id)
     if existing is not None and store.image_is_complete(rec.id):
         rec = existing
@@ -510,7 +625,7 @@ def _commit(store: Store, rec: ImageRecord, blobs: list[tuple[str, str, int]], r
             con.execute("DELETE FROM image_blobs WHERE image_id = ?", (rec.id,))
     out = Loaded(rec.id)
     if not refs:
-        store.add_image(rec, blobs)
+        out.image_id = record_image(store, rec, blobs, index)[0]
     for ref in refs:
         tag = ref.tag or "latest"
         row = store.db.execute(
@@ -519,7 +634,7 @@ def _commit(store: Store, rec: ImageRecord, blobs: list[tuple[str, str, int]], r
         keep_digest = row[1] if row and row[0] == rec.id else None
         if row and row[0] != rec.id:
             out.replaced.append((f"{ref.familiar_repository}:{tag}", row[0]))
-        store.add_image(rec, blobs, repository=ref.repository, tag=tag, digest=keep_digest)
+        out.image_id = record_image(store, rec, blobs, index, repository=ref.repository, tag=tag, digest=keep_digest)[0]
         out.names.append(f"{ref.familiar_repository}:{tag}")
     return out
 
@@ -565,6 +680,14 @@ def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
     return results
 
 
+def _has_host(index: Index) -> bool:
+    try:
+        choose_manifest(index, host_platform())
+    except PlatformNotFound:
+        return False
+    return bool(image_entries(index))
+
+
 def _load_oci_entry(store: Store, archive: _Archive, lease, entry: Descriptor) -> tuple[ImageRecord, list[tuple[str, str, int]]]:
     blobs: list[tuple[str, str, int]] = []
     desc = entry
@@ -574,8 +697,11 @@ def _load_oci_entry(store: Store, archive: _Archive, lease, entry: Descriptor) -
         if not isinstance(index, Index):
             raise UnsupportedManifest(f"invalid archive: {entry.digest} is not an index")
         present = Index(index.media_type, tuple(d for d in index.manifests if archive.has(f"blobs/sha256/{d.digest.split(':', 1)[1]}")))
-        desc = choose_manifest(present, host_platform())
+        desc = choose_manifest(present, host_platform()) if _has_host(present) else image_entries(present)[0]
         blobs.append(("index", entry.digest, 0))
+        for other in image_entries(present):  # every platform the archive holds: one image (imgctl.platforms)
+            if other.digest != desc.digest:
+                _load_oci_entry(store, archive, lease, other)
     data = _small_blob(store, lease, archive, desc, "manifest")
     manifest = parse_document(data, desc.media_type)
     if not isinstance(manifest, Manifest):

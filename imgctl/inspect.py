@@ -55,9 +55,10 @@ class HistoryEntry:
     empty_layer: bool
 
 
-def open_image(store: Store, image_id: str) -> LocalImage:
-    """Read an image's manifest, config and layer records from the store."""
-    rec = store.image(image_id)
+def open_image(store: Store, image_id: str, record: ImageRecord | None = None) -> LocalImage:
+    """Read an image's manifest, config and layer records from the store (``record``: one
+    platform of a multi-platform image, see imgctl.platforms)."""
+    rec = store.image(image_id) if record is None else record
     if rec is None:
         raise StoreError(f"No such image: {image_id}")
     manifest_bytes = store.read_blob(rec.manifest_digest, MAX_MANIFEST_SIZE)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from imgctl.errors import ImageNotFound, PlatformNotFound, UnsupportedManifest
+from imgctl.errors import ImageNotFound, PlatformNotFound, StoreError, UnsupportedManifest, VerificationError
 from imgctl.oci import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -213,6 +213,38 @@ def primary_of(records: list[ImageRecord], want: Platform | None = None) -> Imag
     return hit if hit is not None else records[0]
 
 
+def stored_record(store: Store, manifest_digest: str) -> ImageRecord | None:
+    """The record of an image whose manifest, config and verified layers are all in the
+    store; None when any of it is missing."""
+    from imgctl.inspect import open_image
+    from imgctl.pull import image_record
+
+    if not store.has_blob(manifest_digest):
+        return None
+    try:
+        doc = parse_document(store.read_blob(manifest_digest, MAX_MANIFEST_SIZE))
+        if not isinstance(doc, Manifest) or not store.has_blob(doc.config.digest):
+            return None
+        probe = ImageRecord(doc.config.digest, manifest_digest, doc.media_type, None, None, "", "", None, 0, 0, {}, 0.0)
+        img = open_image(store, doc.config.digest, probe)
+    except (StoreError, UnsupportedManifest, VerificationError):
+        return None
+    if not all(store.has_blob(lr.digest) for lr in img.layers):
+        return None
+    return image_record(manifest_digest, img.manifest, img.config, list(img.layers))
+
+
+def stored_platforms(store: Store, index: IndexDoc, skip: str = "") -> list[ImageRecord]:
+    """The index's platforms whose content is complete in the store, in index order."""
+    out = []
+    for d in image_entries(index.index):
+        if d.digest != skip:
+            rec = stored_record(store, d.digest)
+            if rec is not None:
+                out.append(rec)
+    return out
+
+
 def manifest_blobs(store: Store, manifest_digest: str) -> list[tuple[str, str, int]]:
     """(kind, digest, position) of a stored manifest and what it names."""
     doc = parse_document(store.read_blob(manifest_digest, MAX_MANIFEST_SIZE))
@@ -250,10 +282,13 @@ def record_image(
             "SELECT image_id FROM digests WHERE repository = ? AND digest = ?", (repository, index.digest)
         ).fetchone()
         current = row[0] if row else None
-    known: dict[str, ImageRecord] = {}
+    before: set[str] = set()
     if current is not None and any(d == index.digest for d, _ in _indexes(con, current)):
-        known = {r.manifest_digest: r for r in platform_records(store, current)}
-    added = record.manifest_digest not in known
+        before = {r.manifest_digest for r in platform_records(store, current)}
+    added = record.manifest_digest not in before
+    # Every platform whose content is complete in the store is available, however it came
+    # (this pull or load, an earlier one, another tag of the same index).
+    known = {r.manifest_digest: r for r in stored_platforms(store, index, skip=record.manifest_digest)}
     known[record.manifest_digest] = record
     members = [d.digest for d in image_entries(index.index)]
     ordered = [known[m] for m in members if m in known] or [record]
@@ -333,8 +368,6 @@ def sync_platforms(store: Store, con, image_id: str) -> None:
         need.update(d for _, d, _ in manifest_blobs(store, m))
     missing = [d for d in need if not store.has_blob(d)]
     if missing:
-        from imgctl.errors import StoreError
-
         raise StoreError(f"cannot record image {image_id}: blob {missing[0]} is missing")
     con.executemany(
         "INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,'platform',0)",

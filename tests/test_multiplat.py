@@ -99,3 +99,54 @@ def test_pull_all_platforms(multi, store_root):
     r = run("rmi", name)
     assert r.code == 0, r.err
     assert blob_files(store_root) == {}
+
+
+def _tar_json(path, member):
+    import tarfile
+
+    with tarfile.open(path) as t:
+        return json.loads(t.extractfile(member).read())
+
+
+def _tar_names(path):
+    import tarfile
+
+    with tarfile.open(path) as t:
+        return set(t.getnames())
+
+
+@pytest.mark.parametrize("fmt", ["oci-archive", "docker-archive"])
+def test_save_writes_the_index_and_load_restores_it(multi, store_root, tmp_path, fmt, monkeypatch):
+    name, idx, host, other, armv7 = multi
+    assert run("pull", "--platform", f"linux/{OTHER}", name).code == 0
+    assert run("pull", name).code == 0
+    out = tmp_path / "multi.tar"
+    r = run("save", "--format", fmt, "-o", out, name)
+    assert r.code == 0, r.err
+    index = _tar_json(out, "index.json")
+    assert [(e["digest"], e["mediaType"]) for e in index["manifests"]] == [(idx.manifest_digest, idx.manifest_media_type)]
+    names = _tar_names(out)
+    hexes = {n.rsplit("/", 1)[1] for n in names if n.startswith("blobs/sha256/") and n != "blobs/sha256/"}
+    # the index byte for byte, both platforms present, the absent one (and attestations) left out
+    import tarfile
+
+    with tarfile.open(out) as t:
+        assert t.extractfile(f"blobs/sha256/{idx.manifest_digest[7:]}").read() == idx.manifest_bytes
+    for img in (host, other):
+        assert img.manifest_digest[7:] in hexes and img.config_digest[7:] in hexes
+        assert all(l.digest[7:] in hexes for l in img.layers)
+    assert armv7.manifest_digest[7:] not in hexes
+    if fmt == "docker-archive":
+        m = _tar_json(out, "manifest.json")
+        assert [e["Config"] for e in m] == [f"blobs/sha256/{host.config_digest[7:]}"]
+
+    # load into a fresh store: the same image, both platforms, the index digest kept
+    other_root = tmp_path / "other-store"
+    monkeypatch.setenv("IMGCTL_ROOT", str(other_root))
+    r = run("load", "-i", out)
+    assert r.code == 0, r.err
+    assert image_ids(other_root) == {host.config_digest}
+    assert _available(other_root) == {host.manifest_digest, other.manifest_digest}
+    assert run("images", "--digests", "--format", "{{.Digest}}").out == f"{idx.manifest_digest}\n"
+    assert_store_verifies(other_root)
+    assert run("verify").code == 0

@@ -11,6 +11,7 @@ from imgctl.cli import app, image_argument, state, talks_to_registries
 from imgctl.cli import auth_cmd as _before  # noqa: F401  (its commands are listed first)
 from imgctl.cli.authfile import AuthFile, credentials
 from imgctl.cli.commands import image_app
+from imgctl.cli.platformopt import PlatformOpt, platform_arg
 from imgctl.errors import PartialFailure, UsageError
 
 
@@ -136,12 +137,14 @@ def save_cmd(
         ArchiveFormat,
         typer.Option("--format", help="Archive format: docker-archive (docker load, podman load) or oci-archive (an OCI layout)."),
     ] = ArchiveFormat.docker_archive,
+    platform: PlatformOpt = None,
 ) -> None:
     """Save one or more images to a tar archive (streamed to standard output by default)."""
     from imgctl.archive import save, save_to_file
 
+    plat = platform_arg(platform)
     if output is not None and str(output) != "-":
-        save_to_file(state.store(), images, output, format=format_.value)
+        save_to_file(state.store(), images, output, format=format_.value, platform=plat)
         return
     if sys.stdout.isatty():
         raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
@@ -149,7 +152,7 @@ def save_cmd(
     if out is None:
         raise UsageError("standard output cannot take binary data; use -o FILE")
     sys.stdout.flush()
-    save(state.store(), images, out, format=format_.value)
+    save(state.store(), images, out, format=format_.value, platform=plat)
     out.flush()
 
 
