@@ -48,6 +48,8 @@ from imgctl.oci import (
 )
 from imgctl.platforms import (
     IndexDoc,
+    attestation_blobs,
+    attestation_entries,
     image_entries,
     index_for,
     index_media_type,
@@ -292,6 +294,9 @@ def _oci_index_blobs(store: Store, tar: _TarOut, image_id: str, doc: IndexDoc) -
     for entry in platforms(store, image_id, doc.digest):
         if entry.record is not None:
             _oci_blobs(store, tar, open_image(store, image_id, entry.record))
+    for att in attestation_entries(doc.index):
+        for digest in attestation_blobs(store, att.digest) or ():
+            _oci_blob(store, tar, digest, store.blob_path(digest).stat().st_size)
     name = f"blobs/sha256/{doc.digest.split(':', 1)[1]}"
     if name not in tar.names:
         tar.file(name, doc.data)
@@ -702,6 +707,12 @@ def _load_oci_entry(store: Store, archive: _Archive, lease, entry: Descriptor) -
         for other in image_entries(present):  # every platform the archive holds: one image (imgctl.platforms)
             if other.digest != desc.digest:
                 _load_oci_entry(store, archive, lease, other)
+        for att in attestation_entries(present):  # and its attestations, verified blob by blob
+            doc = parse_document(_small_blob(store, lease, archive, att, "attestation manifest"), att.media_type)
+            if not isinstance(doc, Manifest):
+                raise UnsupportedManifest(f"invalid archive: attestation {att.digest} is not an image manifest")
+            for d in (doc.config, *doc.layers):
+                _write_member(store, lease, archive, f"blobs/sha256/{d.digest.split(':', 1)[1]}", d.digest, d.size, None)
     data = _small_blob(store, lease, archive, desc, "manifest")
     manifest = parse_document(data, desc.media_type)
     if not isinstance(manifest, Manifest):

@@ -122,3 +122,8 @@ class PartialFailure(ImgctlError):
         super().__init__("; ".join(str(e) for e in errors))
         self.errors = errors
         self.exit_code = max((e.exit_code for e in errors), default=1)
+
+
+class PushRefused(ImgctlError):
+    """A push that would leave the registry with an incomplete image (an index naming content
+    neither the store nor the repository holds); nothing was pushed."""

@@ -48,6 +48,9 @@ __all__ = [
     "remove_platform",
     "sync_platforms",
     "manifest_blobs",
+    "attestation_entries",
+    "attestation_blobs",
+    "fetch_attestations",
 ]
 
 
@@ -86,6 +89,26 @@ def is_attestation(desc: Descriptor) -> bool:
 def image_entries(index: Index) -> list[Descriptor]:
     """The index's platform images, in index order (attestations and nested indexes left out)."""
     return [d for d in index.manifests if d.media_type in MANIFEST_TYPES and not is_attestation(d)]
+
+
+def attestation_entries(index: Index) -> list[Descriptor]:
+    """The index's attestation manifests (buildx's ``unknown/unknown`` entries)."""
+    return [d for d in index.manifests if d.media_type in MANIFEST_TYPES and is_attestation(d)]
+
+
+def attestation_blobs(store: Store, manifest_digest: str) -> list[str] | None:
+    """The digests of an attestation manifest and everything it names, when all are in the
+    store (each was verified against its digest when committed); else None."""
+    if not store.has_blob(manifest_digest):
+        return None
+    try:
+        doc = parse_document(store.read_blob(manifest_digest, MAX_MANIFEST_SIZE))
+    except UnsupportedManifest:
+        return None
+    if not isinstance(doc, Manifest):
+        return None
+    digests = [manifest_digest, doc.config.digest] + [d.digest for d in doc.layers]
+    return digests if all(store.has_blob(d) for d in digests) else None
 
 
 def record_platform(rec: ImageRecord) -> Platform:
@@ -335,8 +358,8 @@ def _drop_if_unreferenced(con, image_id: str) -> None:
 
 def sync_platforms(store: Store, con, image_id: str) -> None:
     """Inside a transaction: keep only the indexes the image's references still name (all of
-    them for an image without references), the platforms those indexes list, and exactly
-    their blobs as the image's ``platform`` blobs."""
+    them when none does: a tag made with ``tag`` names no digest), the platforms those
+    indexes list, and exactly their blobs as the image's ``platform`` blobs."""
     indexes = _indexes(con, image_id)
     named = {
         d for (d,) in con.execute(
@@ -345,10 +368,7 @@ def sync_platforms(store: Store, con, image_id: str) -> None:
             (image_id, image_id),
         )
     }
-    has_refs = con.execute(
-        "SELECT 1 FROM tags WHERE image_id = ? UNION ALL SELECT 1 FROM digests WHERE image_id = ?", (image_id, image_id)
-    ).fetchone() is not None
-    kept = [(d, mt) for d, mt in indexes if d in named or not has_refs]
+    kept = [(d, mt) for d, mt in indexes if d in named] or indexes
     for d, _ in indexes:
         if (d, _) not in kept:
             con.execute("DELETE FROM image_indexes WHERE image_id = ? AND digest = ?", (image_id, d))
@@ -366,6 +386,10 @@ def sync_platforms(store: Store, con, image_id: str) -> None:
             con.execute("DELETE FROM image_platforms WHERE image_id = ? AND manifest_digest = ?", (image_id, m))
             continue
         need.update(d for _, d, _ in manifest_blobs(store, m))
+    for d, mt in kept:  # attestations pulled or loaded with the image stay with it
+        doc = load_index(store, d, mt)
+        for att in attestation_entries(doc.index) if doc is not None else []:
+            need.update(attestation_blobs(store, att.digest) or ())
     missing = [d for d in need if not store.has_blob(d)]
     if missing:
         raise StoreError(f"cannot record image {image_id}: blob {missing[0]} is missing")
@@ -418,3 +442,45 @@ def remove_platform(store: Store, image_id: str, want: Platform, name: str) -> s
 
 def index_media_type(doc: IndexDoc) -> str:
     return doc.media_type if doc.media_type in INDEX_TYPES else OCI_INDEX
+
+
+MAX_ATTESTATION_BLOB = 32 * 1024 * 1024  # an SBOM or provenance document, held in memory once
+
+
+def fetch_attestations(store: Store, client, ref, index: IndexDoc, lease, count=lambda n: None) -> int:
+    """Fetch the index's attestation manifests and the blobs they name (each verified against
+    its digest and size, none larger than a manifest may be); returns how many were fetched."""
+    from imgctl.errors import VerificationError as _Bad
+
+    fetched = 0
+    display = ref.familiar()
+    for att in attestation_entries(index.index):
+        if attestation_blobs(store, att.digest) is not None:
+            continue
+        if att.size > MAX_MANIFEST_SIZE:
+            raise _Bad(f"attestation manifest {att.digest} is too large ({att.size} bytes)")
+        lease.add(att.digest)
+        fm = client.get_manifest(ref.domain, ref.path, att.digest, display=display)
+        if len(fm.data) != att.size:
+            raise _Bad(f"manifest {att.digest} does not match the size its index declares")
+        doc = parse_document(fm.data, fm.media_type or att.media_type)
+        if not isinstance(doc, Manifest):
+            raise _Bad(f"attestation {att.digest} is not an image manifest")
+        for desc in (doc.config, *doc.layers):
+            if desc.size > MAX_ATTESTATION_BLOB:
+                raise _Bad(f"attestation blob {desc.digest} is too large ({desc.size} bytes)")
+            lease.add(desc.digest)
+            if not store.has_blob(desc.digest):
+                data = client.get_blob(ref.domain, ref.path, desc.digest, desc.size, max_size=MAX_ATTESTATION_BLOB)
+                store.put_blob(desc.digest, data)  # verified: size and digest
+                count(desc.size)
+        store.put_blob(att.digest, fm.data)
+        fetched += 1
+    return fetched
+
+
+def keep_attestations(store: Store, image_id: str) -> None:
+    """After attestations were fetched for an image's index: record them as its blobs."""
+    with store.transaction() as tx:
+        if tx.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone() is not None:
+            sync_platforms(store, tx, image_id)

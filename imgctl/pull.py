@@ -29,7 +29,7 @@ from imgctl.oci import (
     parse_config,
     parse_document,
 )
-from imgctl.platforms import IndexDoc, image_entries, record_image
+from imgctl.platforms import IndexDoc, fetch_attestations, image_entries, keep_attestations, record_image
 from imgctl.reference import Reference
 from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
 
@@ -392,15 +392,19 @@ def pull(
     progress: Progress | None = None,
     all_platforms: bool = False,
     resolved: str | None = None,
+    attestations: bool = False,
 ) -> PullResult:
     """Pull one image by tag or digest into ``store``.
 
     From an index: the platform asked for (default: the host's), added to the image the
     reference names through that index; ``all_platforms``: every platform of the index
-    (attestations excepted).  ``resolved``: the digest the reference was resolved to already.
+    (attestations excepted; ``attestations`` fetches them too, for a complete copy of the
+    index).  ``resolved``: the digest the reference was resolved to already.
     """
     if all_platforms:
-        return _pull_every_platform(ref, store=store, client=client, config=config, progress=progress)
+        return _pull_every_platform(
+            ref, store=store, client=client, config=config, progress=progress, attestations=attestations
+        )
     progress = progress or (lambda e: None)
     cancel = threading.Event()
     p = _Puller(store, client, config, progress, cancel)
@@ -483,7 +487,7 @@ def pull(
     return PullResult(ref, image_id, index_digest, changed, p.downloaded, p.fetched, [r.digest for r in layer_records])
 
 
-def _pull_every_platform(ref: Reference, *, client, **kw) -> PullResult:
+def _pull_every_platform(ref: Reference, *, client, attestations: bool = False, **kw) -> PullResult:
     """``pull --all-platforms``: each platform of the index the reference names, one after
     another (each pull verifies and records its own content); one result for them all."""
     display = ref.familiar()
@@ -497,13 +501,21 @@ def _pull_every_platform(ref: Reference, *, client, **kw) -> PullResult:
     if not results:
         raise PlatformNotFound(f"{display}: the index {top.digest} lists no platform images")
     last = results[-1]
+    fetched = 0
+    if attestations:
+        store = kw["store"]
+        with store.lease() as lease:
+            fetched = fetch_attestations(
+                store, client, ref, IndexDoc(top.digest, top.media_type or doc.media_type, top.data, doc), lease
+            )
+            keep_attestations(store, last.image_id)
     return PullResult(
         ref,
         last.image_id,
         last.digest,
-        any(r.changed for r in results),
+        fetched > 0 or any(r.changed for r in results),
         sum(r.downloaded_bytes for r in results),
-        sum(r.blobs_fetched for r in results),
+        sum(r.blobs_fetched for r in results) + fetched,
         [d for r in results for d in r.layers],
     )
 

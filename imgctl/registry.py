@@ -1187,6 +1187,19 @@ class RegistryClient:
             return False
         raise self._push_error(resp, body, what=f"blob {digest}", path=path)
 
+    def manifest_exists(self, domain: str, path: str, digest: str) -> bool:
+        """``HEAD /v2/<path>/manifests/<digest>`` at the registry (push: an index's absent platforms)."""
+        digest = validate_digest(digest)
+        headers = {"Accept": MANIFEST_ACCEPT}
+        resp, body = self._push_write(
+            "HEAD", domain, f"/v2/{path}/manifests/{digest}", f"repository:{path}:pull,push", headers=headers
+        )
+        if resp.status_code == 200:
+            return True
+        if resp.status_code == 404:
+            return False
+        raise self._push_error(resp, body, what=f"manifest {digest}", path=path)
+
     def mount_blob(self, domain: str, path: str, digest: str, from_path: str) -> str | None:
         """Cross-mount a blob from another repository of the same registry.
 

@@ -4,7 +4,10 @@ added to it, listed, saved, loaded and pushed whole."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
 
 import pytest
 from cli import run
@@ -150,3 +153,161 @@ def test_save_writes_the_index_and_load_restores_it(multi, store_root, tmp_path,
     assert run("images", "--digests", "--format", "{{.Digest}}").out == f"{idx.manifest_digest}\n"
     assert_store_verifies(other_root)
     assert run("verify").code == 0
+
+
+def _registry_manifest(registry, repo, ref):
+    """The manifest bytes the registry has under REF, None when it has none."""
+    import httpx
+    from images import get_manifest
+
+    try:
+        return get_manifest(registry.url, repo, ref).content
+    except httpx.HTTPStatusError as e:
+        assert e.response.status_code == 404
+        return None
+
+
+def test_push_writes_the_index_and_refuses_missing_platforms(registry, repo_factory, store_root):
+    idx, host, other, armv7 = _images()
+    src = repo_factory("src")
+    push_image(registry.url, src, idx, tag="multi")
+    name = f"{registry.host}/{src}:multi"
+    assert run("pull", name).code == 0
+
+    dst = repo_factory("dst")
+    target = f"{registry.host}/{dst}:copy"
+    assert run("tag", name, target).code == 0
+    r = run("push", target)  # only the host's platform is here, the new repository has nothing
+    assert r.code == 1
+    assert r.err.startswith(f"Error: cannot push {target}: its index names content the store does not hold")
+    assert f"linux/{OTHER}" in r.err and "linux/arm/v7" in r.err and "attestation" in r.err
+    assert len(r.err.splitlines()) == 1
+    assert _registry_manifest(registry, dst, "copy") is None  # nothing pushed
+
+    # --platform narrows it to the host's manifest
+    r = run("push", "--platform", str(HOST), target)
+    assert r.code == 0, r.err
+    assert r.lines[-1].startswith(f"copy: digest: {host.manifest_digest} ")
+
+    # Back to the source repository, which holds every entry: the index goes as it was.
+    r = run("push", name)
+    assert r.code == 0, r.err
+    assert r.lines[-1] == f"multi: digest: {idx.manifest_digest} size: {len(idx.manifest_bytes)}"
+
+
+SKOPEO = shutil.which("skopeo")
+PODMAN = shutil.which("podman")
+
+
+def skopeo(*args) -> str:
+    p = subprocess.run([SKOPEO, *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+@pytest.mark.parametrize("docker", [False, True], ids=["oci-index", "docker-list"])
+def test_round_trip_pull_save_load_push_keeps_every_digest(registry, repo_factory, tmp_path, monkeypatch, docker, store_root):
+    idx, host, other, armv7 = _images(docker=docker)
+    src = repo_factory("src")
+    push_image(registry.url, src, idx, tag="v1")
+    r = run("pull", "--all-platforms", "--attestations", f"{registry.host}/{src}:v1")
+    assert r.code == 0, r.err
+    for att in idx.attestations:
+        assert att.manifest_digest in blob_files(store_root)
+    assert_store_verifies(store_root)
+    assert run("verify").code == 0
+    out = tmp_path / "all.tar"
+    assert run("save", "-o", out, f"{registry.host}/{src}:v1").code == 0  # docker-archive
+
+    monkeypatch.setenv("IMGCTL_ROOT", str(tmp_path / "second"))
+    r = run("load", "-i", out)
+    assert (r.code, r.out) == (0, f"Loaded image: {registry.host}/{src}:v1\n"), r.err
+    dst = repo_factory("dst")
+    assert run("tag", f"{registry.host}/{src}:v1", f"{registry.host}/{dst}:v2").code == 0
+    r = run("push", f"{registry.host}/{dst}:v2")
+    assert r.code == 0, r.err
+    assert r.lines[-1] == f"v2: digest: {idx.manifest_digest} size: {len(idx.manifest_bytes)}"
+    assert _registry_manifest(registry, dst, "v2") == idx.manifest_bytes
+    for img in (host, other, armv7, *idx.attestations):
+        assert _registry_manifest(registry, dst, img.manifest_digest) == img.manifest_bytes
+    # pushed again: the tag's repo digest is the index's
+    assert run("images", "--digests", "--format", "{{.Repository}} {{.Digest}}", f"{registry.host}/{dst}").out == (
+        f"{registry.host}/{dst} {idx.manifest_digest}\n"
+    )
+
+
+@pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed")
+def test_skopeo_copy_all_round_trips(registry, repo_factory, tmp_path, store_root):
+    idx, host, other, armv7 = _images()  # with attestations
+    src = repo_factory("src")
+    push_image(registry.url, src, idx, tag="v1")
+    # skopeo's oci-archive of the whole index (attestations included) loads as one image
+    sk = tmp_path / "skopeo.tar"
+    skopeo("copy", "-q", "--all", "--src-tls-verify=false", f"docker://{registry.host}/{src}:v1", f"oci-archive:{sk}:example.com/multi:1")
+    r = run("load", "-i", sk)
+    assert (r.code, r.out) == (0, "Loaded image: example.com/multi:1\n"), r.err
+    assert image_ids(store_root) == {host.config_digest}
+    assert _available(store_root) == {host.manifest_digest, other.manifest_digest, armv7.manifest_digest}
+    assert run("images", "--digests", "--format", "{{.Digest}}", "example.com/multi").out == f"{idx.manifest_digest}\n"
+
+    # attestations came along: imgctl's oci-archive read back by skopeo copy --all into a new
+    # repository gives the same index and every manifest, attestations included
+    for att in idx.attestations:
+        assert att.manifest_digest in blob_files(store_root)
+    ours = tmp_path / "ours.tar"
+    assert run("save", "--format", "oci-archive", "-o", ours, "example.com/multi:1").code == 0
+    fresh = repo_factory("fresh")
+    skopeo("copy", "-q", "--all", "--dest-tls-verify=false", f"oci-archive:{ours}", f"docker://{registry.host}/{fresh}:p")
+    assert _registry_manifest(registry, fresh, "p") == idx.manifest_bytes
+    for img in (host, other, armv7, *idx.attestations):
+        assert _registry_manifest(registry, fresh, img.manifest_digest) == img.manifest_bytes
+    info = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/{fresh}:p"))
+    assert [m["digest"] for m in info["manifests"]] == [m["digest"] for m in idx.index["manifests"]]
+
+    # and our push of it to another repository does the same
+    again = repo_factory("again")
+    assert run("tag", "example.com/multi:1", f"{registry.host}/{again}:q").code == 0
+    r = run("push", f"{registry.host}/{again}:q")
+    assert r.code == 0, r.err
+    assert _registry_manifest(registry, again, "q") == idx.manifest_bytes
+    assert_store_verifies(store_root)
+    assert run("verify").code == 0
+
+
+@pytest.mark.skipif(PODMAN is None or SKOPEO is None, reason="podman or skopeo is not installed")
+def test_podman_loads_a_multi_platform_save(registry, repo_factory, tmp_path, store_root):
+    import tempfile
+
+    idx, host, other, armv7 = _images()
+    src = repo_factory("src")
+    push_image(registry.url, src, idx, tag="v1")
+    name = f"{registry.host}/{src}:v1"
+    assert run("pull", "--all-platforms", "--attestations", name).code == 0
+    runroot = tempfile.mkdtemp(prefix="pm-", dir="/tmp")
+    store = ["--root", str(tmp_path / "podman"), "--runroot", runroot, "--storage-driver", "vfs"]
+
+    def podman(*args):
+        return subprocess.run(["podman", *store, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+    try:
+        for fmt in ("docker-archive", "oci-archive"):
+            out = tmp_path / f"{fmt}.tar"
+            assert run("save", "--format", fmt, "-o", out, name).code == 0
+            p = podman("load", "-i", out)
+            assert p.returncode == 0, p.stderr
+            # podman keeps the host's platform, known by the index digest
+            p = podman("image", "inspect", "--format", "{{.ID}} {{.Digest}}", name)
+            assert (p.returncode, p.stdout.split()) == (0, [host.config_digest[7:], idx.manifest_digest]), p.stderr
+            podman("rmi", "-a", "-f")
+        # what imgctl pushes (the loaded index), podman reads as the same manifest list
+        dst = repo_factory("dst")
+        assert run("tag", name, f"{registry.host}/{dst}:v2").code == 0
+        assert run("push", f"{registry.host}/{dst}:v2").code == 0
+        conf = tmp_path / "registries.conf"
+        conf.write_text(f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n')
+        p = subprocess.run(["podman", *store, "manifest", "inspect", f"{registry.host}/{dst}:v2"], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "CONTAINERS_REGISTRIES_CONF": str(conf)})
+        assert p.returncode == 0, p.stderr
+        assert [m["digest"] for m in json.loads(p.stdout)["manifests"]] == [m["digest"] for m in idx.index["manifests"]]
+    finally:
+        shutil.rmtree(runroot, ignore_errors=True)

@@ -27,6 +27,9 @@ def pull_cmd(
     all_platforms: Annotated[
         bool, typer.Option("--all-platforms", help="Pull every platform of a multi-platform image (attestations excepted).")
     ] = False,
+    attestations: Annotated[
+        bool, typer.Option("--attestations", help="With --all-platforms: also pull the index's attestations (a complete copy to push elsewhere).")
+    ] = False,
     registry_mirror: Annotated[
         Optional[list[str]],
         typer.Option("--registry-mirror", metavar="URL", help="Try this mirror first (repeatable; any registry; reads only).", show_default=False),
@@ -38,7 +41,7 @@ def pull_cmd(
     from imgctl.cli.pullcmd import run_pull
 
     run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet, mirrors=registry_mirror or [], authfile=authfile,
-             all_platforms=all_platforms)
+             all_platforms=all_platforms, attestations=attestations)
 
 
 app.command("pull")(pull_cmd)

@@ -120,7 +120,7 @@ class TerminalProgress:
 
 def run_pull(
     name: str, *, platform: str | None, all_tags: bool, quiet: bool, mirrors: list[str] = (), authfile=None,
-    all_platforms: bool = False,
+    all_platforms: bool = False, attestations: bool = False,
 ) -> None:
     from imgctl.cli.authfile import credentials
     from imgctl.config import parse_mirror_url
@@ -130,6 +130,8 @@ def run_pull(
 
     ref, default_tag = image_argument(name, all_tags=all_tags)
     plat = parse_platform(platform) if platform else None
+    if attestations and not all_platforms:
+        raise UsageError("--attestations needs --all-platforms")
     if all_platforms:
         plat = None  # every platform (DOCKER_DEFAULT_PLATFORM does not narrow it)
     try:
@@ -156,7 +158,8 @@ def run_pull(
         with RegistryClient(
             config, credentials=credentials(authfile), log=state.log, mirrors=extra_mirrors, on_retry=on_retry
         ) as client:
-            kw = dict(store=store, client=client, config=config, platform=plat, progress=show, all_platforms=all_platforms)
+            kw = dict(store=store, client=client, config=config, platform=plat, progress=show, all_platforms=all_platforms,
+                      attestations=attestations)
             if all_tags:
                 results = pull_all_tags(ref, **kw)
             else:

@@ -257,6 +257,7 @@ def push_cmd(
     all_tags: Annotated[bool, typer.Option("--all-tags", "-a", help="Push every tag of the repository.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the pushed name.")] = False,
     authfile: AuthFile = None,
+    platform: PlatformOpt = None,
 ) -> None:
     """Push an image to its registry: blobs it lacks, then the manifest (mirrors are never used)."""
     talks_to_registries()
@@ -264,6 +265,9 @@ def push_cmd(
     from imgctl.registry import RegistryClient
 
     ref, default_tag = image_argument(name, all_tags=all_tags)
+    plat = platform_arg(platform)
+    if plat is not None and all_tags:
+        raise UsageError("--platform cannot be used with --all-tags")
     show = None if quiet else _PushLines()
     if show is not None and default_tag:
         print("Using default tag: latest")
@@ -271,7 +275,7 @@ def push_cmd(
         if all_tags:
             results = push_all_tags(ref, store=state.store(), client=client, progress=show)
         else:
-            results = [push(ref, store=state.store(), client=client, progress=show)]
+            results = [push(ref, store=state.store(), client=client, progress=show, platform=plat)]
     if quiet:
         for r in results:
             print(str(r.reference))
