@@ -61,7 +61,102 @@ __all__ = [
     "GoMap",
     "format_rows",
     "go_json",
+    "terminal_safe",
+    "safe_data",
+    "rows_output",
+    "json_text_safe",
 ]
+
+
+# ---------------------------------------------------------------------------
+# Terminal safety
+#
+# Text from registries, archives and image configs reaches the terminal only through
+# ``terminal_safe``: every control character (C0 including NUL, ESC, CR, BS, LF and TAB;
+# DEL; C1 U+0080-U+009F including the one-byte CSI U+009B), the bidirectional and line
+# controls (U+061C, U+200E/F, U+2028/9, U+202A-E, U+2066-9) and lone surrogates (which
+# cannot even be encoded) become visible escapes: ``\n``, ``\r``, ``\t``, ``\xHH``
+# (below U+0100) or ``\uHHHH``.  The escapes are for display, not reversible (a
+# backslash is left as it is).  Values are escaped before they go into a template or a
+# table (so a tag with a newline cannot forge a line, nor a TAB shift a column); the
+# template's own output then keeps LF and TAB (they come from the format the user wrote)
+# and loses every other control (a ``printf "%c" 27`` included).  JSON output is left to
+# the JSON encoders, which escape all of these as ``\uXXXX``.
+
+_UNSAFE_OTHER = "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE_RE = re.compile("[\x00-\x1f" + _UNSAFE_OTHER + "]")
+_UNSAFE_KEEP_LF_TAB_RE = re.compile("[\x00-\x08\x0b-\x1f" + _UNSAFE_OTHER + "]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _visible_escape(m: re.Match) -> str:
+    ch = m.group(0)
+    named = _NAMED_ESCAPES.get(ch)
+    if named is not None:
+        return named
+    cp = ord(ch)
+    return "\\x%02x" % cp if cp < 0x100 else "\\u%04x" % cp
+
+
+class _Escaped(str):
+    """A value that :func:`safe_data` escaped: prints as the escaped text, while the JSON
+    encoders (which escape every control themselves) still see the original in ``raw``."""
+
+    def __new__(cls, escaped: str, raw: str) -> "_Escaped":
+        self = super().__new__(cls, escaped)
+        self.raw = raw
+        return self
+
+
+def _escape_value(text: str) -> str:
+    if _UNSAFE_RE.search(text) is None:
+        return text
+    return _Escaped(_UNSAFE_RE.sub(_visible_escape, text), text)
+
+
+def terminal_safe(text: str, *, keep_lf_tab: bool = False) -> str:
+    """``text`` with every terminal control escaped visibly (see above); ``keep_lf_tab``
+    leaves LF and TAB alone (a template's own layout)."""
+    rx = _UNSAFE_KEEP_LF_TAB_RE if keep_lf_tab else _UNSAFE_RE
+    if rx.search(text) is None:
+        return text
+    return rx.sub(_visible_escape, text)
+
+
+def safe_data(v: Any) -> Any:
+    """A copy of decoded JSON-like data (dicts, lists, strings) with every string, keys
+    included, escaped as :func:`terminal_safe` does (the JSON encoders still see the
+    original text); dict types are kept (a :class:`GoMap`
+    stays a GoMap), tuples become lists (both are Go slices to the template engine).
+    Iterative, so depth is no problem."""
+    if isinstance(v, str):
+        return _escape_value(v)
+    if not isinstance(v, (dict, list, tuple)):
+        return v
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(v, root, 0)]
+    while stack:
+        src, parent, key = stack.pop()
+        if isinstance(src, str):
+            parent[key] = _escape_value(src)
+        elif isinstance(src, dict):
+            dst = src.__class__.__new__(src.__class__)
+            dict.__init__(dst)
+            if isinstance(src, RowContext):
+                dst.type_name = src.type_name
+            parent[key] = dst
+            for k, x in src.items():
+                nk = _escape_value(k) if isinstance(k, str) else k
+                dst[nk] = None
+                stack.append((x, dst, nk))
+        elif isinstance(src, (list, tuple)):
+            dst_list: list[Any] = [None] * len(src)
+            parent[key] = dst_list
+            for i, x in enumerate(src):
+                stack.append((x, dst_list, i))
+        else:
+            parent[key] = src
+    return root[0]
 
 
 # ---------------------------------------------------------------------------
@@ -585,7 +680,7 @@ def _go_sprint_value(v: Any) -> str:
     if isinstance(v, float):
         return _go_float_v(v)
     if isinstance(v, dict):
-        items = sorted(v.items(), key=lambda kv: str(kv[0]))
+        items = sorted(v.items(), key=lambda kv: _json_key(kv[0]))
         return "map[" + " ".join(
             f"{_go_sprint_value(k)}:{_go_sprint_value(x)}" for k, x in items
         ) + "]"
@@ -609,7 +704,15 @@ def _go_sprint(args: list[Any]) -> str:
     return "".join(out)
 
 
+_JSON_ALSO_ESCAPED = frozenset(range(0x7F, 0xA0)) | {0x061C, 0x200E, 0x200F, 0x2028, 0x2029} | frozenset(
+    range(0x202A, 0x202F)
+) | frozenset(range(0x2066, 0x206A))
+
+
 def _json_string(s: str, escape_html: bool) -> str:
+    """Go's encoding/json string, and more: DEL, C1 controls and the bidirectional
+    controls are escaped too (Go writes them raw; the same JSON value either way)."""
+    s = getattr(s, "raw", s)
     out = ['"']
     for ch in s:
         cp = ord(ch)
@@ -626,9 +729,11 @@ def _json_string(s: str, escape_html: bool) -> str:
                 )
             elif escape_html and ch in "<>&":
                 out.append("\\u%04x" % cp)
+            elif cp == 0x7F:
+                out.append("\\u007f")
             else:
                 out.append(ch)
-        elif cp in (0x2028, 0x2029):
+        elif cp in _JSON_ALSO_ESCAPED:
             out.append("\\u%04x" % cp)
         elif 0xD800 <= cp <= 0xDFFF:
             out.append("\\ufffd")  # invalid UTF-8 becomes U+FFFD in Go
@@ -656,6 +761,23 @@ def _json_float(f: float) -> str:
     return _fmt_f(neg, digits, dp)
 
 
+_JSON_TEXT_UNSAFE_RE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def json_text_safe(text: str) -> str:
+    """JSON text from ``json.dumps(..., ensure_ascii=False)`` escaped as :func:`go_json`
+    escapes it: DEL, C1 and bidirectional controls as ``\\uXXXX``, a lone surrogate as
+    ``\\ufffd`` (Go's replacement for invalid UTF-8).  These characters can only occur
+    inside JSON strings, so the value stays the same."""
+    return _JSON_TEXT_UNSAFE_RE.sub(
+        lambda m: "\\ufffd" if 0xD800 <= ord(m.group(0)) <= 0xDFFF else "\\u%04x" % ord(m.group(0)), text
+    )
+
+
+def _json_key(k: Any) -> str:
+    return getattr(k, "raw", k) if isinstance(k, str) else str(k)
+
+
 def _json_encode(v: Any, escape_html: bool) -> str:
     if v is None:
         return "null"
@@ -671,16 +793,16 @@ def _json_encode(v: Any, escape_html: bool) -> str:
         return _json_float(v)
     if isinstance(v, RowContext):
         # docker's MarshalJSON: json.Marshal of a map -> sorted, HTML-escaped
-        items = sorted(v.items(), key=lambda kv: str(kv[0]))
+        items = sorted(v.items(), key=lambda kv: _json_key(kv[0]))
         return "{" + ",".join(
-            _json_string(str(k), True) + ":" + _json_encode(x, True) for k, x in items
+            _json_string(_json_key(k), True) + ":" + _json_encode(x, True) for k, x in items
         ) + "}"
     if isinstance(v, dict):
         items = list(v.items())
         if isinstance(v, (GoMap, _HeaderMap)):
-            items.sort(key=lambda kv: str(kv[0]))
+            items.sort(key=lambda kv: _json_key(kv[0]))
         return "{" + ",".join(
-            _json_string(str(k), escape_html) + ":" + _json_encode(x, escape_html)
+            _json_string(_json_key(k), escape_html) + ":" + _json_encode(x, escape_html)
             for k, x in items
         ) + "}"
     if isinstance(v, (list, tuple)):
@@ -2543,12 +2665,17 @@ class Template:
             return "".join(st.out), _ExecFail('template: : executing "": nesting too deep')
         return "".join(st.out), None
 
-    def render(self, obj: Any) -> str:
-        """Execute against ``obj``; errors raise ``UsageError`` with docker's wording."""
-        out, err = self._execute(obj, _BASIC_FUNCS)
+    def render(self, obj: Any, *, safe: bool = True) -> str:
+        """Execute against ``obj``; errors raise ``UsageError`` with docker's wording.
+
+        ``safe`` (the default): for a terminal.  Every string in ``obj`` is escaped first
+        (:func:`safe_data`; ``json`` still encodes the original), and the output then keeps
+        no control character but the LF and TAB the template itself wrote.
+        """
+        out, err = self._execute(safe_data(obj) if safe else obj, _BASIC_FUNCS)
         if err is not None:
             raise UsageError(f"template parsing error: {err}") from None
-        return out
+        return terminal_safe(out, keep_lf_tab=True) if safe else out
 
     def render_header(self, headers: dict[str, str]) -> str:
         """The table header: the template run against the header map with
@@ -2566,6 +2693,18 @@ def simple_table_fields(fmt: str) -> list[str] | None:
     """Field names of a ``table {{.A}}\\t{{.B}}`` format made only of fields and tabs, else None."""
     m = _SIMPLE_TABLE.fullmatch(fmt)
     return _SIMPLE_FIELD.findall(m.group(1)) if m else None
+
+
+def _safe_rows(rows: list[dict]) -> list[dict]:
+    """``rows`` with their values escaped for a terminal (:func:`safe_data`); the same list
+    when nothing needs it (one scan over the string values of every row)."""
+    try:
+        clean = _UNSAFE_RE.search(" ".join(v for r in rows for v in r.values())) is None
+    except TypeError:  # a value that is not a string: look at each row
+        clean = False
+    if clean:
+        return rows
+    return [{k: safe_data(v) for k, v in r.items()} for r in rows]
 
 
 def format_rows(
@@ -2593,6 +2732,7 @@ def format_rows(
     """
     if fmt is None or fmt == "" or fmt == "table":
         fmt = default_table
+    rows = _safe_rows(rows)
     fields = simple_table_fields(fmt)
     if fields is not None:
         # Fast path for the common "table {{.A}}\t{{.B}}..." over string fields: what the
@@ -2608,7 +2748,7 @@ def format_rows(
             out = _tabwrite(header + "\n" + "\n".join(lines) + ("\n" if lines else ""))
             return out[:-1] if out.endswith("\n") else out
     tmpl = Template(fmt)
-    rendered = [tmpl.render(RowContext(r, type_name)) for r in rows]
+    rendered = [terminal_safe(tmpl.render(RowContext(r, type_name), safe=False), keep_lf_tab=True) for r in rows]
     if not tmpl.is_table:
         return "\n".join(rendered)
     header = tmpl.render_header(headers)

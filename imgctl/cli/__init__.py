@@ -221,6 +221,14 @@ def _skip_unneeded_imports() -> None:
         sys.modules.setdefault(name, None)
 
 
+def _one_line(error: BaseException) -> str:
+    """An error's text for the terminal: one line, whatever a registry, an archive or a
+    file name put in it (formatting.terminal_safe escapes LF, CR, ESC and the rest)."""
+    from imgctl.formatting import terminal_safe
+
+    return terminal_safe(str(error))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every outcome into an exit status."""
     import gc
@@ -254,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exc()
         for err in getattr(e, "errors", None) or [e]:
-            print(f"Error: {err}", file=sys.stderr)
+            print(f"Error: {_one_line(err)}", file=sys.stderr)
         code = e.exit_code
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
@@ -268,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        print(f"Error: unexpected {e.__class__.__name__}: {e} (run with --debug for details)", file=sys.stderr)
+        print(f"Error: unexpected {e.__class__.__name__}: {_one_line(e)} (run with --debug for details)", file=sys.stderr)
         code = 1
     finally:
         if state._store is not None:

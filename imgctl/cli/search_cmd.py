@@ -19,6 +19,27 @@ AUTOMATED_WARNING = (
 )
 
 
+def _valid_repository(name: str) -> bool:
+    from imgctl.errors import InvalidReference
+    from imgctl.reference import parse_repository
+
+    try:
+        parse_repository(name)
+    except InvalidReference:
+        return False
+    return True
+
+
+def _valid_only(items, valid, what: str) -> list:
+    """The items whose name the reference grammar accepts; the others are never printed
+    as if they were names: one line on stderr says how many were skipped."""
+    kept = [x for x in items if valid(x)]
+    skipped = len(items) - len(kept)
+    if skipped:
+        print(f"WARNING: skipped {skipped} {what} from the registry: not valid names", file=sys.stderr)
+    return kept
+
+
 def _client():
     from imgctl.registry import RegistryClient
 
@@ -49,6 +70,7 @@ def search_cmd(
         print(AUTOMATED_WARNING, file=sys.stderr)
     with _client() as client:
         results = search(term, client=client, config=state.config(), limit=limit, filters=filters, log=state.log)
+    results = _valid_only(list(results), lambda r: _valid_repository(r.name), "search result(s)")
     # docker's searchContext: IsOfficial is "[OK]"/"" in text, "true"/"false" when marshalled to JSON.
     as_json = format_ is not None and format_.strip() in ("json", "{{json .}}")
     rows = []
@@ -80,15 +102,18 @@ def tags_cmd(
     talks_to_registries()
     from imgctl.search import list_tags
 
+    from imgctl.reference import is_valid_tag
+
     with _client() as client:
         found = list_tags(name, client=client, limit=limit)
+    tags = _valid_only(list(found.tags), is_valid_tag, "tag(s)")
     if format_ is None:
-        if found.tags:
-            print("\n".join(found.tags))
+        if tags:
+            print("\n".join(tags))
         return
     from imgctl.formatting import format_rows
 
-    rows = [{"Repository": found.repository, "Tag": t} for t in found.tags]
+    rows = [{"Repository": found.repository, "Tag": t} for t in tags]
     text = format_rows(format_, rows, default_table=TAGS_TABLE, headers=TAGS_HEADERS, type_name="*formatter.tagContext")
     if text:
         print(text)

@@ -21,7 +21,9 @@ def _indented_json(value: object) -> str:
     text = json.dumps(value, indent=4, ensure_ascii=False)
     for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(ch, esc)  # these characters can only occur inside JSON strings
-    return text
+    from imgctl.formatting import json_text_safe
+
+    return json_text_safe(text)  # no raw C1 or bidi control on the terminal
 
 
 def inspect_cmd(
@@ -203,13 +205,15 @@ def export_cmd(
 
     if output is not None and directory is not None:
         raise UsageError("--output and --dir cannot be used together")
+    from imgctl.formatting import terminal_safe
+
     store = state.store()
     if directory is not None:
         result = export_to_dir(store, image, directory)
         if result.skipped:
             print(
                 f"WARNING: {len(result.skipped)} device node(s) not created (only root can, and only the standard character devices such as /dev/null): "
-                + ", ".join("/" + p for p in result.skipped[:5])
+                + ", ".join("/" + terminal_safe(p) for p in result.skipped[:5])
                 + (" ..." if len(result.skipped) > 5 else ""),
                 file=sys.stderr,
             )
