@@ -2755,3 +2755,14 @@ def format_rows(
     text = header + "\n" + "".join(r + "\n" for r in rendered)
     out = _tabwrite(text)
     return out[:-1] if out.endswith("\n") else out
+
+
+def rows_output(fmt: str | None, rows: list[dict], **kw) -> str:
+    """What a list command writes: :func:`format_rows`'s text and its final newline, or
+    nothing when a plain template has no rows.  As docker, every row ends with a newline,
+    so a single row that renders empty still prints an empty line, and a table always
+    prints at least its header line."""
+    text = format_rows(fmt, rows, **kw)
+    if rows or fmt is None or fmt.startswith("table") or fmt == "":
+        return text + "\n"
+    return ""
