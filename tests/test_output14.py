@@ -1,0 +1,244 @@
+"""Issue 14, everyday output: `images` as docker prints it (dangling rows, raw format, -q with
+--format, --digests with a custom table, empty rows), its filters (reference patterns,
+label!=, until=), usage lines with docker's placeholders."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+from cli import run
+from images import make_image, make_layer, push_image
+
+from imgctl.formatting import human_size
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def short(d: str) -> str:
+    return d.split(":", 1)[1][:12]
+
+
+def go_time(ts: float) -> str:
+    """Go's time.Time.String() in the local zone, what docker's CreatedAt prints."""
+    lt = time.localtime(ts)
+    return time.strftime("%Y-%m-%d %H:%M:%S %z ", lt) + lt.tm_zone
+
+
+NOW = int(time.time())
+OLD_TS, NEW_TS = NOW - 5 * 86400, NOW - 3600
+
+
+@pytest.fixture
+def store(registry, repo_factory):
+    """app:1 (old, labels tier=web v=1), app:2 and app:latest (new image, tier=db), and the
+    image app:1 pointed to before it moved (dangling)."""
+    repo = repo_factory("app")
+    old = make_image([make_layer({"a": "old"})], created=rfc3339(OLD_TS), labels={"tier": "web", "v": "1"})
+    new = make_image([make_layer({"a": "new" * 1000})], created=rfc3339(NEW_TS), labels={"tier": "db"})
+    moved = make_image([make_layer({"a": "gone"})], created=rfc3339(OLD_TS - 86400))
+    name = f"{registry.host}/{repo}"
+    push_image(registry.url, repo, moved, tag="1")
+    assert run("pull", "-q", f"{name}:1").code == 0
+    push_image(registry.url, repo, old, tag="1")  # tag 1 moves: `moved` is dangling now
+    push_image(registry.url, repo, new, tag="2")
+    push_image(registry.url, repo, new, tag="latest")
+    for tag in ("1", "2", "latest"):
+        assert run("pull", "-q", f"{name}:{tag}").code == 0
+    return {"name": name, "old": old, "new": new, "moved": moved}
+
+
+def size(img) -> str:
+    return human_size(sum(l.uncompressed_size for l in img.layers))
+
+
+# -- dangling images ----------------------------------------------------------------------------
+def test_images_lists_a_dangling_image_without_a(store):
+    s = store
+    r = run("images")
+    assert r.code == 0, r.err
+    rows = [line.split()[:3] for line in r.lines[1:]]
+    assert rows == [
+        [s["name"], "2", short(s["new"].config_digest)],
+        [s["name"], "latest", short(s["new"].config_digest)],
+        [s["name"], "1", short(s["old"].config_digest)],
+        ["<none>", "<none>", short(s["moved"].config_digest)],
+    ]
+    assert run("images", "-a").out == r.out
+    # a reference (or the NAME argument) never matches an untagged image, as in moby
+    assert "<none>" not in run("images", s["name"]).out
+    assert run("images", "-f", "dangling=false", "--format", "{{.Tag}}").lines == ["2", "latest", "1"]
+
+
+# -- --format raw ---------------------------------------------------------------------------------
+def test_raw_format_is_dockers_byte_for_byte(store):
+    s = store
+    r = run("images", "--format", "raw", f"{s['name']}:1")
+    assert (r.code, r.err) == (0, "")
+    assert r.out == (
+        f"repository: {s['name']}\n"
+        "tag: 1\n"
+        f"image_id: {short(s['old'].config_digest)}\n"
+        f"created_at: {go_time(OLD_TS)}\n"
+        f"virtual_size: {size(s['old'])}\n"
+        "\n"
+    )
+    r = run("images", "--format", "raw", "--digests", "--no-trunc", f"{s['name']}:1")
+    assert r.out == (
+        f"repository: {s['name']}\n"
+        "tag: 1\n"
+        f"digest: {s['old'].manifest_digest}\n"
+        f"image_id: {s['old'].config_digest}\n"
+        f"created_at: {go_time(OLD_TS)}\n"
+        f"virtual_size: {size(s['old'])}\n"
+        "\n"
+    )
+    r = run("images", "--format", "raw", "-q", s["name"])
+    assert r.out == "".join(f"image_id: {short(s[k].config_digest)}\n" for k in ("new", "new", "old"))
+
+
+def test_raw_format_with_several_rows_separates_them_by_an_empty_line(store):
+    r = run("images", "--format", "raw", store["name"])
+    blocks = r.out.split("\n\n")
+    assert len(blocks) == 4 and blocks[-1] == ""
+    assert [b.splitlines()[1] for b in blocks[:3]] == ["tag: 2", "tag: latest", "tag: 1"]
+
+
+# -- -q and --format --------------------------------------------------------------------------------
+def test_quiet_is_ignored_when_a_format_is_given(store):
+    s = store
+    assert run("images", "-q", "--format", "{{.Tag}}", s["name"]).out == "2\nlatest\n1\n"
+    r = run("images", "-q", "--format", "table {{.Tag}}", s["name"])
+    assert r.out == "TAG\n2\nlatest\n1\n"
+    r = run("images", "-q", "--format", "json", f"{s['name']}:1")
+    assert r.out.startswith('{"Containers":"N/A"') and r.out.count("\n") == 1
+    # `--format table` is the table format: -q applies to it
+    assert run("images", "-q", "--format", "table", s["name"]).lines == [short(s["new"].config_digest), short(s["old"].config_digest)]
+
+
+# -- --digests with a custom table ---------------------------------------------------------------------
+def test_digests_adds_the_digest_column_to_a_custom_table(store):
+    s = store
+    r = run("images", "--digests", "--format", "table {{.Repository}}:{{.Tag}}", f"{s['name']}:1")
+    w = len(f"{s['name']}:1") + 3
+    assert r.out == f"{'REPOSITORY:TAG':<{w}}DIGEST\n{s['name'] + ':1':<{w}}{s['old'].manifest_digest}\n"
+    # a table that shows {{.Digest}} already keeps its columns; a plain template is left alone
+    r = run("images", "--digests", "--format", "table {{.Digest}}\t{{.Tag}}", f"{s['name']}:1")
+    assert r.out == f"{'DIGEST':<74}TAG\n{s['old'].manifest_digest:<74}1\n"
+    assert run("images", "--digests", "--format", "{{.Tag}}", f"{s['name']}:1").out == "1\n"
+
+
+# -- rows that render empty ------------------------------------------------------------------------
+def test_a_single_row_that_renders_empty_still_prints_its_newline(store):
+    s = store
+    assert run("images", "--format", "{{if false}}x{{end}}", f"{s['name']}:1").out == "\n"
+    assert run("images", "--format", "{{if false}}x{{end}}", s["name"]).out == "\n\n\n"
+    assert run("images", "--format", "{{.Tag}}", "nothing/here").out == ""  # no rows: nothing
+    assert run("images", "--format", "table {{if false}}x{{end}}", "nothing/here").out == "\n"
+
+
+# -- filters ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pattern", ["[", "app[", "[]", "[^]", "a\\", "[-a]", "[a-]", "x[a-b-c]", "[z"])
+def test_malformed_reference_pattern_is_an_error(store, pattern):
+    r = run("images", "-f", f"reference={pattern}")
+    assert (r.code, r.out) == (2, "")
+    assert r.err == f"Error: invalid filter 'reference={pattern}': syntax error in pattern\n"
+    r = run("images", pattern)  # the NAME argument is a reference pattern too
+    assert r.code == 2 and "syntax error in pattern" in r.err
+
+
+def test_malformed_reference_pattern_is_an_error_on_an_empty_store():
+    r = run("images", "-f", "reference=[")
+    assert (r.code, r.err) == (2, "Error: invalid filter 'reference=[': syntax error in pattern\n")
+
+
+def test_reference_patterns_follow_go_path_match(store):
+    s = store
+    host, path = s["name"].split("/", 1)
+    fmt = ["--format", "{{.Tag}}"]
+    assert run("images", *fmt, "-f", f"reference={s['name']}:[12]").lines == ["2", "1"]
+    assert run("images", *fmt, "-f", f"reference={s['name']}:[^1]*").lines == ["2", "latest"]
+    assert run("images", *fmt, "-f", f"reference={s['name']}:[!2]").lines == ["2"]  # '!' is a literal in Go
+    assert run("images", *fmt, "-f", f"reference={s['name']}:\\1").lines == ["1"]
+    assert run("images", *fmt, "-f", f"reference={s['name']}:[a-z]atest").lines == ["latest"]
+    assert run("images", *fmt, "-f", f"reference={host}/*").lines == []  # '*' does not cross '/'
+
+
+def test_label_not_equal_filters(store):
+    fmt = ["--format", "{{.Tag}}"]
+    assert run("images", *fmt, "-f", "label!=tier=web").lines == ["2", "latest"]  # tier exists, other value
+    assert run("images", *fmt, "-f", "label!=v").lines == ["2", "latest", "<none>"]  # no v label at all
+    assert run("images", *fmt, "-f", "label!=tier").lines == ["<none>"]
+    assert run("images", *fmt, "-f", "label=tier", "-f", "label!=tier=db").lines == ["1"]
+    assert run("images", *fmt, "-f", "label=tier!=db").lines == ["1"]  # KEY! flips, as moby does
+    assert run("images", *fmt, "-f", "label!=nosuch=x").lines == []  # a value test needs the key
+
+
+@pytest.mark.parametrize(
+    "value, tags",
+    [
+        ("90m", ["1", "<none>"]),  # a Go duration before now
+        ("30m", ["2", "latest", "1", "<none>"]),
+        ("2h30m", ["1", "<none>"]),
+        ("-1.5h", ["2", "latest", "1", "<none>"]),
+        (str(NOW - 2 * 86400), ["1", "<none>"]),  # a Unix timestamp
+        (f"{NOW - 2 * 86400}.5", ["1", "<none>"]),
+        (rfc3339(NOW - 2 * 86400), ["1", "<none>"]),
+        (rfc3339(OLD_TS), ["<none>"]),  # strictly before
+        (datetime.fromtimestamp(OLD_TS + 60).strftime("%Y-%m-%dT%H:%M:%S"), ["1", "<none>"]),  # local time
+        (datetime.fromtimestamp(OLD_TS + 60, timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"), ["1", "<none>"]),
+        ("1970-01-02", []),
+        ("0", []),
+    ],
+)
+def test_until_filter_accepts_mobys_timestamp_forms(store, value, tags):
+    r = run("images", "--format", "{{.Tag}}", "-f", f"until={value}")
+    assert (r.code, r.err) == (0, "")
+    assert r.lines == tags
+
+
+@pytest.mark.parametrize("value", ["yesterday", "1x", "", ".", "2024-13-01", "2024-01-02T25:00", "-5", "1h-"])
+def test_until_filter_rejects_what_moby_rejects(value):
+    r = run("images", "-f", f"until={value}")
+    assert r.code == 2
+    assert r.err == f'Error: invalid filter \'until={value}\': failed to parse value as time or duration: "{value}"\n'
+
+
+# -- usage lines ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args, usage",
+    [
+        (["pull"], "Usage: imgctl pull [OPTIONS] NAME[:TAG|@DIGEST]"),
+        (["image", "pull"], "Usage: imgctl image pull [OPTIONS] NAME[:TAG|@DIGEST]"),
+        (["push"], "Usage: imgctl push [OPTIONS] NAME[:TAG]"),
+        (["tag"], "Usage: imgctl tag [OPTIONS] SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]"),
+        (["rmi"], "Usage: imgctl rmi [OPTIONS] IMAGE [IMAGE...]"),
+        (["inspect"], "Usage: imgctl inspect [OPTIONS] IMAGE [IMAGE...]"),
+        (["history"], "Usage: imgctl history [OPTIONS] IMAGE"),
+        (["search"], "Usage: imgctl search [OPTIONS] TERM"),
+        (["tags"], "Usage: imgctl tags [OPTIONS] NAME"),
+    ],
+)
+def test_usage_lines_show_dockers_placeholders(args, usage):
+    r = run(*args)
+    assert r.code == 2
+    assert r.err.splitlines()[0] == usage
+    assert "{" not in r.err and "<str>" not in r.err
+
+
+def test_help_shows_dockers_option_types():
+    out = run("images", "--help").out
+    assert "Usage: imgctl images [OPTIONS] [REPOSITORY[:TAG]]" in out
+    assert "-f, --filter filter" in out and "--format string" in out
+    assert "--limit int" in run("search", "--help").out
+    assert "<str>" not in out and "{" not in out.split("Options:")[0]
+
+
+@pytest.mark.parametrize("args", [["images", "--root"], ["image", "ls", "--root"], ["--config"], ["images", "--config"]])
+def test_global_option_without_a_value_says_the_value_is_missing(args):
+    r = run(*args)
+    assert (r.code, r.out) == (2, "")
+    assert r.err == f"Error: Option '{args[-1]}' requires an argument.\n"
