@@ -50,6 +50,7 @@ from imgctl.errors import UsageError
 
 __all__ = [
     "human_size",
+    "bytes_size",
     "human_duration",
     "created_since",
     "display_width",
@@ -163,18 +164,35 @@ def safe_data(v: Any) -> Any:
 # Sizes and durations (docker/go-units)
 
 _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
+
+def _custom_size(precision: int, n: int | float, base: float, units: tuple[str, ...]) -> str:
+    """go-units ``CustomSize("%.<precision>g%s", n, base, units)``: divide by ``base`` while
+    ``>= base`` (up to the last unit), then Go's ``%.*g``.  Python's ``%g`` with a precision
+    is Go's (correct decimal rounding, ties to even, trailing zeros dropped, two-digit
+    exponent); only the special values are spelled differently (Go: ``+Inf``, ``NaN``)."""
+    size = float(n)
+    i = 0
+    while size >= base and i < len(units) - 1:
+        size /= base
+        i += 1
+    if size != size:
+        return "NaN" + units[i]
+    if size in (float("inf"), float("-inf")):
+        return ("+Inf" if size > 0 else "-Inf") + units[i]
+    return "%.*g%s" % (precision, size, units[i])
 
 
 def human_size(n: int | float, precision: int = 3) -> str:
-    """go-units ``HumanSizeWithPrecision(n, precision)``: ``204MB``, ``5.61MB``, ``0B``."""
-    size = float(n)
-    i = 0
-    while size >= 1000.0 and i < len(_DECIMAL_UNITS) - 1:
-        size /= 1000.0
-        i += 1
-    # Python's %g with an explicit precision matches Go's %.*g (same
-    # significant-digit rounding, trailing zeros dropped, 2-digit exponent).
-    return "%.*g%s" % (precision, size, _DECIMAL_UNITS[i])
+    """go-units ``HumanSizeWithPrecision(n, precision)``: ``204MB``, ``5.61MB``, ``0B``
+    (``HumanSize`` is precision 4).  Negative sizes are never divided: ``-1e+03B``."""
+    return _custom_size(precision, n, 1000.0, _DECIMAL_UNITS)
+
+
+def bytes_size(n: int | float) -> str:
+    """go-units ``BytesSize``: binary units, four significant digits (``1.049e+06YiB``)."""
+    return _custom_size(4, n, 1024.0, _BINARY_UNITS)
 
 
 _NS_SECOND = 1_000_000_000
@@ -602,6 +620,8 @@ def _go_type(v: Any) -> str:
         return "int"
     if isinstance(v, float):
         return "float64"
+    if isinstance(v, complex):
+        return "complex128"
     if isinstance(v, str):
         return "string"
     if isinstance(v, RowContext):
@@ -679,6 +699,9 @@ def _go_sprint_value(v: Any) -> str:
         return str(v)
     if isinstance(v, float):
         return _go_float_v(v)
+    if isinstance(v, complex):  # fmt's %v of a complex128: (1+2i)
+        imag = _go_float_v(v.imag)
+        return f"({_go_float_v(v.real)}{'' if imag[0] in '+-' else '+'}{imag}i)"
     if isinstance(v, dict):
         items = sorted(v.items(), key=lambda kv: _json_key(kv[0]))
         return "map[" + " ".join(
@@ -791,6 +814,8 @@ def _json_encode(v: Any, escape_html: bool) -> str:
         return str(v)
     if isinstance(v, float):
         return _json_float(v)
+    if isinstance(v, complex):
+        raise _CallError("json: unsupported type: complex128")
     if isinstance(v, RowContext):
         # docker's MarshalJSON: json.Marshal of a map -> sorted, HTML-escaped
         items = sorted(v.items(), key=lambda kv: _json_key(kv[0]))
@@ -1069,10 +1094,10 @@ class _Lexer:
             self.emit(T_LPAREN)
             self.paren += 1
         elif r == ")":
-            self.emit(T_RPAREN)
             self.paren -= 1
-            if self.paren < 0:
+            if self.paren < 0:  # the error in place of the ")" (Go's lexer)
                 return self.error("unexpected right paren")
+            self.emit(T_RPAREN)
         elif ord(r) < 0x80 and r.isprintable():
             self.emit(T_CHAR)
         else:
@@ -1345,57 +1370,172 @@ class _String(_Node):
         return self.quoted
 
 
+def _underscore_ok(s: str) -> bool:
+    """strconv's underscoreOK: ``_`` only between digits, or between a base prefix and a digit."""
+    saw = "^"
+    if s[:1] in ("+", "-"):
+        s = s[1:]
+    i, hexa = 0, False
+    if len(s) >= 2 and s[0] == "0" and s[1] in "bBoOxX":
+        i, saw, hexa = 2, "0", s[1] in "xX"
+    for c in s[i:]:
+        if c.isdigit() and c.isascii() or hexa and c in "abcdefABCDEF":
+            saw = "0"
+        elif c == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+        elif saw == "_":
+            return False
+        else:
+            saw = "!"
+    return saw != "_"
+
+
+def _go_parse_uint(s: str) -> int | None:
+    """strconv.ParseUint(s, 0, 64): base prefixes 0b 0o 0x and a bare leading 0 (octal)."""
+    if not s:
+        return None
+    body, base = s, 10
+    if s[0] == "0":
+        if len(s) >= 3 and s[1] in "bB":
+            body, base = s[2:], 2
+        elif len(s) >= 3 and s[1] in "oO":
+            body, base = s[2:], 8
+        elif len(s) >= 3 and s[1] in "xX":
+            body, base = s[2:], 16
+        else:
+            body, base = s[1:], 8
+    n = 0
+    underscores = False
+    for c in body:
+        if c == "_":
+            underscores = True
+            continue
+        d = int(c, 16) if c in "0123456789abcdefABCDEF" else 99
+        if d >= base:
+            return None
+        n = n * base + d
+    if underscores and not _underscore_ok(s):
+        return None
+    return n if n < 1 << 64 else None
+
+
+def _go_parse_int(s: str) -> int | None:
+    """strconv.ParseInt(s, 0, 64)."""
+    neg = s[:1] == "-"
+    u = _go_parse_uint(s[1:] if s[:1] in "+-" else s)
+    if u is None:
+        return None
+    if neg:
+        return -u if u <= 1 << 63 else None
+    return u if u < 1 << 63 else None
+
+
+_GO_DEC_FLOAT = re.compile(r"[+-]?(?:[0-9_]+\.?[0-9_]*|\.[0-9_]+)(?:[eE][+-]?[0-9_]+)?")
+_GO_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F_]+\.?[0-9a-fA-F_]*|\.[0-9a-fA-F_]+)[pP][+-]?[0-9_]+")
+
+
+def _go_parse_float(s: str) -> float | None:
+    """strconv.ParseFloat(s, 64) for the literal forms the lexer produces (decimal, or hex
+    with its mandatory ``p`` exponent; ``_`` as strconv allows it); None when Go refuses."""
+    if "_" in s and not _underscore_ok(s):
+        return None
+    t = s.replace("_", "")
+    try:
+        if _GO_HEX_FLOAT.fullmatch(s):
+            return float.fromhex(t)
+        if _GO_DEC_FLOAT.fullmatch(s) and any(c.isdigit() for c in t):
+            return float(t)
+    except (ValueError, OverflowError):
+        return None
+    return None
+
+
+def _int64_of(f: float) -> int | None:
+    return int(f) if f == f and -(2**63) <= f < 2**63 and int(f) == f else None
+
+
 class _Number(_Node):
-    __slots__ = ("text", "is_int", "is_float", "int_val", "float_val", "is_char")
+    """A number or character constant as Go's parse.NumberNode: which of int, uint, float
+    and complex it can be (several at once), decided as ``newNumber`` decides."""
+
+    __slots__ = ("text", "is_int", "is_uint", "is_float", "is_complex", "int_val", "float_val", "complex_val", "is_char")
     kind = "number"
 
-    def __init__(self, pos, text: str, is_char: bool):
+    def __init__(self, pos, text: str, is_char: bool, is_complex_item: bool = False):
         self.pos, self.text, self.is_char = pos, text, is_char
-        self.is_int = self.is_float = False
-        self.int_val, self.float_val = 0, 0.0
+        self.is_int = self.is_uint = self.is_float = self.is_complex = False
+        self.int_val, self.float_val, self.complex_val = 0, 0.0, 0j
         if is_char:
             try:
                 ch = _go_unquote(text)
             except ValueError:
                 raise _ParseFail(f"malformed character constant: {text}")
-            self.is_int = self.is_float = True
+            self.is_int = self.is_uint = self.is_float = True
             self.int_val = ord(ch)
             self.float_val = float(self.int_val)
             return
-        if text.endswith("i"):
-            raise _ParseFail(f"illegal number syntax: {_go_quote(text)}")
-        t = text.replace("_", "")
-        try:
-            self.int_val = int(t, 0)
-            self.is_int = True
-        except ValueError:
-            pass
-        try:
-            if t.lower().lstrip("+-").startswith("0x"):
-                f = float.fromhex(t)
-            else:
-                f = float(t)
-            self.float_val = f
-            self.is_float = True
-            if not self.is_int and f == int(f) and abs(f) < 2**63:
-                self.is_int = True
-                self.int_val = int(f)
-        except (ValueError, OverflowError):
-            pass
-        if self.is_int and not self.is_float:
-            self.is_float = True
-            self.float_val = float(self.int_val)
-        if not self.is_int and not self.is_float:
+        if is_complex_item:  # "1+2i": fmt.Sscan parses the pair
+            m = re.fullmatch(r"([+-]?[^+-]+(?:[eEpP][+-][^+-]+)?)([+-][^+-]+(?:[eEpP][+-][^+-]+)?)i", text)
+            re_, im = (_go_parse_float(m.group(1)), _go_parse_float(m.group(2))) if m else (None, None)
+            if re_ is None or im is None:
+                raise _ParseFail(f"illegal number syntax: {_go_quote(text)}")
+            self._set_complex(complex(re_, im))
+            return
+        if text.endswith("i"):  # imaginary: complex unless zero ("073i" is 73i: not octal)
+            f = _go_parse_float(text[:-1])
+            if f is not None:
+                self._set_complex(complex(0, f))
+                return
+        u = _go_parse_uint(text)
+        if u is not None:
+            self.is_uint = True
+        i = _go_parse_int(text)
+        if i is not None:
+            self.is_int, self.int_val = True, i
+            if i == 0:
+                self.is_uint = True  # -0 is a uint too
+        if self.is_int:
+            self.is_float, self.float_val = True, float(self.int_val)
+        elif self.is_uint:
+            self.is_float, self.float_val = True, float(u)
+        else:
+            f = _go_parse_float(text)
+            if f is not None:
+                if not any(c in text for c in ".eEpP"):
+                    raise _ParseFail(f"integer overflow: {_go_quote(text)}")
+                self.is_float, self.float_val = True, f
+                n = _int64_of(f)
+                if n is not None:
+                    self.is_int, self.int_val = True, n
+                if f == f and 0 <= f < 2**64 and int(f) == f:
+                    self.is_uint = True
+        if not (self.is_int or self.is_uint or self.is_float):
             raise _ParseFail(f"illegal number syntax: {_go_quote(text)}")
 
+    def _set_complex(self, c: complex) -> None:
+        self.is_complex, self.complex_val = True, c
+        if c.imag == 0:  # simplifyComplex
+            self.is_float, self.float_val = True, c.real
+            n = _int64_of(c.real)
+            if n is not None:
+                self.is_int, self.int_val = True, n
+            self.is_uint = c.real == c.real and 0 <= c.real < 2**64 and int(c.real) == c.real
+
     def ideal(self):
-        if self.is_char:
-            return self.int_val
-        t = self.text.lower()
-        if self.is_float and not t.lstrip("+-").startswith("0x") and any(c in t for c in ".ep"):
+        """exec.go idealConstant: complex, else float when the text looks like one (not a
+        hex integer, not a character), else int; a uint beyond int64 does not fit."""
+        if self.is_complex:
+            return self.complex_val
+        t = self.text
+        hex_int = len(t) > 2 and t[0] == "0" and t[1] in "xX" and not any(c in t for c in "pP")
+        if self.is_float and not hex_int and not self.is_char and any(c in t for c in ".eEpP"):
             return self.float_val
         if self.is_int:
             return self.int_val
+        if self.is_uint:
+            raise ValueError(f"{t} overflows int")
         return self.float_val
 
     def __str__(self):
@@ -1511,6 +1651,7 @@ class _Parser:
         self.vars = ["$"]
         self.range_depth = 0
         self.line = 1
+        self.action_line = 0  # line of the {{ of the action being parsed (Go's actionLine)
 
     # token plumbing (Go's three-token lookahead as a push-back stack)
     def next(self) -> _Tok:
@@ -1550,7 +1691,15 @@ class _Parser:
 
     def unexpected(self, tok: _Tok, context: str):
         if tok.typ == T_ERROR:
-            self.errorf(tok.val)
+            # Go names the line where an action started when the lexer failed on another
+            # one: "unclosed action started at :2", "unterminated quoted string in action
+            # started at :1".
+            extra = ""
+            if self.action_line and self.action_line != tok.line:
+                extra = f" in action started at :{self.action_line}"
+                if tok.val.endswith(" action"):
+                    extra = extra[len(" in action") :]
+            self.errorf(tok.val + extra)
         self.errorf(f"unexpected {tok} in {context}")
 
     # grammar
@@ -1585,7 +1734,11 @@ class _Parser:
         if tok.typ == T_TEXT:
             return _Text(tok.pos, tok.val)
         if tok.typ == T_LEFT:
-            return self.action()
+            self.action_line = tok.line
+            try:
+                return self.action()
+            finally:
+                self.action_line = 0
         self.unexpected(tok, "input")
         raise AssertionError
 
@@ -1707,14 +1860,12 @@ class _Parser:
             tok = self.next()
             if tok.typ == T_SPACE:
                 continue
-            if tok.typ == T_ERROR:
-                self.errorf(tok.val)
             if tok.typ in (T_RIGHT, T_RPAREN):
                 self.backup(tok)
             elif tok.typ == T_PIPE:
                 pass
             else:
-                self.errorf(f"unexpected {tok} in operand")
+                self.unexpected(tok, "operand")
             break
         if not cmd.args:
             self.errorf("empty command")
@@ -1741,7 +1892,7 @@ class _Parser:
         tok = self.next_non_space()
         t = tok.typ
         if t == T_ERROR:
-            self.errorf(tok.val)
+            self.unexpected(tok, "operand")
         if t == T_IDENT:
             if tok.val not in self.funcs:
                 self.errorf(f"function {_go_quote(tok.val)} not defined")
@@ -1761,7 +1912,7 @@ class _Parser:
             return _Bool(tok.pos, tok.val == "true")
         if t in (T_CHARCONST, T_COMPLEX, T_NUMBER):
             try:
-                return _Number(tok.pos, tok.val, t == T_CHARCONST)
+                return _Number(tok.pos, tok.val, t == T_CHARCONST, t == T_COMPLEX)
             except _ParseFail as e:
                 self.errorf(str(e))
         if t == T_LPAREN:
@@ -1793,7 +1944,7 @@ def _truth(v: Any) -> bool:
         return False
     if isinstance(v, RowContext):
         return True  # a non-nil struct pointer
-    if isinstance(v, (bool, int, float, str, list, tuple, dict, bytes)):
+    if isinstance(v, (bool, int, float, complex, str, list, tuple, dict, bytes)):
         return bool(v)
     return True
 
@@ -1920,8 +2071,10 @@ def _fn_slice(item, *indexes):
         seq = list(item)
     else:
         raise _CallError(f"can't slice item of type {_go_type(item)}")
-    idx = [0, len(seq)]
-    for i, x in enumerate(indexes[:2]):
+    idx = [0, len(seq), len(seq)]
+    for i, x in enumerate(indexes):  # Go's indexArg against the capacity (= length here)
+        if x is None:
+            raise _CallError("cannot index slice/array with nil")
         if isinstance(x, bool) or not isinstance(x, int):
             raise _CallError(f"cannot index slice/array with type {_go_type(x)}")
         if x < 0 or x > len(seq):
@@ -1929,6 +2082,8 @@ def _fn_slice(item, *indexes):
         idx[i] = x
     if idx[0] > idx[1]:
         raise _CallError(f"invalid slice index: {idx[0]} > {idx[1]}")
+    if len(indexes) == 3 and idx[1] > idx[2]:  # item[i:j:k] needs i <= j <= k
+        raise _CallError(f"invalid slice index: {idx[1]} > {idx[2]}")
     res = seq[idx[0] : idx[1]]
     if isinstance(item, str):
         return res.decode("utf-8", "replace")
@@ -1948,9 +2103,11 @@ def _fn_printf(fmt, *args):
 
 
 def _eval_args_str(args) -> str:
+    """text/template's evalArgs (html, js, urlquery): fmt.Sprint of the arguments, where a
+    missing or nil value reads ``<no value>`` (printableValue), not ``<nil>``."""
     if len(args) == 1 and isinstance(args[0], str):
         return args[0]
-    return _go_sprint(list(args))
+    return _go_sprint(["<no value>" if a is None else a for a in args])
 
 
 def _fn_html(*args):
@@ -2301,6 +2458,13 @@ class _State:
         col = len(before[nl + 1 :].encode("utf-8", "surrogatepass"))
         raise _ExecFail(f'template: :{line}:{col}: executing "" at <{node}>: {msg}')
 
+    def ideal(self, n: "_Number") -> Any:
+        self.at(n)
+        try:
+            return n.ideal()
+        except ValueError as e:
+            self.errorf(str(e))
+
     # variables
     def mark(self) -> int:
         return len(self.vars)
@@ -2457,7 +2621,7 @@ class _State:
         if isinstance(first, _Nil):
             self.errorf("nil is not a command")
         if isinstance(first, _Number):
-            return first.ideal()
+            return self.ideal(first)
         if isinstance(first, _String):
             return first.value
         self.errorf(f"can't evaluate command {first}")
@@ -2584,7 +2748,7 @@ class _State:
         if isinstance(n, _Bool):
             return n.value
         if isinstance(n, _Number):
-            return n.ideal()
+            return self.ideal(n)
         if isinstance(n, _String):
             return n.value
         self.errorf(f"can't handle {n} for arg of type {_KIND_NAMES[kind]}")
