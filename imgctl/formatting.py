@@ -2347,6 +2347,15 @@ def _fmt_one(verb: str, flags: str, width: int | None, prec: int | None, v: Any)
                 s = "+" + s
             return _pad_str(s, width, flags, zero_ok=True)
         return _bad_verb(verb, v)
+    if isinstance(v, complex):
+        # fmt's fmtComplex: "(" real imag "i)", each part formatted with the verb, width and
+        # precision, the imaginary part always signed
+        if verb in "veEfFgG":
+            fv = "g" if verb == "v" else verb
+            re_part = _fmt_one(fv, flags, width, prec, v.real)
+            im_part = _fmt_one(fv, flags.replace("+", "") + "+", width, prec, v.imag)
+            return f"({re_part}{im_part}i)"
+        return _bad_verb(verb, v)
     if isinstance(v, str):
         if verb == "s":
             s = v if prec is None else v[:prec]
