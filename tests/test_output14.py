@@ -242,3 +242,194 @@ def test_global_option_without_a_value_says_the_value_is_missing(args):
     r = run(*args)
     assert (r.code, r.out) == (2, "")
     assert r.err == f"Error: Option '{args[-1]}' requires an argument.\n"
+
+
+# -- go-units -----------------------------------------------------------------------------------------
+from imgctl.formatting import Template, bytes_size, human_duration  # noqa: E402
+from imgctl.errors import UsageError  # noqa: E402
+
+KiB, MiB, GiB, TiB, PiB = 1024, 1024**2, 1024**3, 1024**4, 1024**5
+
+
+@pytest.mark.parametrize(
+    "size, precision, expected",
+    [
+        (999_500, 4, "999.5kB"),
+        (999_500, 3, "1e+03kB"),  # %.3g rounds 999.5 (ties to even) up to 1e+03
+        (998_500, 3, "998kB"),  # ... and 998.5 down
+        (999_950, 4, "1000kB"),
+        (1000, 4, "1kB"),
+        (1000, 3, "1kB"),
+        (999, 3, "999B"),
+        (-1, 3, "-1B"),
+        (-1000, 3, "-1e+03B"),  # negative sizes are never divided
+        (-5_000_000, 4, "-5e+06B"),
+        (10**30, 3, "1e+06YB"),  # past YB the number grows
+        (10**40, 4, "1e+16YB"),
+        (float("inf"), 3, "+InfYB"),
+        (float("-inf"), 3, "-InfB"),
+        (float("nan"), 3, "NaNB"),
+        (0.5, 3, "0.5B"),
+        (123_456_789, 1, "1e+02MB"),
+        (123_456_789, 0, "1e+02MB"),  # Go's %.0g is %.1g
+    ],
+)
+def test_human_size_corners(size, precision, expected):
+    assert human_size(size, precision) == expected
+
+
+@pytest.mark.parametrize(
+    "size, expected",
+    [
+        (1024, "1KiB"),
+        (1024 * 1024, "1MiB"),
+        (1048576, "1MiB"),
+        (2 * MiB, "2MiB"),
+        (3.42 * GiB, "3.42GiB"),
+        (5.372 * TiB, "5.372TiB"),
+        (2.22 * PiB, "2.22PiB"),
+        (KiB * KiB * KiB * KiB * KiB * PiB, "1.049e+06YiB"),  # go-units' own vectors, above
+        (0, "0B"),
+        (1023, "1023B"),
+        (1023.95, "1024B"),
+        (-2048, "-2048B"),
+        (1536, "1.5KiB"),
+    ],
+)
+def test_bytes_size(size, expected):
+    assert bytes_size(size) == expected
+
+
+@pytest.mark.parametrize(
+    "seconds, expected",
+    [
+        (-3600, "Less than a second"),
+        (0.999_999_999, "Less than a second"),
+        (1.000_000_001, "1 second"),
+        (59.999, "59 seconds"),
+        (3599.999, "59 minutes"),
+        (89 * 60 + 59, "About an hour"),
+        (90 * 60, "2 hours"),
+        (14 * 86400 - 1, "2 weeks"),  # hours round half up before the day/week choice
+        (14 * 86400 - 1801, "13 days"),
+        (60 * 86400 - 1, "2 months"),
+        (2 * 365 * 86400 - 1, "1 years"),  # go-units: rounded hours pick "years", truncated hours count them
+        (2 * 365 * 86400 - 1801, "24 months"),
+        (2 * 365 * 86400, "2 years"),
+        (100 * 365 * 86400, "100 years"),
+    ],
+)
+def test_human_duration_corners(seconds, expected):
+    assert human_duration(seconds) == expected
+
+
+# -- the template engine in Go's corners (exec_test.go, parse_test.go, lex_test.go) --------------------
+def render(text: str, data=None) -> str:
+    return Template(text, raw=True).render(data, safe=False)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # number literals: parse_test.go numberTests, printed by print / %T
+        ("{{print 073}}", "59"),  # a leading 0 is octal
+        ("{{print 0o73 0O73}}", "59 59"),
+        ("{{print 0b10_010_01 0B10_010_01}}", "73 73"),
+        ("{{print 7_3 0x7_3 0X73}}", "73 115 115"),
+        ("{{print 0_1}}", "1"),
+        ("{{print -0x0 -0}}", "0 0"),
+        ("{{print 0xdeadbeef 0xef}}", "3735928559 239"),
+        ("{{print 1e9 -1.2}}", "1e+09 -1.2"),
+        ("{{print 1e1_9}}", "1e+19"),
+        ("{{print 0x_1p4 0X_1P4 0x_1p-4}}", "16 16 0.0625"),
+        ("{{print 4i}}", "(0+4i)"),
+        ("{{print -1.2+4.2i}}", "(-1.2+4.2i)"),
+        ("{{print 073i}}", "(0+73i)"),  # not octal
+        ("{{print 0i}}", "(0+0i)"),
+        ("{{print 13+0i}}", "(13+0i)"),
+        ("{{print 'a' '\\n' '\\\\' '\\'' '\\xFF' 'パ' '\\u30d1' '\\U000030d1'}}", "97 10 92 39 255 12497 12497 12497"),
+        ("{{printf `%T %T %T %T %T` 0xef 0XEE 1e9 'a' 1i}}", "int int float64 int complex128"),
+        ("{{printf `%T %T` 0x1p2 073}}", "float64 int"),
+        ("{{printf `%g` 1+7i}}", "(1+7i)"),
+        ("{{printf `%d %s %g` 127 `hello` 7-3i}}", "127 hello (7-3i)"),
+        ("{{printf `%.2f` 1.5i}}", "(0.00+1.50i)"),
+        ("{{1+2i|printf `%v`}}", "(1+2i)"),
+        ("{{if 1.5i}}NON-ZERO{{else}}ZERO{{end}}", "NON-ZERO"),
+        ("{{with 1.5i}}{{.}}{{else}}ZERO{{end}}", "(0+1.5i)"),
+        ("{{eq 1+2i 1+2i}}", "true"),
+        # three-index slice (funcs.go slice)
+        ("{{slice .S 1 2 3}}", "[2]"),
+        ("{{slice .S 0 4 4}}", "[1 2 3 4]"),
+        ("{{slice .S}}", "[1 2 3 4]"),
+        ("{{slice `hello` 1 3}}", "el"),
+        # html / js / urlquery of a missing value: evalArgs' printableValue
+        ("{{html .Missing}}", "&lt;no value&gt;"),
+        ("{{.Missing | html}}", "&lt;no value&gt;"),
+        ("{{html nil}}", "&lt;no value&gt;"),
+        ("{{js .Missing}}", "\\u003Cno value\\u003E"),
+        ("{{urlquery .Missing}}", "%3Cno+value%3E"),
+        ("{{print .Missing}}", "<nil>"),
+        ("{{.Missing}}", "<no value>"),
+        # docker/cli's template functions
+        ("{{pad `` 1 1}}|{{pad `a` 1 2}}|", "|" + " a  |"),
+        ("{{truncate `abcdef` 3}}|{{truncate `ab` 5}}", "abc|ab"),
+        ("{{join (split `a,b,,c` `,`) `+`}}", "a+b++c"),
+        ("{{title `hello wORLD-foo_bar`}}", "Hello WORLD-Foo_bar"),
+        ("{{upper `abc`}} {{lower `ÀB`}}", "ABC àb"),
+        ("{{json `a<b>&`}}", '"a<b>&"'),
+        ("{{println}}", "\n"),
+        ("{{println `a` 1 2}}", "a 1 2\n"),
+    ],
+)
+def test_template_go_corners(text, expected):
+    data = {"S": [1, 2, 3, 4]}
+    from imgctl.formatting import GoMap
+
+    assert render(text, GoMap(data)) == expected
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        # parse_test.go errorTests and numberTests' broken syntax
+        ("line1\n{{", "template: :2: unclosed action"),
+        ('line1\n{{"x"\n"y"\n', "template: :4: unclosed action started at :2"),
+        ("{{\n\n\n\n\n", "template: :6: unclosed action started at :1"),
+        ("{{.X\n|", "template: :2: unclosed action started at :1"),
+        ('{{\n"abc\n', "template: :2: unterminated quoted string in action started at :1"),
+        ("{{ $v := `\n` }} {{", "template: :2: unclosed action"),
+        ("{{/*\nhello\n}}", "template: :1: unclosed comment"),
+        ("{{.X (1 2 3}}", "template: :1: unclosed left paren"),
+        ("{{.X 1 2 3 ) }}", "template: :1: unexpected right paren"),
+        ("{{(.X 1 2 3", "template: :1: unclosed action"),
+        ("{{0xi}}", 'template: :1: illegal number syntax: "0xi"'),
+        ("{{print 09}}", 'template: :1: integer overflow: "09"'),
+        ("{{print 99999999999999999999}}", 'template: :1: integer overflow: "99999999999999999999"'),
+        ("{{print 1__0}}", 'template: :1: illegal number syntax: "1__0"'),
+        ("{{print 0x123.}}", 'template: :1: illegal number syntax: "0x123."'),
+        ("{{print 0x1.8}}", 'template: :1: illegal number syntax: "0x1.8"'),  # a hex float needs p
+        ("{{print +-2}}", 'template: :1: bad number syntax: "+-2"'),
+        ("{{print 'xx'}}", "template: :1: malformed character constant: 'xx'"),
+        ("{{ ( ) }}", "template: :1: missing value for parenthesized pipeline"),
+        # execution: three-index slice validation, int overflow
+        ("{{slice .S 1 3 2}}", 'template: :1:2: executing "" at <slice .S 1 3 2>: error calling slice: invalid slice index: 3 > 2'),
+        ("{{slice .S 0 1 9}}", 'template: :1:2: executing "" at <slice .S 0 1 9>: error calling slice: index out of range: 9'),
+        ("{{slice .S 2 1}}", 'template: :1:2: executing "" at <slice .S 2 1>: error calling slice: invalid slice index: 2 > 1'),
+        ("{{slice .S 1 2 3 4}}", 'template: :1:2: executing "" at <slice .S 1 2 3 4>: error calling slice: too many slice indexes: 4'),
+        ("{{slice `abc` 1 2 3}}", 'template: :1:2: executing "" at <slice `abc` 1 2 3>: error calling slice: cannot 3-index slice a string'),
+        ("{{slice .S nil}}", 'template: :1:2: executing "" at <slice .S nil>: error calling slice: cannot index slice/array with nil'),
+        ("{{print 18446744073709551615}}", 'template: :1:8: executing "" at <18446744073709551615>: 18446744073709551615 overflows int'),
+        ("{{json 1i}}", 'template: :1:2: executing "" at <json 1i>: error calling json: json: unsupported type: complex128'),
+        ("{{lt 1i 2i}}", 'template: :1:2: executing "" at <lt 1i 2i>: error calling lt: invalid type for comparison'),
+    ],
+)
+def test_template_go_errors(text, error):
+    with pytest.raises(UsageError) as info:
+        render(text, {"S": [1, 2, 3, 4]})
+    assert str(info.value) == f"template parsing error: {error}"
+
+
+def test_unclosed_action_through_the_cli_is_one_line():
+    r = run("images", "--format", "{{.Repository\n|")
+    assert (r.code, r.out) == (2, "")
+    assert r.err == "Error: template parsing error: template: :2: unclosed action started at :1\n"
