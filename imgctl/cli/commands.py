@@ -62,7 +62,7 @@ def images_cmd(
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
     filter_: Annotated[
         Optional[list[str]],
-        typer.Option("--filter", "-f", help="Filter: dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, reference=PATTERN.", show_default=False),
+        typer.Option("--filter", "-f", help="Filter: dangling=true|false, label=KEY[=VALUE], label!=KEY[=VALUE], before=IMAGE, since=IMAGE, until=TIMESTAMP|DURATION, reference=PATTERN.", show_default=False),
     ] = None,
     format_: Annotated[
         Optional[str],

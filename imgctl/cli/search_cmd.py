@@ -62,7 +62,7 @@ def search_cmd(
 ) -> None:
     """Search Docker Hub (or any registry) for images."""
     talks_to_registries()
-    from imgctl.formatting import format_rows, truncate_display
+    from imgctl.formatting import rows_output, truncate_display
     from imgctl.search import parse_filters, search
 
     filters = parse_filters(filter_ or [])
@@ -84,9 +84,7 @@ def search_cmd(
                 "IsOfficial": ("true" if r.is_official else "false") if as_json else ("[OK]" if r.is_official else ""),
             }
         )
-    text = format_rows(format_, rows, default_table=SEARCH_TABLE, headers=SEARCH_HEADERS, type_name="*registry.searchContext")
-    if text:
-        print(text)
+    sys.stdout.write(rows_output(format_, rows, default_table=SEARCH_TABLE, headers=SEARCH_HEADERS, type_name="*registry.searchContext"))
 
 
 @app.command("tags")
@@ -111,9 +109,7 @@ def tags_cmd(
         if tags:
             print("\n".join(tags))
         return
-    from imgctl.formatting import format_rows
+    from imgctl.formatting import rows_output
 
     rows = [{"Repository": found.repository, "Tag": t} for t in tags]
-    text = format_rows(format_, rows, default_table=TAGS_TABLE, headers=TAGS_HEADERS, type_name="*formatter.tagContext")
-    if text:
-        print(text)
+    sys.stdout.write(rows_output(format_, rows, default_table=TAGS_TABLE, headers=TAGS_HEADERS, type_name="*formatter.tagContext"))
