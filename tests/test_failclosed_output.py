@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
 from cli import run
 from hubsearch import HubSearchServer, hub_result
 from images import make_image, make_layer, push_image
+from tokenserver import QuietServer
 
 from imgctl.formatting import Template, format_rows, safe_data, terminal_safe
 
@@ -188,14 +189,8 @@ class TextRegistry:
                 self.end_headers()
                 self.wfile.write(body)
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address) -> None:
-                pass
-
         self.tags, self.repositories, self.error_message = tags, repositories, error_message
-        self._httpd = Server(("127.0.0.1", 0), Handler)
+        self._httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
