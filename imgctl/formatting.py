@@ -110,7 +110,7 @@ class _Escaped(str):
 
 
 def _escape_value(text: str) -> str:
-    if _UNSAFE_RE.search(text) is None:
+    if text.isprintable() or _UNSAFE_RE.search(text) is None:
         return text
     return _Escaped(_UNSAFE_RE.sub(_visible_escape, text), text)
 
@@ -118,6 +118,8 @@ def _escape_value(text: str) -> str:
 def terminal_safe(text: str, *, keep_lf_tab: bool = False) -> str:
     """``text`` with every terminal control escaped visibly (see above); ``keep_lf_tab``
     leaves LF and TAB alone (a template's own layout)."""
+    if text.isprintable():
+        return text
     rx = _UNSAFE_KEEP_LF_TAB_RE if keep_lf_tab else _UNSAFE_RE
     if rx.search(text) is None:
         return text
@@ -2872,9 +2874,11 @@ def _safe_rows(rows: list[dict]) -> list[dict]:
     """``rows`` with their values escaped for a terminal (:func:`safe_data`); the same list
     when nothing needs it (one scan over the string values of every row)."""
     try:
-        clean = _UNSAFE_RE.search(" ".join(v for r in rows for v in r.values())) is None
+        text = " ".join(v for r in rows for v in r.values())
     except TypeError:  # a value that is not a string: look at each row
         clean = False
+    else:  # every unsafe character is unprintable; isprintable() is the quicker scan
+        clean = text.isprintable() or _UNSAFE_RE.search(text) is None
     if clean:
         return rows
     return [{k: safe_data(v) for k, v in r.items()} for r in rows]
