@@ -351,3 +351,10 @@ def test_load_errors_naming_hostile_files_are_one_clean_line(tmp_path, manifest)
     assert r.code == 1
     assert r.err.count("\n") == 1 and r.err.startswith("Error: ") and clean(r.err)
     assert run("images", "-q").out == ""
+
+
+def test_debug_lines_quoting_registry_errors_stay_clean():
+    with TextRegistry(error_message="x\x1b]0;pwned\x07\nDEBU[imgctl] forged") as reg:
+        r = run("--debug", "pull", f"{reg.host}/team/app:1")
+    assert r.code == 1 and clean(r.err)
+    assert not any(line.startswith("DEBU[imgctl] forged") for line in r.err.splitlines())

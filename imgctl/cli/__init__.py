@@ -45,8 +45,10 @@ class _State:
         return self._store
 
     def log(self, message: str) -> None:
-        if self.debug:
-            print(f"DEBU[imgctl] {message}", file=sys.stderr)
+        if self.debug:  # messages quote registries' errors: one clean line each
+            from imgctl.formatting import terminal_safe
+
+            print(f"DEBU[imgctl] {terminal_safe(message)}", file=sys.stderr)
 
 
 state = _State()
@@ -291,6 +293,15 @@ def _one_line(error: BaseException) -> str:
     return terminal_safe(str(error))
 
 
+def _print_traceback() -> None:
+    """--debug: the traceback, its quoted messages neutralised like every other output."""
+    import traceback
+
+    from imgctl.formatting import terminal_safe
+
+    print(terminal_safe(traceback.format_exc(), keep_lf_tab=True), end="", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every outcome into an exit status."""
     import gc
@@ -323,9 +334,7 @@ def main(argv: list[str] | None = None) -> None:
             code = 2 if isinstance(e, click_usage) else 1
     except ImgctlError as e:
         if state.debug:
-            import traceback
-
-            traceback.print_exc()
+            _print_traceback()
         for err in getattr(e, "errors", None) or [e]:
             print(f"Error: {_one_line(err)}", file=sys.stderr)
         code = e.exit_code
@@ -338,9 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 1
     except Exception as e:  # a bug: say so in one line, the traceback with --debug
         if state.debug:
-            import traceback
-
-            traceback.print_exc()
+            _print_traceback()
         print(f"Error: unexpected {e.__class__.__name__}: {_one_line(e)} (run with --debug for details)", file=sys.stderr)
         code = 1
     finally:
