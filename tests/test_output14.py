@@ -115,8 +115,11 @@ def test_quiet_is_ignored_when_a_format_is_given(store):
     assert r.out == "TAG\n2\nlatest\n1\n"
     r = run("images", "-q", "--format", "json", f"{s['name']}:1")
     assert r.out.startswith('{"Containers":"N/A"') and r.out.count("\n") == 1
-    # `--format table` is the table format: -q applies to it
-    assert run("images", "-q", "--format", "table", s["name"]).lines == [short(s["new"].config_digest), short(s["old"].config_digest)]
+    # `--format table` is the table format: -q applies to it, one ID per row (per tag) as in docker
+    ids = [short(s[k].config_digest) for k in ("new", "new", "old")]
+    assert run("images", "-q", "--format", "table", s["name"]).lines == ids
+    assert run("images", "-q", s["name"]).lines == ids
+    assert run("images", "-q", "--format", "{{.ID}}", s["name"]).lines == ids
 
 
 # -- --digests with a custom table ---------------------------------------------------------------------

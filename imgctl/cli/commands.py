@@ -79,13 +79,8 @@ def images_cmd(
     filters = parse_filters(filter_ or [])
     rows = list_images(state.store(), name=repository, all_images=all_images, filters=filters)
     format_ = _images_format(format_, quiet=quiet, digests=digests)
-    if format_ is None:  # -q with the table format
-        seen: set[str] = set()
-        for r in rows:
-            shown = r.id if no_trunc else r.id[7:19]
-            if shown not in seen:
-                seen.add(shown)
-                print(shown)
+    if format_ == "{{.ID}}":  # -q: one ID per row, repeated for each tag as docker prints it
+        sys.stdout.write("".join((r.id if no_trunc else r.id[7:19]) + "\n" for r in rows))
         return
     now = time.time()
     # Per-image values are computed once per image, not per row: a store of 10,000 tags may
@@ -130,8 +125,8 @@ IMAGES_RAW_DIGESTS = (
 )
 
 
-def _images_format(format_: str | None, *, quiet: bool, digests: bool) -> str | None:
-    """docker's ``NewImageFormat``: the template for ``images``; None for the quiet table.
+def _images_format(format_: str | None, *, quiet: bool, digests: bool) -> str:
+    """docker's ``NewImageFormat``: the template for ``images``.
 
     ``table`` (also no ``--format``) and ``raw`` have quiet and digest variants; any other
     format ignores ``-q``, and a custom ``table ...`` with ``--digests`` gets a DIGEST column
@@ -139,7 +134,7 @@ def _images_format(format_: str | None, *, quiet: bool, digests: bool) -> str | 
     """
     if not format_ or format_ == "table":
         if quiet:
-            return None
+            return "{{.ID}}"  # docker's DefaultQuietFormat
         return IMAGES_TABLE_DIGESTS if digests else IMAGES_TABLE
     if format_ == "raw":
         if quiet:
