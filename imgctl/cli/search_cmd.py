@@ -19,27 +19,6 @@ AUTOMATED_WARNING = (
 )
 
 
-def _valid_repository(name: str) -> bool:
-    from imgctl.errors import InvalidReference
-    from imgctl.reference import parse_repository
-
-    try:
-        parse_repository(name)
-    except InvalidReference:
-        return False
-    return True
-
-
-def _valid_only(items, valid, what: str) -> list:
-    """The items whose name the reference grammar accepts; the others are never printed
-    as if they were names: one line on stderr says how many were skipped."""
-    kept = [x for x in items if valid(x)]
-    skipped = len(items) - len(kept)
-    if skipped:
-        print(f"WARNING: skipped {skipped} {what} from the registry: not valid names", file=sys.stderr)
-    return kept
-
-
 def _client():
     from imgctl.registry import RegistryClient
 
@@ -100,10 +79,10 @@ def tags_cmd(
     talks_to_registries()
     from imgctl.search import list_tags
 
-    from imgctl.reference import is_valid_tag
-
     with _client() as client:
         found = list_tags(name, client=client, limit=limit)
+    from imgctl.reference import is_valid_tag
+
     tags = _valid_only(list(found.tags), is_valid_tag, "tag(s)")
     if format_ is None:
         if tags:
@@ -113,3 +92,24 @@ def tags_cmd(
 
     rows = [{"Repository": found.repository, "Tag": t} for t in tags]
     sys.stdout.write(rows_output(format_, rows, default_table=TAGS_TABLE, headers=TAGS_HEADERS, type_name="*formatter.tagContext"))
+
+
+def _valid_repository(name: str) -> bool:
+    from imgctl.errors import InvalidReference
+    from imgctl.reference import parse_repository
+
+    try:
+        parse_repository(name)
+    except InvalidReference:
+        return False
+    return True
+
+
+def _valid_only(items, valid, what: str) -> list:
+    """The items whose name the reference grammar accepts; the others are never printed
+    as if they were names: one line on stderr says how many were skipped."""
+    kept = [x for x in items if valid(x)]
+    skipped = len(items) - len(kept)
+    if skipped:
+        print(f"WARNING: skipped {skipped} {what} from the registry: not valid names", file=sys.stderr)
+    return kept
