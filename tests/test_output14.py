@@ -436,3 +436,8 @@ def test_unclosed_action_through_the_cli_is_one_line():
     r = run("images", "--format", "{{.Repository\n|")
     assert (r.code, r.out) == (2, "")
     assert r.err == "Error: template parsing error: template: :2: unclosed action started at :1\n"
+
+
+def test_history_rows_that_render_empty_still_print_their_lines(store):
+    r = run("history", "--format", "{{if false}}x{{end}}", f"{store['name']}:1")
+    assert (r.code, r.out) == (0, "\n")  # one layer, one history entry: one empty line

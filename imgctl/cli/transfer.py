@@ -83,7 +83,7 @@ def history_cmd(
     """Show the history of an image: one row per step that built it, newest first."""
     import time
 
-    from imgctl.formatting import created_since, format_rows, human_size, truncate_display
+    from imgctl.formatting import created_since, human_size, rows_output, truncate_display
     from imgctl.inspect import image_history
 
     entries = image_history(state.store(), image)
@@ -112,9 +112,7 @@ def history_cmd(
             }
         )
     default = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
-    text = format_rows(format_, rows, default_table=default, headers=HISTORY_HEADERS)
-    if text:
-        print(text)
+    sys.stdout.write(rows_output(format_, rows, default_table=default, headers=HISTORY_HEADERS))
 
 
 app.command("history")(history_cmd)
