@@ -49,7 +49,7 @@ def search_cmd(
         print(AUTOMATED_WARNING, file=sys.stderr)
     with _client() as client:
         results = search(term, client=client, config=state.config(), limit=limit, filters=filters, log=state.log)
-    results = _valid_only(list(results), lambda r: _valid_repository(r.name), "search result(s)")
+    results = list(_valid_only(results, lambda r: _valid_repository(r.name), "search result(s)"))
     # docker's searchContext: IsOfficial is "[OK]"/"" in text, "true"/"false" when marshalled to JSON.
     as_json = format_ is not None and format_.strip() in ("json", "{{json .}}")
     rows = []
@@ -83,10 +83,10 @@ def tags_cmd(
         found = list_tags(name, client=client, limit=limit)
     from imgctl.reference import is_valid_tag
 
-    tags = _valid_only(list(found.tags), is_valid_tag, "tag(s)")
+    tags = _valid_only(found.tags, is_valid_tag, "tag(s)")
     if format_ is None:
-        if tags:
-            print("\n".join(tags))
+        for tag in tags:  # one per line as they come
+            sys.stdout.write(tag + "\n")
         return
     from imgctl.formatting import rows_output
 
@@ -105,11 +105,15 @@ def _valid_repository(name: str) -> bool:
     return True
 
 
-def _valid_only(items, valid, what: str) -> list:
-    """The items whose name the reference grammar accepts; the others are never printed
-    as if they were names: one line on stderr says how many were skipped."""
-    kept = [x for x in items if valid(x)]
-    skipped = len(items) - len(kept)
+def _valid_only(items, valid, what: str):
+    """The items whose name the reference grammar accepts, as they come (a stream stays a
+    stream); the others are never printed as if they were names: at the end, one line on
+    stderr says how many were skipped."""
+    skipped = 0
+    for x in items:
+        if valid(x):
+            yield x
+        else:
+            skipped += 1
     if skipped:
         print(f"WARNING: skipped {skipped} {what} from the registry: not valid names", file=sys.stderr)
-    return kept
