@@ -4,6 +4,7 @@ label!=, until=), usage lines with docker's placeholders."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 
@@ -441,3 +442,34 @@ def test_unclosed_action_through_the_cli_is_one_line():
 def test_history_rows_that_render_empty_still_print_their_lines(store):
     r = run("history", "--format", "{{if false}}x{{end}}", f"{store['name']}:1")
     assert (r.code, r.out) == (0, "\n")  # one layer, one history entry: one empty line
+
+
+# parse_test.go parseTests: what Go parses and what it refuses (funcs: the builtins)
+GO_PARSES = ["", "{{/*\n\n\n*/}}", " \t\n", "some text", "{{.X}}", "{{printf}}", "{{$}}", "{{with $x := 3}}{{$x 23}}{{end}}", "{{$.I}}", "{{printf `%d` 23}}", "{{.X|.Y}}", "{{$x := .X|.Y}}",
+ "{{.X (.Y .Z) (.A | .B .C) (.E)}}", "{{(.Y .Z).Field}}", "{{if .X}}hello{{end}}", "{{if .X}}true{{else}}false{{end}}", "{{if .X}}true{{else if .Y}}false{{end}}",
+ "+{{if .X}}X{{else if .Y}}Y{{else if .Z}}Z{{end}}+", "{{range .X}}hello{{end}}", "{{range .X.Y.Z}}hello{{end}}", "{{range .X}}hello{{range .Y}}goodbye{{end}}{{end}}",
+ "{{range .X}}true{{else}}false{{end}}", "{{range .X|.M}}true{{else}}false{{end}}", "{{range .SI}}{{.}}{{end}}", "{{range $x := .SI}}{{.}}{{end}}", "{{range $x, $y := .SI}}{{.}}{{end}}",
+ "{{range .SI}}{{.}}{{break}}{{end}}", "{{range .SI}}{{.}}{{continue}}{{end}}", "{{range .SI 1 -3.2i true false 'a' nil}}{{end}}", "{{with .X}}hello{{end}}",
+ "{{with .X}}hello{{else}}goodbye{{end}}", "{{with .X}}hello{{else with .Y}}goodbye{{end}}", "{{with .X}}X{{else with .Y}}Y{{else with .Z}}Z{{end}}",
+ "x \r\n\t{{- 3}}", "{{3 -}}\n\n\ty", "x \r\n\t{{- 3 -}}\n\n\ty", "x\n{{-  3   -}}\ny", "x \r\n\t{{- /* hi */}}", "{{/* hi */ -}}\n\n\ty", "x \r\n\t{{- /* */ -}}\n\n\ty",
+ "{{ $x \n := \n 1 \n }}", "{{\n\"x\"\n|\nprintf\n}}", "{{/*\nhello\n*/}}", "{{-\n/*\nhello\n*/\n-}}", "{{range .SI}}{{.}}{{ continue }}{{end}}", "{{range .SI}}{{.}}{{ break }}{{end}}",
+ "{{$x := 0}}{{$x}}", "{{$x:=.}}{{$x +2}}", "{{range $x := 0}}{{$x}}{{end}}", "{{range $x = 0}}{{$x}}{{end}}", "{{ (( 1 )) }}", "{{ ((( 1 ))) }}", "{{ ((( 1 ))) | printf }}", "{{ if ((( true ))) }}YES{{ end }}"]
+GO_REJECTS = ["{{}}", "{{\n}}", "hello{{range", "{{end}}", "{{else}}", "{{if .X}}hello{{end}}{{else}}", "{{if .X}}1{{else}}2{{else}}3{{end}}", "hello{{range .x}}", "hello{{range .x}}{{else}}",
+ "hello{{undefined}}", "{{$x}}", "{{with $x := 4}}{{end}}{{$x}}", "{{with $x.Y := 4}}{{end}}", "{{printf 3, 4}}", "{{with $v, $u := 3}}{{end}}", "{{range $u, $v, $w := 3}}{{end}}",
+ "{{printf (printf .).}}", "{{printf 3`x`}}", "{{printf `x`.}}", "{{if .X}}a{{else if .Y}}b{{end}}{{end}}", "{{range .}}{{end}} {{break}}", "{{range .}}{{end}} {{continue}}",
+ "{{range .}}{{else}}{{break}}{{end}}", "{{range .}}{{else}}{{continue}}{{end}}", "{{$x += 1}}{{$x}}", "{{$x ! 2}}{{$x}}", "{{$x % 3}}{{$x}}", "{{range $x := $y := 3}}{{end}}",
+ "{{$x:=.}}{{$x!2}}", "{{$x:=.}}{{$x+2}}", "{{1.E}}", "{{0.1.E}}", "{{true.E}}", "{{'a'.any}}", "{{\"hello\".guys}}", "{{..E}}", "{{nil.E}}", "{{12|.}}", "{{.|12|printf}}",
+ "{{.|printf|\"error\"}}", "{{12|printf|'e'}}", "{{.|true}}", "{{'c'|nil}}", "{{printf \"%d\" ( ) }}", "{{range $k}}{{end}}", "{{range $k, $v}}{{end}}", "{{range $k,}}{{end}}",
+ "{{range $k, $v := }}{{end}}", "{{range $k, .}}{{end}}", "{{range $k, 123 := .}}{{end}}", "{{$a,$b,$c := 23}}"]
+
+
+@pytest.mark.parametrize("text", GO_PARSES)
+def test_template_parses_what_go_parses(text):
+    Template(text, raw=True)
+
+
+@pytest.mark.parametrize("text", GO_REJECTS)
+def test_template_refuses_what_go_refuses(text):
+    with pytest.raises(UsageError) as info:
+        Template(text, raw=True)
+    assert re.match(r"template parsing error: template: :\d+: \S", str(info.value))
