@@ -50,6 +50,7 @@ from imgctl.errors import UsageError
 
 __all__ = [
     "human_size",
+    "bytes_size",
     "human_duration",
     "created_since",
     "display_width",
@@ -61,25 +62,139 @@ __all__ = [
     "GoMap",
     "format_rows",
     "go_json",
+    "terminal_safe",
+    "safe_data",
+    "rows_output",
+    "json_text_safe",
 ]
+
+
+# ---------------------------------------------------------------------------
+# Terminal safety
+#
+# Text from registries, archives and image configs reaches the terminal only through
+# ``terminal_safe``: every control character (C0 including NUL, ESC, CR, BS, LF and TAB;
+# DEL; C1 U+0080-U+009F including the one-byte CSI U+009B), the bidirectional and line
+# controls (U+061C, U+200E/F, U+2028/9, U+202A-E, U+2066-9) and lone surrogates (which
+# cannot even be encoded) become visible escapes: ``\n``, ``\r``, ``\t``, ``\xHH``
+# (below U+0100) or ``\uHHHH``.  The escapes are for display, not reversible (a
+# backslash is left as it is).  Values are escaped before they go into a template or a
+# table (so a tag with a newline cannot forge a line, nor a TAB shift a column); the
+# template's own output then keeps LF and TAB (they come from the format the user wrote)
+# and loses every other control (a ``printf "%c" 27`` included).  JSON output is left to
+# the JSON encoders, which escape all of these as ``\uXXXX``.
+
+_UNSAFE_OTHER = "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE_RE = re.compile("[\x00-\x1f" + _UNSAFE_OTHER + "]")
+_UNSAFE_KEEP_LF_TAB_RE = re.compile("[\x00-\x08\x0b-\x1f" + _UNSAFE_OTHER + "]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _visible_escape(m: re.Match) -> str:
+    ch = m.group(0)
+    named = _NAMED_ESCAPES.get(ch)
+    if named is not None:
+        return named
+    cp = ord(ch)
+    return "\\x%02x" % cp if cp < 0x100 else "\\u%04x" % cp
+
+
+class _Escaped(str):
+    """A value that :func:`safe_data` escaped: prints as the escaped text, while the JSON
+    encoders (which escape every control themselves) still see the original in ``raw``."""
+
+    def __new__(cls, escaped: str, raw: str) -> "_Escaped":
+        self = super().__new__(cls, escaped)
+        self.raw = raw
+        return self
+
+
+def _escape_value(text: str) -> str:
+    if text.isprintable() or _UNSAFE_RE.search(text) is None:
+        return text
+    return _Escaped(_UNSAFE_RE.sub(_visible_escape, text), text)
+
+
+def terminal_safe(text: str, *, keep_lf_tab: bool = False) -> str:
+    """``text`` with every terminal control escaped visibly (see above); ``keep_lf_tab``
+    leaves LF and TAB alone (a template's own layout)."""
+    if text.isprintable():
+        return text
+    rx = _UNSAFE_KEEP_LF_TAB_RE if keep_lf_tab else _UNSAFE_RE
+    if rx.search(text) is None:
+        return text
+    return rx.sub(_visible_escape, text)
+
+
+def safe_data(v: Any) -> Any:
+    """A copy of decoded JSON-like data (dicts, lists, strings) with every string, keys
+    included, escaped as :func:`terminal_safe` does (the JSON encoders still see the
+    original text); dict types are kept (a :class:`GoMap`
+    stays a GoMap), tuples become lists (both are Go slices to the template engine).
+    Iterative, so depth is no problem."""
+    if isinstance(v, str):
+        return _escape_value(v)
+    if not isinstance(v, (dict, list, tuple)):
+        return v
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(v, root, 0)]
+    while stack:
+        src, parent, key = stack.pop()
+        if isinstance(src, str):
+            parent[key] = _escape_value(src)
+        elif isinstance(src, dict):
+            dst = src.__class__.__new__(src.__class__)
+            dict.__init__(dst)
+            if isinstance(src, RowContext):
+                dst.type_name = src.type_name
+            parent[key] = dst
+            for k, x in src.items():
+                nk = _escape_value(k) if isinstance(k, str) else k
+                dst[nk] = None
+                stack.append((x, dst, nk))
+        elif isinstance(src, (list, tuple)):
+            dst_list: list[Any] = [None] * len(src)
+            parent[key] = dst_list
+            for i, x in enumerate(src):
+                stack.append((x, dst_list, i))
+        else:
+            parent[key] = src
+    return root[0]
 
 
 # ---------------------------------------------------------------------------
 # Sizes and durations (docker/go-units)
 
 _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
+
+def _custom_size(precision: int, n: int | float, base: float, units: tuple[str, ...]) -> str:
+    """go-units ``CustomSize("%.<precision>g%s", n, base, units)``: divide by ``base`` while
+    ``>= base`` (up to the last unit), then Go's ``%.*g``.  Python's ``%g`` with a precision
+    is Go's (correct decimal rounding, ties to even, trailing zeros dropped, two-digit
+    exponent); only the special values are spelled differently (Go: ``+Inf``, ``NaN``)."""
+    size = float(n)
+    i = 0
+    while size >= base and i < len(units) - 1:
+        size /= base
+        i += 1
+    if size != size:
+        return "NaN" + units[i]
+    if size in (float("inf"), float("-inf")):
+        return ("+Inf" if size > 0 else "-Inf") + units[i]
+    return "%.*g%s" % (precision, size, units[i])
 
 
 def human_size(n: int | float, precision: int = 3) -> str:
-    """go-units ``HumanSizeWithPrecision(n, precision)``: ``204MB``, ``5.61MB``, ``0B``."""
-    size = float(n)
-    i = 0
-    while size >= 1000.0 and i < len(_DECIMAL_UNITS) - 1:
-        size /= 1000.0
-        i += 1
-    # Python's %g with an explicit precision matches Go's %.*g (same
-    # significant-digit rounding, trailing zeros dropped, 2-digit exponent).
-    return "%.*g%s" % (precision, size, _DECIMAL_UNITS[i])
+    """go-units ``HumanSizeWithPrecision(n, precision)``: ``204MB``, ``5.61MB``, ``0B``
+    (``HumanSize`` is precision 4).  Negative sizes are never divided: ``-1e+03B``."""
+    return _custom_size(precision, n, 1000.0, _DECIMAL_UNITS)
+
+
+def bytes_size(n: int | float) -> str:
+    """go-units ``BytesSize``: binary units, four significant digits (``1.049e+06YiB``)."""
+    return _custom_size(4, n, 1024.0, _BINARY_UNITS)
 
 
 _NS_SECOND = 1_000_000_000
@@ -507,6 +622,8 @@ def _go_type(v: Any) -> str:
         return "int"
     if isinstance(v, float):
         return "float64"
+    if isinstance(v, complex):
+        return "complex128"
     if isinstance(v, str):
         return "string"
     if isinstance(v, RowContext):
@@ -584,8 +701,11 @@ def _go_sprint_value(v: Any) -> str:
         return str(v)
     if isinstance(v, float):
         return _go_float_v(v)
+    if isinstance(v, complex):  # fmt's %v of a complex128: (1+2i)
+        imag = _go_float_v(v.imag)
+        return f"({_go_float_v(v.real)}{'' if imag[0] in '+-' else '+'}{imag}i)"
     if isinstance(v, dict):
-        items = sorted(v.items(), key=lambda kv: str(kv[0]))
+        items = sorted(v.items(), key=lambda kv: _json_key(kv[0]))
         return "map[" + " ".join(
             f"{_go_sprint_value(k)}:{_go_sprint_value(x)}" for k, x in items
         ) + "]"
@@ -609,7 +729,15 @@ def _go_sprint(args: list[Any]) -> str:
     return "".join(out)
 
 
+_JSON_ALSO_ESCAPED = frozenset(range(0x7F, 0xA0)) | {0x061C, 0x200E, 0x200F, 0x2028, 0x2029} | frozenset(
+    range(0x202A, 0x202F)
+) | frozenset(range(0x2066, 0x206A))
+
+
 def _json_string(s: str, escape_html: bool) -> str:
+    """Go's encoding/json string, and more: DEL, C1 controls and the bidirectional
+    controls are escaped too (Go writes them raw; the same JSON value either way)."""
+    s = getattr(s, "raw", s)
     out = ['"']
     for ch in s:
         cp = ord(ch)
@@ -626,9 +754,11 @@ def _json_string(s: str, escape_html: bool) -> str:
                 )
             elif escape_html and ch in "<>&":
                 out.append("\\u%04x" % cp)
+            elif cp == 0x7F:
+                out.append("\\u007f")
             else:
                 out.append(ch)
-        elif cp in (0x2028, 0x2029):
+        elif cp in _JSON_ALSO_ESCAPED:
             out.append("\\u%04x" % cp)
         elif 0xD800 <= cp <= 0xDFFF:
             out.append("\\ufffd")  # invalid UTF-8 becomes U+FFFD in Go
@@ -656,6 +786,23 @@ def _json_float(f: float) -> str:
     return _fmt_f(neg, digits, dp)
 
 
+_JSON_TEXT_UNSAFE_RE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def json_text_safe(text: str) -> str:
+    """JSON text from ``json.dumps(..., ensure_ascii=False)`` escaped as :func:`go_json`
+    escapes it: DEL, C1 and bidirectional controls as ``\\uXXXX``, a lone surrogate as
+    ``\\ufffd`` (Go's replacement for invalid UTF-8).  These characters can only occur
+    inside JSON strings, so the value stays the same."""
+    return _JSON_TEXT_UNSAFE_RE.sub(
+        lambda m: "\\ufffd" if 0xD800 <= ord(m.group(0)) <= 0xDFFF else "\\u%04x" % ord(m.group(0)), text
+    )
+
+
+def _json_key(k: Any) -> str:
+    return getattr(k, "raw", k) if isinstance(k, str) else str(k)
+
+
 def _json_encode(v: Any, escape_html: bool) -> str:
     if v is None:
         return "null"
@@ -669,18 +816,20 @@ def _json_encode(v: Any, escape_html: bool) -> str:
         return str(v)
     if isinstance(v, float):
         return _json_float(v)
+    if isinstance(v, complex):
+        raise _CallError("json: unsupported type: complex128")
     if isinstance(v, RowContext):
         # docker's MarshalJSON: json.Marshal of a map -> sorted, HTML-escaped
-        items = sorted(v.items(), key=lambda kv: str(kv[0]))
+        items = sorted(v.items(), key=lambda kv: _json_key(kv[0]))
         return "{" + ",".join(
-            _json_string(str(k), True) + ":" + _json_encode(x, True) for k, x in items
+            _json_string(_json_key(k), True) + ":" + _json_encode(x, True) for k, x in items
         ) + "}"
     if isinstance(v, dict):
         items = list(v.items())
         if isinstance(v, (GoMap, _HeaderMap)):
-            items.sort(key=lambda kv: str(kv[0]))
+            items.sort(key=lambda kv: _json_key(kv[0]))
         return "{" + ",".join(
-            _json_string(str(k), escape_html) + ":" + _json_encode(x, escape_html)
+            _json_string(_json_key(k), escape_html) + ":" + _json_encode(x, escape_html)
             for k, x in items
         ) + "}"
     if isinstance(v, (list, tuple)):
@@ -947,10 +1096,10 @@ class _Lexer:
             self.emit(T_LPAREN)
             self.paren += 1
         elif r == ")":
-            self.emit(T_RPAREN)
             self.paren -= 1
-            if self.paren < 0:
+            if self.paren < 0:  # the error in place of the ")" (Go's lexer)
                 return self.error("unexpected right paren")
+            self.emit(T_RPAREN)
         elif ord(r) < 0x80 and r.isprintable():
             self.emit(T_CHAR)
         else:
@@ -1223,57 +1372,172 @@ class _String(_Node):
         return self.quoted
 
 
+def _underscore_ok(s: str) -> bool:
+    """strconv's underscoreOK: ``_`` only between digits, or between a base prefix and a digit."""
+    saw = "^"
+    if s[:1] in ("+", "-"):
+        s = s[1:]
+    i, hexa = 0, False
+    if len(s) >= 2 and s[0] == "0" and s[1] in "bBoOxX":
+        i, saw, hexa = 2, "0", s[1] in "xX"
+    for c in s[i:]:
+        if c.isdigit() and c.isascii() or hexa and c in "abcdefABCDEF":
+            saw = "0"
+        elif c == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+        elif saw == "_":
+            return False
+        else:
+            saw = "!"
+    return saw != "_"
+
+
+def _go_parse_uint(s: str) -> int | None:
+    """strconv.ParseUint(s, 0, 64): base prefixes 0b 0o 0x and a bare leading 0 (octal)."""
+    if not s:
+        return None
+    body, base = s, 10
+    if s[0] == "0":
+        if len(s) >= 3 and s[1] in "bB":
+            body, base = s[2:], 2
+        elif len(s) >= 3 and s[1] in "oO":
+            body, base = s[2:], 8
+        elif len(s) >= 3 and s[1] in "xX":
+            body, base = s[2:], 16
+        else:
+            body, base = s[1:], 8
+    n = 0
+    underscores = False
+    for c in body:
+        if c == "_":
+            underscores = True
+            continue
+        d = int(c, 16) if c in "0123456789abcdefABCDEF" else 99
+        if d >= base:
+            return None
+        n = n * base + d
+    if underscores and not _underscore_ok(s):
+        return None
+    return n if n < 1 << 64 else None
+
+
+def _go_parse_int(s: str) -> int | None:
+    """strconv.ParseInt(s, 0, 64)."""
+    neg = s[:1] == "-"
+    u = _go_parse_uint(s[1:] if s[:1] in "+-" else s)
+    if u is None:
+        return None
+    if neg:
+        return -u if u <= 1 << 63 else None
+    return u if u < 1 << 63 else None
+
+
+_GO_DEC_FLOAT = re.compile(r"[+-]?(?:[0-9_]+\.?[0-9_]*|\.[0-9_]+)(?:[eE][+-]?[0-9_]+)?")
+_GO_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F_]+\.?[0-9a-fA-F_]*|\.[0-9a-fA-F_]+)[pP][+-]?[0-9_]+")
+
+
+def _go_parse_float(s: str) -> float | None:
+    """strconv.ParseFloat(s, 64) for the literal forms the lexer produces (decimal, or hex
+    with its mandatory ``p`` exponent; ``_`` as strconv allows it); None when Go refuses."""
+    if "_" in s and not _underscore_ok(s):
+        return None
+    t = s.replace("_", "")
+    try:
+        if _GO_HEX_FLOAT.fullmatch(s):
+            return float.fromhex(t)
+        if _GO_DEC_FLOAT.fullmatch(s) and any(c.isdigit() for c in t):
+            return float(t)
+    except (ValueError, OverflowError):
+        return None
+    return None
+
+
+def _int64_of(f: float) -> int | None:
+    return int(f) if f == f and -(2**63) <= f < 2**63 and int(f) == f else None
+
+
 class _Number(_Node):
-    __slots__ = ("text", "is_int", "is_float", "int_val", "float_val", "is_char")
+    """A number or character constant as Go's parse.NumberNode: which of int, uint, float
+    and complex it can be (several at once), decided as ``newNumber`` decides."""
+
+    __slots__ = ("text", "is_int", "is_uint", "is_float", "is_complex", "int_val", "float_val", "complex_val", "is_char")
     kind = "number"
 
-    def __init__(self, pos, text: str, is_char: bool):
+    def __init__(self, pos, text: str, is_char: bool, is_complex_item: bool = False):
         self.pos, self.text, self.is_char = pos, text, is_char
-        self.is_int = self.is_float = False
-        self.int_val, self.float_val = 0, 0.0
+        self.is_int = self.is_uint = self.is_float = self.is_complex = False
+        self.int_val, self.float_val, self.complex_val = 0, 0.0, 0j
         if is_char:
             try:
                 ch = _go_unquote(text)
             except ValueError:
                 raise _ParseFail(f"malformed character constant: {text}")
-            self.is_int = self.is_float = True
+            self.is_int = self.is_uint = self.is_float = True
             self.int_val = ord(ch)
             self.float_val = float(self.int_val)
             return
-        if text.endswith("i"):
-            raise _ParseFail(f"illegal number syntax: {_go_quote(text)}")
-        t = text.replace("_", "")
-        try:
-            self.int_val = int(t, 0)
-            self.is_int = True
-        except ValueError:
-            pass
-        try:
-            if t.lower().lstrip("+-").startswith("0x"):
-                f = float.fromhex(t)
-            else:
-                f = float(t)
-            self.float_val = f
-            self.is_float = True
-            if not self.is_int and f == int(f) and abs(f) < 2**63:
-                self.is_int = True
-                self.int_val = int(f)
-        except (ValueError, OverflowError):
-            pass
-        if self.is_int and not self.is_float:
-            self.is_float = True
-            self.float_val = float(self.int_val)
-        if not self.is_int and not self.is_float:
+        if is_complex_item:  # "1+2i": fmt.Sscan parses the pair
+            m = re.fullmatch(r"([+-]?[^+-]+(?:[eEpP][+-][^+-]+)?)([+-][^+-]+(?:[eEpP][+-][^+-]+)?)i", text)
+            re_, im = (_go_parse_float(m.group(1)), _go_parse_float(m.group(2))) if m else (None, None)
+            if re_ is None or im is None:
+                raise _ParseFail(f"illegal number syntax: {_go_quote(text)}")
+            self._set_complex(complex(re_, im))
+            return
+        if text.endswith("i"):  # imaginary: complex unless zero ("073i" is 73i: not octal)
+            f = _go_parse_float(text[:-1])
+            if f is not None:
+                self._set_complex(complex(0, f))
+                return
+        u = _go_parse_uint(text)
+        if u is not None:
+            self.is_uint = True
+        i = _go_parse_int(text)
+        if i is not None:
+            self.is_int, self.int_val = True, i
+            if i == 0:
+                self.is_uint = True  # -0 is a uint too
+        if self.is_int:
+            self.is_float, self.float_val = True, float(self.int_val)
+        elif self.is_uint:
+            self.is_float, self.float_val = True, float(u)
+        else:
+            f = _go_parse_float(text)
+            if f is not None:
+                if not any(c in text for c in ".eEpP"):
+                    raise _ParseFail(f"integer overflow: {_go_quote(text)}")
+                self.is_float, self.float_val = True, f
+                n = _int64_of(f)
+                if n is not None:
+                    self.is_int, self.int_val = True, n
+                if f == f and 0 <= f < 2**64 and int(f) == f:
+                    self.is_uint = True
+        if not (self.is_int or self.is_uint or self.is_float):
             raise _ParseFail(f"illegal number syntax: {_go_quote(text)}")
 
+    def _set_complex(self, c: complex) -> None:
+        self.is_complex, self.complex_val = True, c
+        if c.imag == 0:  # simplifyComplex
+            self.is_float, self.float_val = True, c.real
+            n = _int64_of(c.real)
+            if n is not None:
+                self.is_int, self.int_val = True, n
+            self.is_uint = c.real == c.real and 0 <= c.real < 2**64 and int(c.real) == c.real
+
     def ideal(self):
-        if self.is_char:
-            return self.int_val
-        t = self.text.lower()
-        if self.is_float and not t.lstrip("+-").startswith("0x") and any(c in t for c in ".ep"):
+        """exec.go idealConstant: complex, else float when the text looks like one (not a
+        hex integer, not a character), else int; a uint beyond int64 does not fit."""
+        if self.is_complex:
+            return self.complex_val
+        t = self.text
+        hex_int = len(t) > 2 and t[0] == "0" and t[1] in "xX" and not any(c in t for c in "pP")
+        if self.is_float and not hex_int and not self.is_char and any(c in t for c in ".eEpP"):
             return self.float_val
         if self.is_int:
             return self.int_val
+        if self.is_uint:
+            raise ValueError(f"{t} overflows int")
         return self.float_val
 
     def __str__(self):
@@ -1389,6 +1653,7 @@ class _Parser:
         self.vars = ["$"]
         self.range_depth = 0
         self.line = 1
+        self.action_line = 0  # line of the {{ of the action being parsed (Go's actionLine)
 
     # token plumbing (Go's three-token lookahead as a push-back stack)
     def next(self) -> _Tok:
@@ -1428,7 +1693,15 @@ class _Parser:
 
     def unexpected(self, tok: _Tok, context: str):
         if tok.typ == T_ERROR:
-            self.errorf(tok.val)
+            # Go names the line where an action started when the lexer failed on another
+            # one: "unclosed action started at :2", "unterminated quoted string in action
+            # started at :1".
+            extra = ""
+            if self.action_line and self.action_line != tok.line:
+                extra = f" in action started at :{self.action_line}"
+                if tok.val.endswith(" action"):
+                    extra = extra[len(" in action") :]
+            self.errorf(tok.val + extra)
         self.errorf(f"unexpected {tok} in {context}")
 
     # grammar
@@ -1463,7 +1736,11 @@ class _Parser:
         if tok.typ == T_TEXT:
             return _Text(tok.pos, tok.val)
         if tok.typ == T_LEFT:
-            return self.action()
+            self.action_line = tok.line
+            try:
+                return self.action()
+            finally:
+                self.action_line = 0
         self.unexpected(tok, "input")
         raise AssertionError
 
@@ -1585,14 +1862,12 @@ class _Parser:
             tok = self.next()
             if tok.typ == T_SPACE:
                 continue
-            if tok.typ == T_ERROR:
-                self.errorf(tok.val)
             if tok.typ in (T_RIGHT, T_RPAREN):
                 self.backup(tok)
             elif tok.typ == T_PIPE:
                 pass
             else:
-                self.errorf(f"unexpected {tok} in operand")
+                self.unexpected(tok, "operand")
             break
         if not cmd.args:
             self.errorf("empty command")
@@ -1619,7 +1894,7 @@ class _Parser:
         tok = self.next_non_space()
         t = tok.typ
         if t == T_ERROR:
-            self.errorf(tok.val)
+            self.unexpected(tok, "operand")
         if t == T_IDENT:
             if tok.val not in self.funcs:
                 self.errorf(f"function {_go_quote(tok.val)} not defined")
@@ -1639,7 +1914,7 @@ class _Parser:
             return _Bool(tok.pos, tok.val == "true")
         if t in (T_CHARCONST, T_COMPLEX, T_NUMBER):
             try:
-                return _Number(tok.pos, tok.val, t == T_CHARCONST)
+                return _Number(tok.pos, tok.val, t == T_CHARCONST, t == T_COMPLEX)
             except _ParseFail as e:
                 self.errorf(str(e))
         if t == T_LPAREN:
@@ -1671,7 +1946,7 @@ def _truth(v: Any) -> bool:
         return False
     if isinstance(v, RowContext):
         return True  # a non-nil struct pointer
-    if isinstance(v, (bool, int, float, str, list, tuple, dict, bytes)):
+    if isinstance(v, (bool, int, float, complex, str, list, tuple, dict, bytes)):
         return bool(v)
     return True
 
@@ -1798,8 +2073,10 @@ def _fn_slice(item, *indexes):
         seq = list(item)
     else:
         raise _CallError(f"can't slice item of type {_go_type(item)}")
-    idx = [0, len(seq)]
-    for i, x in enumerate(indexes[:2]):
+    idx = [0, len(seq), len(seq)]
+    for i, x in enumerate(indexes):  # Go's indexArg against the capacity (= length here)
+        if x is None:
+            raise _CallError("cannot index slice/array with nil")
         if isinstance(x, bool) or not isinstance(x, int):
             raise _CallError(f"cannot index slice/array with type {_go_type(x)}")
         if x < 0 or x > len(seq):
@@ -1807,6 +2084,8 @@ def _fn_slice(item, *indexes):
         idx[i] = x
     if idx[0] > idx[1]:
         raise _CallError(f"invalid slice index: {idx[0]} > {idx[1]}")
+    if len(indexes) == 3 and idx[1] > idx[2]:  # item[i:j:k] needs i <= j <= k
+        raise _CallError(f"invalid slice index: {idx[1]} > {idx[2]}")
     res = seq[idx[0] : idx[1]]
     if isinstance(item, str):
         return res.decode("utf-8", "replace")
@@ -1826,9 +2105,11 @@ def _fn_printf(fmt, *args):
 
 
 def _eval_args_str(args) -> str:
+    """text/template's evalArgs (html, js, urlquery): fmt.Sprint of the arguments, where a
+    missing or nil value reads ``<no value>`` (printableValue), not ``<nil>``."""
     if len(args) == 1 and isinstance(args[0], str):
         return args[0]
-    return _go_sprint(list(args))
+    return _go_sprint(["<no value>" if a is None else a for a in args])
 
 
 def _fn_html(*args):
@@ -2068,6 +2349,15 @@ def _fmt_one(verb: str, flags: str, width: int | None, prec: int | None, v: Any)
                 s = "+" + s
             return _pad_str(s, width, flags, zero_ok=True)
         return _bad_verb(verb, v)
+    if isinstance(v, complex):
+        # fmt's fmtComplex: "(" real imag "i)", each part formatted with the verb, width and
+        # precision, the imaginary part always signed
+        if verb in "veEfFgG":
+            fv = "g" if verb == "v" else verb
+            re_part = _fmt_one(fv, flags, width, prec, v.real)
+            im_part = _fmt_one(fv, flags.replace("+", "") + "+", width, prec, v.imag)
+            return f"({re_part}{im_part}i)"
+        return _bad_verb(verb, v)
     if isinstance(v, str):
         if verb == "s":
             s = v if prec is None else v[:prec]
@@ -2178,6 +2468,13 @@ class _State:
         line = 1 + before.count("\n")
         col = len(before[nl + 1 :].encode("utf-8", "surrogatepass"))
         raise _ExecFail(f'template: :{line}:{col}: executing "" at <{node}>: {msg}')
+
+    def ideal(self, n: "_Number") -> Any:
+        self.at(n)
+        try:
+            return n.ideal()
+        except ValueError as e:
+            self.errorf(str(e))
 
     # variables
     def mark(self) -> int:
@@ -2335,7 +2632,7 @@ class _State:
         if isinstance(first, _Nil):
             self.errorf("nil is not a command")
         if isinstance(first, _Number):
-            return first.ideal()
+            return self.ideal(first)
         if isinstance(first, _String):
             return first.value
         self.errorf(f"can't evaluate command {first}")
@@ -2462,7 +2759,7 @@ class _State:
         if isinstance(n, _Bool):
             return n.value
         if isinstance(n, _Number):
-            return n.ideal()
+            return self.ideal(n)
         if isinstance(n, _String):
             return n.value
         self.errorf(f"can't handle {n} for arg of type {_KIND_NAMES[kind]}")
@@ -2543,12 +2840,17 @@ class Template:
             return "".join(st.out), _ExecFail('template: : executing "": nesting too deep')
         return "".join(st.out), None
 
-    def render(self, obj: Any) -> str:
-        """Execute against ``obj``; errors raise ``UsageError`` with docker's wording."""
-        out, err = self._execute(obj, _BASIC_FUNCS)
+    def render(self, obj: Any, *, safe: bool = True) -> str:
+        """Execute against ``obj``; errors raise ``UsageError`` with docker's wording.
+
+        ``safe`` (the default): for a terminal.  Every string in ``obj`` is escaped first
+        (:func:`safe_data`; ``json`` still encodes the original), and the output then keeps
+        no control character but the LF and TAB the template itself wrote.
+        """
+        out, err = self._execute(safe_data(obj) if safe else obj, _BASIC_FUNCS)
         if err is not None:
             raise UsageError(f"template parsing error: {err}") from None
-        return out
+        return terminal_safe(out, keep_lf_tab=True) if safe else out
 
     def render_header(self, headers: dict[str, str]) -> str:
         """The table header: the template run against the header map with
@@ -2566,6 +2868,20 @@ def simple_table_fields(fmt: str) -> list[str] | None:
     """Field names of a ``table {{.A}}\\t{{.B}}`` format made only of fields and tabs, else None."""
     m = _SIMPLE_TABLE.fullmatch(fmt)
     return _SIMPLE_FIELD.findall(m.group(1)) if m else None
+
+
+def _safe_rows(rows: list[dict]) -> list[dict]:
+    """``rows`` with their values escaped for a terminal (:func:`safe_data`); the same list
+    when nothing needs it (one scan over the string values of every row)."""
+    try:
+        text = " ".join(v for r in rows for v in r.values())
+    except TypeError:  # a value that is not a string: look at each row
+        clean = False
+    else:  # every unsafe character is unprintable; isprintable() is the quicker scan
+        clean = text.isprintable() or _UNSAFE_RE.search(text) is None
+    if clean:
+        return rows
+    return [{k: safe_data(v) for k, v in r.items()} for r in rows]
 
 
 def format_rows(
@@ -2593,6 +2909,7 @@ def format_rows(
     """
     if fmt is None or fmt == "" or fmt == "table":
         fmt = default_table
+    rows = _safe_rows(rows)
     fields = simple_table_fields(fmt)
     if fields is not None:
         # Fast path for the common "table {{.A}}\t{{.B}}..." over string fields: what the
@@ -2608,10 +2925,21 @@ def format_rows(
             out = _tabwrite(header + "\n" + "\n".join(lines) + ("\n" if lines else ""))
             return out[:-1] if out.endswith("\n") else out
     tmpl = Template(fmt)
-    rendered = [tmpl.render(RowContext(r, type_name)) for r in rows]
+    rendered = [terminal_safe(tmpl.render(RowContext(r, type_name), safe=False), keep_lf_tab=True) for r in rows]
     if not tmpl.is_table:
         return "\n".join(rendered)
     header = tmpl.render_header(headers)
     text = header + "\n" + "".join(r + "\n" for r in rendered)
     out = _tabwrite(text)
     return out[:-1] if out.endswith("\n") else out
+
+
+def rows_output(fmt: str | None, rows: list[dict], **kw) -> str:
+    """What a list command writes: :func:`format_rows`'s text and its final newline, or
+    nothing when a plain template has no rows.  As docker, every row ends with a newline,
+    so a single row that renders empty still prints an empty line, and a table always
+    prints at least its header line."""
+    text = format_rows(fmt, rows, **kw)
+    if rows or fmt is None or fmt.startswith("table") or fmt == "":
+        return text + "\n"
+    return ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -17,7 +18,7 @@ from imgctl.store import Store
 
 __all__ = ["ImageRow", "list_images", "familiar_repository", "parse_filters", "resolve_image", "resolve_image_id"]
 
-FILTER_KEYS = ("dangling", "label", "before", "since", "reference")
+FILTER_KEYS = ("dangling", "label", "label!", "before", "since", "until", "reference")
 
 
 class ImageRow(NamedTuple):  # a tuple: 10,000 of them are built per `images` on a big store
@@ -60,35 +61,150 @@ def parse_filters(values: list[str]) -> dict[str, list[str]]:
     for value in out.get("dangling", []):
         if value.lower() not in ("true", "false", "1", "0"):
             raise UsageError(f"invalid filter 'dangling={value}'")
+    for value in out.get("reference", []):
+        _match_re(value)  # a malformed pattern is an error, whether or not anything is listed
+    now = time.time()
+    for value in out.get("until", []):
+        until_timestamp(value, now)
     return out
+
+
+# -- until=: moby's timetypes.GetTimestamp ------------------------------------------------------
+_GO_DURATION_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_GO_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]*)")
+
+
+def _go_duration(s: str) -> float | None:
+    """Go's ``time.ParseDuration`` in seconds (``1h30m``, ``-1.5h``, ``300ms``, ``.5s``), or
+    None when Go refuses the text."""
+    neg = s[:1] == "-"
+    if s[:1] in "+-" and s:
+        s = s[1:]
+    if s == "0":
+        return 0.0
+    if not s:
+        return None
+    total = 0.0
+    while s:
+        m = _GO_DURATION_PART.match(s)
+        whole, frac, unit = m.group(1), m.group(2), m.group(3)
+        if not whole and not frac:  # "." or a unit with no number
+            return None
+        if unit not in _GO_DURATION_UNITS:
+            return None
+        total += (int(whole or 0) + (int(frac) / 10 ** len(frac) if frac else 0.0)) * _GO_DURATION_UNITS[unit]
+        s = s[m.end():]
+    return -total / 1e9 if neg else total / 1e9
+
+
+_GO_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:T(\d{1,2})(?::(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?)?"
+    r"(Z|[+-]\d{2}:\d{2})?"
+)
+
+
+def until_timestamp(value: str, now: float) -> float:
+    """The Unix time ``until=value`` means, as moby's ``timetypes.GetTimestamp``: a Go
+    duration before ``now`` (``10m``, ``1h30m``; ``0`` is a timestamp), a date or RFC 3339
+    time (``2024-01-02``, ``2024-01-02T15``, ``2024-01-02T15:04``,
+    ``2024-01-02T15:04:05.5``; local time unless it ends with ``Z`` or an offset such as
+    ``+02:00``), or a Unix timestamp (``1700000000``, ``1700000000.5``)."""
+    from datetime import datetime, timedelta, timezone
+
+    if value != "0":
+        d = _go_duration(value)
+        if d is not None:
+            return now - d
+    m = _GO_TIME.fullmatch(value)
+    if m is not None:
+        y, mo, d_, hh, mi, ss, frac, zone = m.groups()
+        if "T" not in value and (mi or ss or frac):
+            m = None
+    if m is not None:
+        if zone is None:
+            tz = datetime.fromtimestamp(now).astimezone().tzinfo  # the reference time's zone
+        elif zone == "Z":
+            tz = timezone.utc
+        else:
+            sign = -1 if zone[0] == "-" else 1
+            tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+        try:
+            t = datetime(int(y), int(mo), int(d_), int(hh or 0), int(mi or 0), int(ss or 0), tzinfo=tz)
+        except (ValueError, OverflowError):
+            t = None
+        if t is not None:
+            return t.timestamp() + (int(frac[:9].ljust(9, "0")) / 1e9 if frac else 0.0)
+    if "-" not in value and re.fullmatch(r"\d+(?:\.\d+)?", value):
+        return float(value)
+    raise UsageError(f"invalid filter 'until={value}': failed to parse value as time or duration: {json.dumps(value)}")
+
+
+BAD_PATTERN = "syntax error in pattern"  # Go's path.ErrBadPattern
 
 
 @lru_cache(maxsize=256)
 def _match_re(pattern: str) -> re.Pattern:
-    """Go's path.Match: '*' and '?' do not cross '/'; [...] classes with '^' negation."""
-    out, i = [], 0
-    while i < len(pattern):
+    """Go's ``path.Match`` as a regular expression; a malformed pattern is a ``UsageError``.
+
+    ``*`` and ``?`` do not cross ``/``; ``[...]`` classes (``^`` negates, ranges ``a-z``,
+    ``\\`` escapes) match any character, ``/`` included; an empty class, an unclosed ``[``,
+    a bare ``-`` or ``]`` where a class character is due and a trailing ``\\`` are errors
+    (Go checks the whole pattern, not only up to the first mismatch).
+    """
+    out, i, n = [], 0, len(pattern)
+
+    def bad() -> UsageError:
+        return UsageError(f"invalid filter 'reference={pattern}': {BAD_PATTERN}")
+
+    def class_char(i: int) -> tuple[str, int]:  # Go's getEsc
+        if i >= n or pattern[i] in "-]":
+            raise bad()
+        if pattern[i] == "\\":
+            i += 1
+            if i >= n:
+                raise bad()
+        return pattern[i], i + 1
+
+    while i < n:
         c = pattern[i]
         if c == "*":
             out.append("[^/]*")
+            i += 1
         elif c == "?":
             out.append("[^/]")
-        elif c == "[":
-            j = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("^", "!") else i + 1)
-            if j < 0:
-                raise UsageError(f"invalid reference filter pattern {pattern!r}")
-            body = pattern[i + 1 : j]
-            if body[:1] in ("^", "!"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = j
-        elif c == "\\" and i + 1 < len(pattern):
             i += 1
-            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            i += 1
+            negated = i < n and pattern[i] == "^"
+            if negated:
+                i += 1
+            ranges: list[tuple[str, str]] = []
+            while True:
+                if i < n and pattern[i] == "]" and ranges:
+                    i += 1
+                    break
+                lo, i = class_char(i)
+                hi = lo
+                if i < n and pattern[i] == "-":
+                    hi, i = class_char(i + 1)
+                ranges.append((lo, hi))
+            body = "".join(
+                re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}" for lo, hi in ranges if lo <= hi
+            )
+            if not body:  # only empty ranges such as z-a: nothing matches (everything, negated)
+                out.append("[\\s\\S]" if negated else "(?!)")
+            else:
+                out.append(("[^" if negated else "[") + body + "]")
+        elif c == "\\":
+            if i + 1 >= n:
+                raise bad()
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
         else:
             out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"\Z")
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.S)
 
 
 def _reference_match(patterns: list[str], repository: str, tag: str | None) -> bool:
@@ -99,11 +215,25 @@ def _reference_match(patterns: list[str], repository: str, tag: str | None) -> b
     return False
 
 
-def _label_match(filters: list[str], labels: dict) -> bool:
-    for f in filters:  # every label filter must hold (docker ANDs label filters)
-        key, sep, value = f.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
+def _label_match(filters: dict[str, list[str]], labels: dict) -> bool:
+    """moby's label checks: every ``label`` and ``label!`` filter must hold (AND).
+
+    ``label=KEY`` the key exists; ``label=KEY=VALUE`` it has that value; ``label!=KEY``
+    the key does not exist; ``label!=KEY=VALUE`` it exists with another value.  A key
+    written ``KEY!`` (``label=KEY!=VALUE``) flips the test, as moby does.
+    """
+    for name in ("label", "label!"):
+        for f in filters.get(name, ()):
+            key, sep, value = f.partition("=")
+            negate = name == "label!"
+            if key.endswith("!"):
+                key, negate = key[:-1], not negate
+            exists = key in labels
+            if not sep:
+                if exists == negate:
+                    return False
+            elif not exists or (labels[key] == value) == negate:
+                return False
     return True
 
 
@@ -157,15 +287,28 @@ def list_images(
     all_images: bool = False,
     filters: dict[str, list[str]] | None = None,
 ) -> list[ImageRow]:
-    """Rows of ``imgctl images``, newest first."""
+    """Rows of ``imgctl images``, newest first.
+
+    Dangling (untagged) images are listed without ``all_images``, as docker's classic store
+    lists them: it hides only *intermediate* images (untagged parents of other images, made
+    by local builds).  The store has no parent chains (it never builds), so it has no
+    intermediate images and ``all_images`` changes nothing; it is accepted for docker's
+    sake.
+    """
     filters = dict(filters or {})
     patterns = list(filters.get("reference", []))
     if name:
         patterns.append(name)
+    for pattern in patterns:
+        _match_re(pattern)  # malformed: an error even when nothing would be compared with it
     dangling = None
     if filters.get("dangling"):
         dangling = filters["dangling"][-1].lower() in ("true", "1")
-    before = min((_created(store, v) for v in filters.get("before", [])), default=None)
+    now = time.time()
+    before = min(
+        [_created(store, v) for v in filters.get("before", [])] + [until_timestamp(v, now) for v in filters.get("until", [])],
+        default=None,
+    )
     since = max((_created(store, v) for v in filters.get("since", [])), default=None)
 
     raw = store.list_rows()
@@ -190,8 +333,6 @@ def list_images(
             continue
         if dangling is False and is_dangling:
             continue
-        if is_dangling and not (all_images or dangling is True):
-            continue
         if before is not None and (created_ts is None or created_ts >= before):
             continue
         if since is not None and (created_ts is None or created_ts <= since):
@@ -200,11 +341,11 @@ def list_images(
         if patterns:
             if fam is None or not _reference_match(patterns, fam, tag):
                 continue
-        if "label" in filters:
+        if "label" in filters or "label!" in filters:
             labels = label_cache.get(image_id)
             if labels is None:
                 labels = label_cache[image_id] = json.loads(labels_json or "{}")
-            if not _label_match(filters["label"], labels):
+            if not _label_match(filters, labels):
                 continue
         else:
             labels = {}

@@ -49,13 +49,10 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pki import CA
 from tokenserver import QuietServer
 
-__all__ = ["Hub", "Rec", "TestCA", "ConnectProxy", "REGISTRY", "AUTH", "CDN", "RATE_LIMIT_TEXT"]
+__all__ = ["Hub", "Rec", "ConnectProxy", "REGISTRY", "AUTH", "CDN", "RATE_LIMIT_TEXT"]
 
 REGISTRY = "registry-1.docker.io"
 AUTH = "auth.docker.io"
@@ -64,74 +61,6 @@ SERVICE = "registry.docker.io"
 RATE_LIMIT_TEXT = (
     "You have reached your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit"
 )
-
-
-# -- a test CA ----------------------------------------------------------------------------------
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False,
-    )
-
-
-class TestCA:
-    """A CA and leaf certificates with SKI/AKI, key usages and SANs (strict X.509 verification)."""
-
-    __test__ = False  # not a pytest test class
-
-    def __init__(self, directory: Path, name: str = "imgctl hub test CA") -> None:
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        ski = x509.SubjectKeyIdentifier.from_public_key(self.key.public_key())
-        now = dt.datetime.now(dt.timezone.utc)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_key_usage(ca=True), critical=True)
-            .add_extension(ski, critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.path = self.dir / "ca.pem"
-        self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-
-    def server_context(self, host: str) -> ssl.SSLContext:
-        """A server-side TLS context with a leaf certificate for ``host`` signed by this CA."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
-        ca_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(ca=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
-        cert_path, key_path = self.dir / f"{host}.crt", self.dir / f"{host}.key"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        )
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert_path, key_path)
-        return ctx
 
 
 # -- a CONNECT proxy that knows where the names live ---------------------------------------------
@@ -244,7 +173,7 @@ class Hub:
         self._signatures: dict[str, int] = {}  # issued CDN signature -> times used
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self.ca = TestCA(self.dir / "ca")
+        self.ca = CA(self.dir / "ca", "imgctl hub test CA")
         self._servers: list[QuietServer] = []
         ports = {}
         for host, handle in ((REGISTRY, self._registry), (AUTH, self._auth), (CDN, self._cdn)):
@@ -288,7 +217,8 @@ class Hub:
 
     # -- servers ------------------------------------------------------------------------------
     def _serve(self, host: str, handle) -> int:
-        ctx = self.ca.server_context(host)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*self.ca.issue(host, server=True, hosts=(host,)))
         hub = self
 
         class Handler(BaseHTTPRequestHandler):

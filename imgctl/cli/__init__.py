@@ -45,8 +45,10 @@ class _State:
         return self._store
 
     def log(self, message: str) -> None:
-        if self.debug:
-            print(f"DEBU[imgctl] {message}", file=sys.stderr)
+        if self.debug:  # messages quote registries' errors: one clean line each
+            from imgctl.formatting import terminal_safe
+
+            print(f"DEBU[imgctl] {terminal_safe(message)}", file=sys.stderr)
 
 
 state = _State()
@@ -169,6 +171,15 @@ _GLOBAL_WITH_VALUE = ("--root", "--config")
 _GLOBAL_FLAGS = ("--debug",)
 
 
+def _missing_global_value(args: list[str]) -> None:
+    """``imgctl images --root`` (nothing after it): the value is missing, as click says it
+    for a command's own options (rather than "No such option" from the command)."""
+    end = args.index("--") if "--" in args else len(args)
+    for i, a in enumerate(args[:end]):
+        if a in _GLOBAL_WITH_VALUE and i + 1 >= end:
+            raise UsageError(f"Option '{a}' requires an argument.")
+
+
 def _hoist_global_options(argv: list[str]) -> list[str]:
     """Let global options appear anywhere before ``--``: ``imgctl pull --root X ubuntu``."""
     front: list[str] = []
@@ -190,6 +201,59 @@ def _hoist_global_options(argv: list[str]) -> list[str]:
             rest.append(a)
         i += 1
     return front + rest
+
+
+# Usage lines with docker's placeholders (``Usage: imgctl pull [OPTIONS] NAME[:TAG|@DIGEST]``)
+# rather than typer's ``{name}`` and ``<str>``.  Arguments not listed get their name in
+# capitals (``[NAME]`` when optional, ``NAME [NAME...]`` when repeatable); option values are
+# docker's type words (``string``, ``int``, ``filter``, ``stringArray``) unless the option
+# names its own placeholder (``FILE``, ``URL``).
+_ARGUMENT_PLACEHOLDERS = {
+    "pull": {"name": "NAME[:TAG|@DIGEST]"},
+    "push": {"name": "NAME[:TAG]"},
+    "images": {"repository": "[REPOSITORY[:TAG]]"},
+    "tag": {"source": "SOURCE_IMAGE[:TAG]", "target": "TARGET_IMAGE[:TAG]"},
+    "tags": {"name": "NAME"},
+    "search": {"term": "TERM"},
+}
+_SAME_COMMAND = {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi"}
+
+
+def _argument_placeholder(command: str, param) -> str:
+    known = _ARGUMENT_PLACEHOLDERS.get(_SAME_COMMAND.get(command, command), {}).get(param.name or "")
+    if known:
+        return known
+    word = (param.name or "arg").upper()
+    if word.endswith("S") and param.nargs != 1:
+        word = word[:-1]  # images -> IMAGE [IMAGE...]
+    if param.nargs != 1:
+        return f"{word} [{word}...]" if param.required else f"[{word}...]"
+    return word if param.required else f"[{word}]"
+
+
+def _option_placeholder(param) -> str | None:
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return None
+    if param.metavar is not None or "Choice" in type(param.type).__name__:
+        return param.metavar
+    if param.multiple:
+        return "filter" if param.name == "filter_" else "stringArray"
+    return {"INT": "int", "FLOAT": "float"}.get(param.type.name.upper(), "string")
+
+
+def docker_placeholders(command, name: str = "imgctl") -> None:
+    """Set docker's placeholders on every parameter of the click ``command`` tree."""
+    import types
+
+    for param in getattr(command, "params", ()):
+        if param.param_type_name == "argument":
+            meta = _argument_placeholder(name, param)
+            param.metavar = meta
+            param.make_metavar = types.MethodType(lambda self, ctx=None, *, usage=False, m=meta: m, param)
+        elif param.param_type_name == "option":
+            param.metavar = _option_placeholder(param)
+    for sub_name, sub in (getattr(command, "commands", None) or {}).items():
+        docker_placeholders(sub, sub_name)
 
 
 def _cli_exceptions():
@@ -221,6 +285,23 @@ def _skip_unneeded_imports() -> None:
         sys.modules.setdefault(name, None)
 
 
+def _one_line(error: BaseException) -> str:
+    """An error's text for the terminal: one line, whatever a registry, an archive or a
+    file name put in it (formatting.terminal_safe escapes LF, CR, ESC and the rest)."""
+    from imgctl.formatting import terminal_safe
+
+    return terminal_safe(str(error))
+
+
+def _print_traceback() -> None:
+    """--debug: the traceback, its quoted messages neutralised like every other output."""
+    import traceback
+
+    from imgctl.formatting import terminal_safe
+
+    print(terminal_safe(traceback.format_exc(), keep_lf_tab=True), end="", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every outcome into an exit status."""
     import gc
@@ -234,7 +315,10 @@ def main(argv: list[str] | None = None) -> None:
     _register_commands(args)
     code = 0
     try:
-        result = app(args=args, prog_name="imgctl", standalone_mode=False)
+        _missing_global_value(args)
+        command = typer.main.get_command(app)
+        docker_placeholders(command)
+        result = command.main(args=args, prog_name="imgctl", standalone_mode=False)
         if isinstance(result, int):
             code = result
     except exit_types as e:
@@ -250,11 +334,9 @@ def main(argv: list[str] | None = None) -> None:
             code = 2 if isinstance(e, click_usage) else 1
     except ImgctlError as e:
         if state.debug:
-            import traceback
-
-            traceback.print_exc()
+            _print_traceback()
         for err in getattr(e, "errors", None) or [e]:
-            print(f"Error: {err}", file=sys.stderr)
+            print(f"Error: {_one_line(err)}", file=sys.stderr)
         code = e.exit_code
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
@@ -265,10 +347,8 @@ def main(argv: list[str] | None = None) -> None:
         code = 1
     except Exception as e:  # a bug: say so in one line, the traceback with --debug
         if state.debug:
-            import traceback
-
-            traceback.print_exc()
-        print(f"Error: unexpected {e.__class__.__name__}: {e} (run with --debug for details)", file=sys.stderr)
+            _print_traceback()
+        print(f"Error: unexpected {e.__class__.__name__}: {_one_line(e)} (run with --debug for details)", file=sys.stderr)
         code = 1
     finally:
         if state._store is not None:

@@ -65,34 +65,31 @@ IMAGES_HEADERS = {
 
 def images_cmd(
     repository: Annotated[Optional[str], typer.Argument(help="Only images of REPOSITORY[:TAG].", show_default=False)] = None,
-    all_images: Annotated[bool, typer.Option("--all", "-a", help="Show all images, including dangling ones.")] = False,
+    all_images: Annotated[bool, typer.Option("--all", "-a", help="Show all images (default hides intermediate images, which imgctl never has).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only show image IDs.")] = False,
     digests: Annotated[bool, typer.Option("--digests", help="Show digests.")] = False,
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
     filter_: Annotated[
         Optional[list[str]],
-        typer.Option("--filter", "-f", help="Filter: dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, reference=PATTERN.", show_default=False),
+        typer.Option("--filter", "-f", help="Filter: dangling=true|false, label=KEY[=VALUE], label!=KEY[=VALUE], before=IMAGE, since=IMAGE, until=TIMESTAMP|DURATION, reference=PATTERN.", show_default=False),
     ] = None,
     format_: Annotated[
         Optional[str],
-        typer.Option("--format", help="'table', 'json', or a Go template such as '{{.Repository}}:{{.Tag}}'.", show_default=False),
+        typer.Option("--format", help="'table', 'json', 'raw', or a Go template such as '{{.Repository}}:{{.Tag}}'.", show_default=False),
     ] = None,
 ) -> None:
     """List images in the local store."""
+    import sys
     import time
 
-    from imgctl.formatting import simple_table_fields, created_since, format_rows, human_size
+    from imgctl.formatting import simple_table_fields, created_since, human_size, rows_output
     from imgctl.images import list_images, parse_filters
 
     filters = parse_filters(filter_ or [])
     rows = list_images(state.store(), name=repository, all_images=all_images, filters=filters)
-    if quiet:
-        seen: set[str] = set()
-        for r in rows:
-            shown = r.id if no_trunc else r.id[7:19]
-            if shown not in seen:
-                seen.add(shown)
-                print(shown)
+    format_ = _images_format(format_, quiet=quiet, digests=digests)
+    if format_ == "{{.ID}}":  # -q: one ID per row, repeated for each tag as docker prints it
+        sys.stdout.write("".join((r.id if no_trunc else r.id[7:19]) + "\n" for r in rows))
         return
     now = time.time()
     # Per-image values are computed once per image, not per row: a store of 10,000 tags may
@@ -124,13 +121,37 @@ def images_cmd(
                 "UniqueSize": "N/A",
             }
         )
-    if digests:
-        default = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-    else:
-        default = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-    text = format_rows(format_, out, default_table=default, headers=IMAGES_HEADERS)
-    if text:
-        print(text)
+    sys.stdout.write(rows_output(format_, out, default_table=format_, headers=IMAGES_HEADERS))
+
+
+IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+IMAGES_TABLE_DIGESTS = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+# docker/cli formatter.NewImageFormat's "raw" formats (the spacing inside the actions is docker's)
+IMAGES_RAW = "repository: {{ .Repository }}\ntag: {{.Tag}}\nimage_id: {{.ID}}\ncreated_at: {{.CreatedAt}}\nvirtual_size: {{.Size}}\n"
+IMAGES_RAW_DIGESTS = (
+    "repository: {{ .Repository }}\ntag: {{.Tag}}\ndigest: {{.Digest}}\nimage_id: {{.ID}}\n"
+    "created_at: {{.CreatedAt}}\nvirtual_size: {{.Size}}\n"
+)
+
+
+def _images_format(format_: str | None, *, quiet: bool, digests: bool) -> str:
+    """docker's ``NewImageFormat``: the template for ``images``.
+
+    ``table`` (also no ``--format``) and ``raw`` have quiet and digest variants; any other
+    format ignores ``-q``, and a custom ``table ...`` with ``--digests`` gets a DIGEST column
+    at the end unless it already shows ``{{.Digest}}``.
+    """
+    if not format_ or format_ == "table":
+        if quiet:
+            return "{{.ID}}"  # docker's DefaultQuietFormat
+        return IMAGES_TABLE_DIGESTS if digests else IMAGES_TABLE
+    if format_ == "raw":
+        if quiet:
+            return "image_id: {{.ID}}"
+        return IMAGES_RAW_DIGESTS if digests else IMAGES_RAW
+    if format_.startswith("table") and digests and "{{.Digest}}" not in format_:
+        return format_ + "\t{{.Digest}}"
+    return format_
 
 
 def _go_time(ts: float | None) -> str:

@@ -44,7 +44,7 @@ def search_cmd(
 ) -> None:
     """Search Docker Hub (or any registry) for images."""
     talks_to_registries()
-    from imgctl.formatting import format_rows, truncate_display
+    from imgctl.formatting import rows_output, truncate_display
     from imgctl.search import parse_filters, search
 
     filters = parse_filters(filter_ or [])
@@ -52,6 +52,7 @@ def search_cmd(
         print(AUTOMATED_WARNING, file=sys.stderr)
     with _client(authfile) as client:
         results = search(term, client=client, config=state.config(), limit=limit, filters=filters, log=state.log)
+    results = list(_valid_only(results, lambda r: _valid_repository(r.name), "search result(s)"))
     # docker's searchContext: IsOfficial is "[OK]"/"" in text, "true"/"false" when marshalled to JSON.
     as_json = format_ is not None and format_.strip() in ("json", "{{json .}}")
     rows = []
@@ -65,9 +66,7 @@ def search_cmd(
                 "IsOfficial": ("true" if r.is_official else "false") if as_json else ("[OK]" if r.is_official else ""),
             }
         )
-    text = format_rows(format_, rows, default_table=SEARCH_TABLE, headers=SEARCH_HEADERS, type_name="*registry.searchContext")
-    if text:
-        print(text)
+    sys.stdout.write(rows_output(format_, rows, default_table=SEARCH_TABLE, headers=SEARCH_HEADERS, type_name="*registry.searchContext"))
 
 
 @app.command("tags")
@@ -86,13 +85,39 @@ def tags_cmd(
 
     with _client(authfile) as client:
         found = list_tags(name, client=client, limit=limit)
-    if format_ is None:
-        if found.tags:
-            print("\n".join(found.tags))
-        return
-    from imgctl.formatting import format_rows
+    from imgctl.reference import is_valid_tag
 
-    rows = [{"Repository": found.repository, "Tag": t} for t in found.tags]
-    text = format_rows(format_, rows, default_table=TAGS_TABLE, headers=TAGS_HEADERS, type_name="*formatter.tagContext")
-    if text:
-        print(text)
+    tags = _valid_only(found.tags, is_valid_tag, "tag(s)")
+    if format_ is None:
+        for tag in tags:  # one per line as they come
+            sys.stdout.write(tag + "\n")
+        return
+    from imgctl.formatting import rows_output
+
+    rows = [{"Repository": found.repository, "Tag": t} for t in tags]
+    sys.stdout.write(rows_output(format_, rows, default_table=TAGS_TABLE, headers=TAGS_HEADERS, type_name="*formatter.tagContext"))
+
+
+def _valid_repository(name: str) -> bool:
+    from imgctl.errors import InvalidReference
+    from imgctl.reference import parse_repository
+
+    try:
+        parse_repository(name)
+    except InvalidReference:
+        return False
+    return True
+
+
+def _valid_only(items, valid, what: str):
+    """The items whose name the reference grammar accepts, as they come (a stream stays a
+    stream); the others are never printed as if they were names: at the end, one line on
+    stderr says how many were skipped."""
+    skipped = 0
+    for x in items:
+        if valid(x):
+            yield x
+        else:
+            skipped += 1
+    if skipped:
+        print(f"WARNING: skipped {skipped} {what} from the registry: not valid names", file=sys.stderr)

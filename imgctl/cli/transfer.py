@@ -23,7 +23,9 @@ def _indented_json(value: object) -> str:
     text = json.dumps(value, indent=4, ensure_ascii=False)
     for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(ch, esc)  # these characters can only occur inside JSON strings
-    return text
+    from imgctl.formatting import json_text_safe
+
+    return json_text_safe(text)  # no raw C1 or bidi control on the terminal
 
 
 def inspect_cmd(
@@ -83,7 +85,7 @@ def history_cmd(
     """Show the history of an image: one row per step that built it, newest first."""
     import time
 
-    from imgctl.formatting import created_since, format_rows, human_size, truncate_display
+    from imgctl.formatting import created_since, human_size, rows_output, truncate_display
     from imgctl.inspect import image_history
 
     entries = image_history(state.store(), image)
@@ -112,9 +114,7 @@ def history_cmd(
             }
         )
     default = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
-    text = format_rows(format_, rows, default_table=default, headers=HISTORY_HEADERS)
-    if text:
-        print(text)
+    sys.stdout.write(rows_output(format_, rows, default_table=default, headers=HISTORY_HEADERS))
 
 
 app.command("history")(history_cmd)
@@ -207,13 +207,15 @@ def export_cmd(
 
     if output is not None and directory is not None:
         raise UsageError("--output and --dir cannot be used together")
+    from imgctl.formatting import terminal_safe
+
     store = state.store()
     if directory is not None:
         result = export_to_dir(store, image, directory)
         if result.skipped:
             print(
                 f"WARNING: {len(result.skipped)} device node(s) not created (only root can, and only the standard character devices such as /dev/null): "
-                + ", ".join("/" + p for p in result.skipped[:5])
+                + ", ".join("/" + terminal_safe(p) for p in result.skipped[:5])
                 + (" ..." if len(result.skipped) > 5 else ""),
                 file=sys.stderr,
             )
