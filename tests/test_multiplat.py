@@ -8,6 +8,8 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cli import run
@@ -311,3 +313,69 @@ def test_podman_loads_a_multi_platform_save(registry, repo_factory, tmp_path, st
         assert [m["digest"] for m in json.loads(p.stdout)["manifests"]] == [m["digest"] for m in idx.index["manifests"]]
     finally:
         shutil.rmtree(runroot, ignore_errors=True)
+
+
+# -- a store written by the previous release (schema 2) ---------------------------------------
+PREVIOUS_RELEASE = "24417da"  # main before schema 3: the last imgctl with SCHEMA_VERSION = 2
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _previous_release(tmp_path) -> Path | None:
+    """imgctl's package as the previous release had it (git archive), or None without git history."""
+    if shutil.which("git") is None:
+        return None
+    dest = tmp_path / "previous"
+    dest.mkdir()
+    p = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", PREVIOUS_RELEASE, "imgctl"], capture_output=True, timeout=60)
+    if p.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=p.stdout, check=True, timeout=60)
+    return dest
+
+
+def _downgrade_to_schema_2(root) -> None:
+    """What the previous release leaves: no schema-3 tables, user_version 2."""
+    con = _db(root)
+    con.execute("DROP TABLE image_indexes")
+    con.execute("DROP TABLE image_platforms")
+    con.execute("DELETE FROM image_blobs WHERE kind = 'platform'")
+    con.execute("PRAGMA user_version = 2")
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("writer", ["previous-release", "schema-2-by-hand"])
+def test_a_store_from_the_previous_release_is_migrated(multi, store_root, tmp_path, writer):
+    name, idx, host, other, armv7 = multi
+    if writer == "previous-release":
+        old = _previous_release(tmp_path)
+        if old is None:
+            pytest.skip("no git history to take the previous release from")
+        assert "SCHEMA_VERSION = 2\n" in (old / "imgctl" / "store.py").read_text()
+        p = subprocess.run([sys.executable, "-m", "imgctl", "pull", "-q", name], capture_output=True, text=True,
+                           timeout=120, cwd=old, env={**os.environ, "PYTHONPATH": str(old)})
+        assert p.returncode == 0, p.stderr
+    else:
+        assert run("pull", "-q", name).code == 0
+        _downgrade_to_schema_2(store_root)
+    con = _db(store_root)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'image_indexes'").fetchone()[0] == 0
+    con.close()
+
+    # the first use migrates: the image keeps its index as its identity
+    r = run("images", "--digests", "--format", "{{.Tag}} {{.Digest}} {{.ID}}")
+    assert r.out == f"multi {idx.manifest_digest} {host.config_digest[7:19]}\n", r.err
+    con = _db(store_root)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert con.execute("SELECT image_id, digest FROM image_indexes").fetchall() == [(host.config_digest, idx.manifest_digest)]
+    con.close()
+    # ... so another platform joins the same image, and save writes the index
+    assert run("pull", "--platform", f"linux/{OTHER}", name).code == 0
+    assert image_ids(store_root) == {host.config_digest}
+    assert _available(store_root) == {host.manifest_digest, other.manifest_digest}
+    out = tmp_path / "m.tar"
+    assert run("save", "--format", "oci-archive", "-o", out, name).code == 0
+    assert [e["digest"] for e in _tar_json(out, "index.json")["manifests"]] == [idx.manifest_digest]
+    assert_store_verifies(store_root)
+    assert run("verify").code == 0
