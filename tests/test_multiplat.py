@@ -379,3 +379,53 @@ def test_a_store_from_the_previous_release_is_migrated(multi, store_root, tmp_pa
     assert [e["digest"] for e in _tar_json(out, "index.json")["manifests"]] == [idx.manifest_digest]
     assert_store_verifies(store_root)
     assert run("verify").code == 0
+
+
+def test_images_tree_and_json_manifests(multi, store_root, monkeypatch):
+    name, idx, host, other, armv7 = multi
+    assert run("pull", "--platform", f"linux/{OTHER}", name).code == 0
+    assert run("pull", name).code == 0
+    monkeypatch.setenv("COLUMNS", "200")
+    r = run("images", "--tree")
+    assert r.code == 0, r.err
+    shown = name
+    plats = [(str(_plat_of(e)), e) for e in (host, other, armv7)]
+    order = [d["digest"] for d in idx.index["manifests"] if d["platform"]["os"] != "unknown"]
+    by_digest = {e.manifest_digest: e for e in (host, other, armv7)}
+    w = max(len(shown), *(len(p) + 3 for p, _ in plats))
+    size = {e.manifest_digest: len(e.manifest_bytes) + len(e.config_bytes) + sum(l.size for l in e.layers) for e in (host, other)}
+    from imgctl.formatting import human_size
+
+    disk = sum(len(b) for b in {d: b for e in (host, other) for d, b in [(e.manifest_digest, e.manifest_bytes), *e.blobs()]}.values())
+    disk += len(idx.manifest_bytes)
+    lines = [
+        f"{'IMAGE':<{w}}   ID             DISK USAGE   CONTENT SIZE   EXTRA",
+        f"{shown:<{w}}   {host.config_digest[7:19]}   {human_size(disk):>10}   {human_size(sum(size.values())):>12}",
+    ]
+    for i, d in enumerate(order):
+        e = by_digest[d]
+        branch = "└─ " if i == len(order) - 1 else "├─ "
+        s = size.get(d, 0)
+        lines.append(f"{branch + str(_plat_of(e)):<{w}}   {d[7:19]}   {human_size(s):>10}   {human_size(s):>12}")
+    assert r.lines == lines, r.out
+
+    for flag in ("-q", "--digests", "--no-trunc"):
+        r = run("images", "--tree", flag)
+        assert (r.code, r.err) == (2, f"Error: {'--quiet' if flag == '-q' else flag} is not supported with --tree\n")
+
+    row = json.loads(run("images", "--format", "json").out)
+    assert list(row) == sorted(row) and row["ID"] == host.config_digest[7:19]
+    got = [(m["ID"], m["Kind"], m["Available"]) for m in row["Manifests"]]
+    want = [(e.manifest_digest, "image", e is not armv7) for e in (host, other, armv7)]
+    want += [(a.manifest_digest, "attestation", False) for a in idx.attestations]
+    assert sorted(got) == sorted(want)
+    m = next(m for m in row["Manifests"] if m["ID"] == host.manifest_digest)
+    assert m["ImageData"]["Platform"]["architecture"] == HOST.architecture
+    assert m["Size"]["Content"] == size[host.manifest_digest]
+    assert m["ImageData"]["Size"]["Unpacked"] == sum(l.uncompressed_size for l in host.layers)
+    assert run("images", "--format", "{{len .Manifests}}").out == f"{len(idx.index['manifests'])}\n"
+
+
+def _plat_of(img):
+    p = img.platform
+    return "/".join(x for x in (p["os"], p["architecture"], p.get("variant")) if x)

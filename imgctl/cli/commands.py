@@ -77,6 +77,7 @@ def images_cmd(
         Optional[str],
         typer.Option("--format", help="'table', 'json', 'raw', or a Go template such as '{{.Repository}}:{{.Tag}}'.", show_default=False),
     ] = None,
+    tree: Annotated[bool, typer.Option("--tree", help="List multi-platform images as a tree: one line per platform.")] = False,
 ) -> None:
     """List images in the local store."""
     import sys
@@ -87,6 +88,10 @@ def images_cmd(
 
     filters = parse_filters(filter_ or [])
     rows = list_images(state.store(), name=repository, all_images=all_images, filters=filters)
+    if tree:
+        from imgctl.cli.treecmd import print_tree
+
+        return print_tree(state.store(), rows, quiet=quiet, no_trunc=no_trunc, digests=digests, format_=format_)
     format_ = _images_format(format_, quiet=quiet, digests=digests)
     if format_ == "{{.ID}}":  # -q: one ID per row, repeated for each tag as docker prints it
         sys.stdout.write("".join((r.id if no_trunc else r.id[7:19]) + "\n" for r in rows))
@@ -121,6 +126,10 @@ def images_cmd(
                 "UniqueSize": "N/A",
             }
         )
+    if "Manifests" in (format_ or "") or format_ == "json":  # multi-platform images: docker's manifests list
+        from imgctl.cli.treecmd import with_manifests
+
+        out = with_manifests(state.store(), rows, out)
     sys.stdout.write(rows_output(format_, out, default_table=format_, headers=IMAGES_HEADERS))
 
 
