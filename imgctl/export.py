@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from imgctl.errors import ImgctlError, UsageError, VerificationError
+from imgctl.platforms import platform_record
 from imgctl.images import resolve_image
 from imgctl.inspect import LayerReader, open_image
 from imgctl.store import LayerRecord, Store
@@ -431,14 +432,14 @@ def _check_ratio(lr: LayerRecord, max_ratio: float, max_layer_size: int) -> None
         )
 
 
-def _build(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int, *, scratch: bool = False) -> _Tree:
+def _build(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int, *, scratch: bool = False, record=None) -> _Tree:
     with store.lease() as lease:  # a concurrent rmi or prune cannot take layers away mid-export
         lease.add(*store.image_digests(image_id))
-        return _build_leased(store, image_id, root, max_ratio, max_layer_size, scratch)
+        return _build_leased(store, image_id, root, max_ratio, max_layer_size, scratch, record)
 
 
-def _build_leased(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int, scratch: bool) -> _Tree:
-    img = open_image(store, image_id)
+def _build_leased(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int, scratch: bool, record=None) -> _Tree:
+    img = open_image(store, image_id, record)  # record: one platform of a multi-platform image
     for lr in img.layers:  # refuse before writing anything
         _check_ratio(lr, max_ratio, max_layer_size)
     tree = _Tree(root, scratch=scratch)
@@ -471,10 +472,13 @@ def _os_error(e: OSError, where: Path) -> ImgctlError:
 
 
 def export_to_dir(
-    store: Store, name: str, target: Path, *, max_ratio: float = MAX_RATIO, max_layer_size: int = MAX_LAYER_SIZE
+    store: Store, name: str, target: Path, *, max_ratio: float = MAX_RATIO, max_layer_size: int = MAX_LAYER_SIZE,
+    platform=None,
 ) -> ExportResult:
-    """Write the flattened root filesystem of image NAME into TARGET (absent or empty)."""
+    """Write the flattened root filesystem of image NAME into TARGET (absent or empty);
+    ``platform``: that platform of a multi-platform image."""
     image_id, _ = resolve_image(store, name)
+    record = platform_record(store, image_id, platform, name)
     target = Path(target)
     created = False
     try:
@@ -489,7 +493,7 @@ def export_to_dir(
     except OSError as e:
         raise _os_error(e, target) from e
     try:
-        tree = _build(store, image_id, target, max_ratio, max_layer_size)
+        tree = _build(store, image_id, target, max_ratio, max_layer_size, record=record)
         tree.close()
         return ExportResult(image_id, tree.skipped)
     except BaseException as e:
@@ -577,6 +581,7 @@ def export_to_tar(
     workdir: Path | None = None,
     max_ratio: float = MAX_RATIO,
     max_layer_size: int = MAX_LAYER_SIZE,
+    platform=None,
 ) -> ExportResult:
     """Write the flattened root filesystem of image NAME to OUT as a tar stream.
 
@@ -586,10 +591,11 @@ def export_to_tar(
     import tempfile
 
     image_id, _ = resolve_image(store, name)
+    record = platform_record(store, image_id, platform, name)
     scratch = Path(tempfile.mkdtemp(prefix=".imgctl-export-", dir=workdir))
     try:
         try:
-            tree = _build(store, image_id, scratch, max_ratio, max_layer_size, scratch=True)
+            tree = _build(store, image_id, scratch, max_ratio, max_layer_size, scratch=True, record=record)
             try:
                 _tar_tree(tree, out)
             finally:
@@ -602,14 +608,17 @@ def export_to_tar(
 
 
 def export_to_file(
-    store: Store, name: str, path: Path, *, max_ratio: float = MAX_RATIO, max_layer_size: int = MAX_LAYER_SIZE
+    store: Store, name: str, path: Path, *, max_ratio: float = MAX_RATIO, max_layer_size: int = MAX_LAYER_SIZE,
+    platform=None,
 ) -> ExportResult:
     """``export_to_tar`` into PATH, atomically (nothing is left behind on failure)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
     try:
         with open(tmp, "wb") as f:
-            result = export_to_tar(store, name, f, workdir=path.parent, max_ratio=max_ratio, max_layer_size=max_layer_size)
+            result = export_to_tar(
+                store, name, f, workdir=path.parent, max_ratio=max_ratio, max_layer_size=max_layer_size, platform=platform
+            )
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

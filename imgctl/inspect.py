@@ -96,13 +96,14 @@ def image_references(store: Store, image_id: str) -> tuple[list[tuple[str, str]]
     return tags, sorted(digests)
 
 
-def inspect_image(store: Store, image_id: str) -> dict:
-    """docker's ``image inspect`` document for one image, plus the manifest's layers."""
-    img = open_image(store, image_id)
+def inspect_image(store: Store, image_id: str, record: ImageRecord | None = None) -> dict:
+    """docker's ``image inspect`` document for one image, plus the manifest's layers
+    (``record``: one platform of a multi-platform image)."""
+    img = open_image(store, image_id, record)
     raw = img.config.raw
     tags, digests = image_references(store, image_id)
     doc: dict = {
-        "Id": image_id,
+        "Id": img.id,
         "RepoTags": [f"{familiar_repository(r)}:{t}" for r, t in tags],
         "RepoDigests": [f"{familiar_repository(r)}@{d}" for r, d in digests],
         "Parent": raw.get("parent") if isinstance(raw.get("parent"), str) else "",
@@ -148,14 +149,17 @@ def inspect_image(store: Store, image_id: str) -> dict:
     return doc
 
 
-def inspect_images(store: Store, names: list[str]) -> tuple[list[dict], list[ImgctlError]]:
-    """Documents for each name that resolves, and one error per name that does not (as docker)."""
+def inspect_images(store: Store, names: list[str], platform=None) -> tuple[list[dict], list[ImgctlError]]:
+    """Documents for each name that resolves, and one error per name that does not (as docker);
+    ``platform``: that platform of each (multi-platform) image."""
+    from imgctl.platforms import platform_record
+
     docs: list[dict] = []
     errors: list[ImgctlError] = []
     for name in names:
         try:
             image_id, _ = resolve_image(store, name)
-            docs.append(inspect_image(store, image_id))
+            docs.append(inspect_image(store, image_id, platform_record(store, image_id, platform, name)))
         except ImageNotFound:
             errors.append(ImageNotFound(f"No such image: {name}"))  # docker names it as given here
         except ImgctlError as e:
@@ -163,10 +167,13 @@ def inspect_images(store: Store, names: list[str]) -> tuple[list[dict], list[Img
     return docs, errors
 
 
-def image_history(store: Store, name: str) -> list[HistoryEntry]:
-    """The config's history aligned with the layers, newest first (docker's ``history``)."""
+def image_history(store: Store, name: str, platform=None) -> list[HistoryEntry]:
+    """The config's history aligned with the layers, newest first (docker's ``history``);
+    ``platform``: that platform of a multi-platform image."""
+    from imgctl.platforms import platform_record
+
     image_id, _ = resolve_image(store, name)
-    img = open_image(store, image_id)
+    img = open_image(store, image_id, platform_record(store, image_id, platform, name))
     raw_history = img.config.raw.get("history")
     history = [h for h in raw_history if isinstance(h, dict)] if isinstance(raw_history, list) else []
     sizes = [lr.uncompressed_size for lr in img.layers]
@@ -198,7 +205,7 @@ def image_history(store: Store, name: str) -> list[HistoryEntry]:
     entries.reverse()
     if entries:
         top = entries[0]
-        entries[0] = HistoryEntry(image_id, top.created, top.created_ts, top.created_by, top.size, top.comment, top.empty_layer)
+        entries[0] = HistoryEntry(img.id, top.created, top.created_ts, top.created_by, top.size, top.comment, top.empty_layer)
     return entries
 
 

@@ -429,3 +429,52 @@ def test_images_tree_and_json_manifests(multi, store_root, monkeypatch):
 def _plat_of(img):
     p = img.platform
     return "/".join(x for x in (p["os"], p["architecture"], p.get("variant")) if x)
+
+
+def test_platform_option_on_inspect_history_export_save_rmi(multi, store_root, tmp_path):
+    name, idx, host, other, armv7 = multi
+    assert run("pull", "--all-platforms", name).code == 0
+    o = f"linux/{OTHER}"
+    # inspect: the platform's config and manifest, the image's names
+    doc = json.loads(run("inspect", "--platform", o, name).out)[0]
+    assert (doc["Id"], doc["Architecture"]) == (other.config_digest, OTHER)
+    assert doc["Descriptor"]["digest"] == other.manifest_digest
+    assert doc["RepoDigests"] == [f"{name.rsplit(':', 1)[0]}@{idx.manifest_digest}"]
+    assert run("inspect", "-f", "{{.Id}}", name).out == f"{host.config_digest}\n"  # default: the host's
+    assert run("inspect", "-f", "{{.Id}}", "--platform", "linux/arm", name).out == f"{armv7.config_digest}\n"
+    # history: the platform's layers
+    assert run("history", "-q", "--no-trunc", "--platform", o, name).lines[0] == other.config_digest
+    assert run("history", "-q", "--no-trunc", name).lines[0] == host.config_digest
+    # export: the platform's filesystem
+    d = tmp_path / "rootfs"
+    assert run("export", "--platform", o, "--dir", d, name).code == 0, run("export", "--platform", o, "--dir", d, name).err
+    assert (d / "p").read_text() == OTHER * 500
+    # save --platform: that manifest alone, not the index
+    out = tmp_path / "one.tar"
+    assert run("save", "--format", "oci-archive", "--platform", "linux/arm/v7", "-o", out, name).code == 0
+    assert [e["digest"] for e in _tar_json(out, "index.json")["manifests"]] == [armv7.manifest_digest]
+    # a platform the image does not provide, and one not in the store
+    r = run("inspect", "--platform", "linux/s390x", name)
+    assert (r.code, r.err) == (1, f"Error: image {name} does not provide the specified platform (linux/s390x)\n")
+
+    # rmi --platform: the platform's content goes, the image and the others stay
+    r = run("rmi", "--platform", o, name)
+    assert r.code == 0, r.err
+    assert r.lines[0] == f"Deleted: {other.manifest_digest}"
+    assert f"Deleted: {other.config_digest}" in r.lines
+    shared = host.layers[0].digest
+    assert f"Deleted: {shared}" not in r.lines and shared in blob_files(store_root)
+    assert _available(store_root) == {host.manifest_digest, armv7.manifest_digest}
+    r = run("inspect", "--platform", o, name)
+    assert (r.code, r.err) == (1, f"Error: platform linux/{OTHER}{'/v8' if OTHER == 'arm64' else ''} of image {name} is not in the store (pull it with --platform linux/{OTHER}{'/v8' if OTHER == 'arm64' else ''})\n")
+    # removing the image row's own platform: another platform becomes the row, names kept
+    r = run("rmi", "--platform", str(HOST), name)
+    assert r.code == 0, r.err
+    assert image_ids(store_root) == {armv7.config_digest}
+    assert run("images", "--digests", "--format", "{{.Digest}} {{.ID}}").out == f"{idx.manifest_digest} {armv7.config_digest[7:19]}\n"
+    r = run("rmi", "--platform", "linux/arm/v7", name)  # the last one: the image must go as a whole
+    assert r.code == 1 and "is the only one of image" in r.err
+    assert_store_verifies(store_root)
+    assert run("verify").code == 0
+    assert run("rmi", name).code == 0
+    assert blob_files(store_root) == {}

@@ -7,6 +7,7 @@ import typer
 
 from imgctl.cli import app, state
 from imgctl.cli.commands import image_app
+from imgctl.cli.platformopt import PlatformOpt, platform_arg
 from imgctl.errors import PartialFailure
 
 system_app = typer.Typer(help="Manage the store (docker-style `system` subcommands).", no_args_is_help=True)
@@ -31,12 +32,19 @@ def rmi_cmd(
     images: Annotated[list[str], typer.Argument(help="Images to remove: names, NAME@DIGEST or IDs.", show_default=False)],
     force: Annotated[bool, typer.Option("--force", "-f", help="Remove an image referenced in several repositories.")] = False,
     no_prune: Annotated[bool, typer.Option("--no-prune", help="Keep the blobs of removed images.")] = False,
+    platform: PlatformOpt = None,
 ) -> None:
     """Remove one or more images (untag, then delete what nothing else uses)."""
     from imgctl.lifecycle import remove_images
+    from imgctl.platforms import remove_platform_images
 
     errors = []
-    for outcome in remove_images(state.store(), images, force=force, prune=not no_prune):
+    plat = platform_arg(platform)
+    if plat is not None:  # one platform's content; the image and its tags stay
+        outcomes = remove_platform_images(state.store(), images, plat, prune=not no_prune)
+    else:
+        outcomes = remove_images(state.store(), images, force=force, prune=not no_prune)
+    for outcome in outcomes:
         for line in outcome.lines:
             print(line)
         if outcome.error is not None:

@@ -34,13 +34,14 @@ def inspect_cmd(
         Optional[str],
         typer.Option("--format", "-f", help="Go template applied to each image, e.g. '{{.Id}}' or '{{json .Config}}'.", show_default=False),
     ] = None,
+    platform: PlatformOpt = None,
 ) -> None:
     """Show detailed information on one or more images as JSON."""
     from imgctl.formatting import Template
     from imgctl.inspect import inspect_images
 
     tmpl = Template(format_, raw=True) if format_ else None
-    docs, errors = inspect_images(state.store(), images)
+    docs, errors = inspect_images(state.store(), images, platform_arg(platform))
     if tmpl is None:
         print(_indented_json(docs))
     else:
@@ -81,6 +82,7 @@ def history_cmd(
         Optional[str],
         typer.Option("--format", help="'table', 'json', or a Go template such as '{{.CreatedBy}}'.", show_default=False),
     ] = None,
+    platform: PlatformOpt = None,
 ) -> None:
     """Show the history of an image: one row per step that built it, newest first."""
     import time
@@ -88,7 +90,7 @@ def history_cmd(
     from imgctl.formatting import created_since, human_size, rows_output, truncate_display
     from imgctl.inspect import image_history
 
-    entries = image_history(state.store(), image)
+    entries = image_history(state.store(), image, platform_arg(platform))
 
     def shown_id(entry_id: str) -> str:
         if entry_id.startswith("sha256:") and not no_trunc:
@@ -201,6 +203,7 @@ def export_cmd(
         Optional[Path],
         typer.Option("--dir", help="Unpack into DIR (new or empty) instead of writing a tar.", metavar="DIR", file_okay=False, show_default=False),
     ] = None,
+    platform: PlatformOpt = None,
 ) -> None:
     """Export an image's flattened root filesystem as a tar archive or into a directory."""
     from imgctl.export import export_to_dir, export_to_file, export_to_tar
@@ -210,8 +213,9 @@ def export_cmd(
     from imgctl.formatting import terminal_safe
 
     store = state.store()
+    plat = platform_arg(platform)
     if directory is not None:
-        result = export_to_dir(store, image, directory)
+        result = export_to_dir(store, image, directory, platform=plat)
         if result.skipped:
             print(
                 f"WARNING: {len(result.skipped)} device node(s) not created (only root can, and only the standard character devices such as /dev/null): "
@@ -221,7 +225,7 @@ def export_cmd(
             )
         return
     if output is not None and str(output) != "-":
-        export_to_file(store, image, output)
+        export_to_file(store, image, output, platform=plat)
         return
     if sys.stdout.isatty():
         raise UsageError("cowardly refusing to write a tar archive to a terminal. Use -o FILE, --dir DIR or redirect")
@@ -229,7 +233,7 @@ def export_cmd(
     if out is None:
         raise UsageError("standard output cannot take binary data; use -o FILE")
     sys.stdout.flush()
-    export_to_tar(store, image, out)
+    export_to_tar(store, image, out, platform=plat)
     out.flush()
 
 
