@@ -478,3 +478,43 @@ def test_platform_option_on_inspect_history_export_save_rmi(multi, store_root, t
     assert run("verify").code == 0
     assert run("rmi", name).code == 0
     assert blob_files(store_root) == {}
+
+
+def test_disk_usage_and_gc_count_shared_content_once(multi, store_root):
+    from imgctl.lifecycle import disk_usage
+    from imgctl.store import Store
+
+    name, idx, host, other, armv7 = multi
+    assert run("pull", "--all-platforms", name).code == 0
+    blobs = {idx.manifest_digest: len(idx.manifest_bytes)}
+    for img in (host, other, armv7):
+        blobs[img.manifest_digest] = len(img.manifest_bytes)
+        blobs.update((d, len(b)) for d, b in img.blobs())
+    assert host.layers[0].digest == other.layers[0].digest  # the shared base layer
+    total = sum(blobs.values())
+    assert {d: p.stat().st_size for d, p in blob_files(store_root).items()} == blobs
+    du = disk_usage(Store(store_root))
+    assert (du.total, du.active, du.size, du.reclaimable) == (1, 1, total, 0)
+    assert [(u.id, u.size, u.shared, u.unique) for u in du.images] == [(host.config_digest, total, 0, total)]
+
+    # another tag of another image sharing the base layer: shared once between images
+    solo = make_image([host.layers[0], make_layer({"solo": "1"})])
+    repo = name.rsplit(":", 1)[0]
+    push_image(f"http://{repo.split('/', 1)[0]}", repo.split("/", 1)[1], solo, tag="solo")
+    assert run("pull", f"{repo}:solo").code == 0
+    du = disk_usage(Store(store_root))
+    base = len(host.layers[0].data)
+    mine = {u.id: u for u in du.images}[host.config_digest]
+    assert (mine.shared, mine.unique) == (base, total - base)
+    assert du.size == total + sum(len(b) for d, b in solo.blobs() if d not in blobs) + len(solo.manifest_bytes)
+
+    # garbage collection keeps every platform's blobs while the image lives ...
+    from imgctl.store import collect_garbage
+
+    assert collect_garbage(Store(store_root)) == []
+    # ... and removing one platform frees only what no other platform or image uses
+    r = run("rmi", "--platform", "linux/arm/v7", name)
+    assert r.code == 0, r.err
+    freed = {l.split(" ", 1)[1] for l in r.lines}
+    assert freed == {armv7.manifest_digest, armv7.config_digest, *(l.digest for l in armv7.layers)}
+    assert_store_verifies(store_root)
