@@ -21,11 +21,11 @@ __imgctl_spec()
             ;;
         'imgctl export')
             subs=''
-            opts='--config --debug --dir --help --output --root -h -o'
+            opts='--config --debug --dir --help --output --platform --root -h -o'
             ;;
         'imgctl history')
             subs=''
-            opts='--config --debug --format --help --no-trunc --quiet --root -h -q'
+            opts='--config --debug --format --help --no-trunc --platform --quiet --root -h -q'
             ;;
         'imgctl image')
             subs='history inspect load ls prune pull push rm save tag'
@@ -33,11 +33,11 @@ __imgctl_spec()
             ;;
         'imgctl image history')
             subs=''
-            opts='--config --debug --format --help --no-trunc --quiet --root -h -q'
+            opts='--config --debug --format --help --no-trunc --platform --quiet --root -h -q'
             ;;
         'imgctl image inspect')
             subs=''
-            opts='--config --debug --format --help --root -f -h'
+            opts='--config --debug --format --help --platform --root -f -h'
             ;;
         'imgctl image load')
             subs=''
@@ -45,7 +45,7 @@ __imgctl_spec()
             ;;
         'imgctl image ls')
             subs=''
-            opts='--all --config --debug --digests --filter --format --help --no-trunc --quiet --root -a -f -h -q'
+            opts='--all --config --debug --digests --filter --format --help --no-trunc --quiet --root --tree -a -f -h -q'
             ;;
         'imgctl image prune')
             subs=''
@@ -53,19 +53,19 @@ __imgctl_spec()
             ;;
         'imgctl image pull')
             subs=''
-            opts='--all-tags --authfile --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
+            opts='--all-platforms --all-tags --attestations --authfile --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
             ;;
         'imgctl image push')
             subs=''
-            opts='--all-tags --authfile --config --debug --help --quiet --root -a -h -q'
+            opts='--all-tags --authfile --config --debug --help --platform --quiet --root -a -h -q'
             ;;
         'imgctl image rm')
             subs=''
-            opts='--config --debug --force --help --no-prune --root -f -h'
+            opts='--config --debug --force --help --no-prune --platform --root -f -h'
             ;;
         'imgctl image save')
             subs=''
-            opts='--config --debug --format --help --output --root -h -o'
+            opts='--config --debug --format --help --output --platform --root -h -o'
             ;;
         'imgctl image tag')
             subs=''
@@ -73,11 +73,11 @@ __imgctl_spec()
             ;;
         'imgctl images')
             subs=''
-            opts='--all --config --debug --digests --filter --format --help --no-trunc --quiet --root -a -f -h -q'
+            opts='--all --config --debug --digests --filter --format --help --no-trunc --quiet --root --tree -a -f -h -q'
             ;;
         'imgctl inspect')
             subs=''
-            opts='--config --debug --format --help --root -f -h'
+            opts='--config --debug --format --help --platform --root -f -h'
             ;;
         'imgctl load')
             subs=''
@@ -93,19 +93,19 @@ __imgctl_spec()
             ;;
         'imgctl pull')
             subs=''
-            opts='--all-tags --authfile --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
+            opts='--all-platforms --all-tags --attestations --authfile --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
             ;;
         'imgctl push')
             subs=''
-            opts='--all-tags --authfile --config --debug --help --quiet --root -a -h -q'
+            opts='--all-tags --authfile --config --debug --help --platform --quiet --root -a -h -q'
             ;;
         'imgctl rmi')
             subs=''
-            opts='--config --debug --force --help --no-prune --root -f -h'
+            opts='--config --debug --force --help --no-prune --platform --root -f -h'
             ;;
         'imgctl save')
             subs=''
-            opts='--config --debug --format --help --output --root -h -o'
+            opts='--config --debug --format --help --output --platform --root -h -o'
             ;;
         'imgctl search')
             subs=''
@@ -147,13 +147,25 @@ __imgctl_optval()
         'imgctl export|-o'|'imgctl export|--output')
             kind=file words=''
             ;;
+        'imgctl export|--platform')
+            kind=none words=''
+            ;;
         'imgctl history|--format')
+            kind=none words=''
+            ;;
+        'imgctl history|--platform')
             kind=none words=''
             ;;
         'imgctl image history|--format')
             kind=none words=''
             ;;
+        'imgctl image history|--platform')
+            kind=none words=''
+            ;;
         'imgctl image inspect|-f'|'imgctl image inspect|--format')
+            kind=none words=''
+            ;;
+        'imgctl image inspect|--platform')
             kind=none words=''
             ;;
         'imgctl image load|-i'|'imgctl image load|--input')
@@ -177,11 +189,20 @@ __imgctl_optval()
         'imgctl image push|--authfile')
             kind=file words=''
             ;;
+        'imgctl image push|--platform')
+            kind=none words=''
+            ;;
+        'imgctl image rm|--platform')
+            kind=none words=''
+            ;;
         'imgctl image save|--format')
             kind=choice words='docker-archive oci-archive'
             ;;
         'imgctl image save|-o'|'imgctl image save|--output')
             kind=file words=''
+            ;;
+        'imgctl image save|--platform')
+            kind=none words=''
             ;;
         'imgctl images|-f'|'imgctl images|--filter')
             kind=none words=''
@@ -190,6 +211,9 @@ __imgctl_optval()
             kind=none words=''
             ;;
         'imgctl inspect|-f'|'imgctl inspect|--format')
+            kind=none words=''
+            ;;
+        'imgctl inspect|--platform')
             kind=none words=''
             ;;
         'imgctl load|-i'|'imgctl load|--input')
@@ -219,11 +243,20 @@ __imgctl_optval()
         'imgctl push|--authfile')
             kind=file words=''
             ;;
+        'imgctl push|--platform')
+            kind=none words=''
+            ;;
+        'imgctl rmi|--platform')
+            kind=none words=''
+            ;;
         'imgctl save|--format')
             kind=choice words='docker-archive oci-archive'
             ;;
         'imgctl save|-o'|'imgctl save|--output')
             kind=file words=''
+            ;;
+        'imgctl save|--platform')
+            kind=none words=''
             ;;
         'imgctl search|--authfile')
             kind=file words=''

@@ -26,11 +26,19 @@ function __imgctl_takes_value
             return 0
         case 'imgctl export|-o' 'imgctl export|--output'
             return 0
+        case 'imgctl export|--platform'
+            return 0
         case 'imgctl history|--format'
+            return 0
+        case 'imgctl history|--platform'
             return 0
         case 'imgctl image history|--format'
             return 0
+        case 'imgctl image history|--platform'
+            return 0
         case 'imgctl image inspect|-f' 'imgctl image inspect|--format'
+            return 0
+        case 'imgctl image inspect|--platform'
             return 0
         case 'imgctl image load|-i' 'imgctl image load|--input'
             return 0
@@ -46,15 +54,23 @@ function __imgctl_takes_value
             return 0
         case 'imgctl image push|--authfile'
             return 0
+        case 'imgctl image push|--platform'
+            return 0
+        case 'imgctl image rm|--platform'
+            return 0
         case 'imgctl image save|--format'
             return 0
         case 'imgctl image save|-o' 'imgctl image save|--output'
+            return 0
+        case 'imgctl image save|--platform'
             return 0
         case 'imgctl images|-f' 'imgctl images|--filter'
             return 0
         case 'imgctl images|--format'
             return 0
         case 'imgctl inspect|-f' 'imgctl inspect|--format'
+            return 0
+        case 'imgctl inspect|--platform'
             return 0
         case 'imgctl load|-i' 'imgctl load|--input'
             return 0
@@ -74,9 +90,15 @@ function __imgctl_takes_value
             return 0
         case 'imgctl push|--authfile'
             return 0
+        case 'imgctl push|--platform'
+            return 0
+        case 'imgctl rmi|--platform'
+            return 0
         case 'imgctl save|--format'
             return 0
         case 'imgctl save|-o' 'imgctl save|--output'
+            return 0
+        case 'imgctl save|--platform'
             return 0
         case 'imgctl search|--authfile'
             return 0
@@ -179,9 +201,11 @@ complete -c imgctl -n '__imgctl_using imgctl completion' -s 'h' -l 'help' -d 'Sh
 complete -c imgctl -n '__imgctl_using imgctl export' -l 'dir' -x -a '(__fish_complete_directories (commandline -ct))' -d 'Unpack into DIR (new or empty) instead of writing a tar'
 complete -c imgctl -n '__imgctl_using imgctl export' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl export' -s 'o' -l 'output' -r -F -d 'Write a tar archive to FILE (default: standard output)'
+complete -c imgctl -n '__imgctl_using imgctl export' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl history' -l 'format' -x -d '\'table\', \'json\', or a Go template such as \'{{.CreatedBy}}\''
 complete -c imgctl -n '__imgctl_using imgctl history' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl history' -l 'no-trunc' -d 'Don\'t truncate output'
+complete -c imgctl -n '__imgctl_using imgctl history' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl history' -s 'q' -l 'quiet' -d 'Only show image IDs'
 complete -c imgctl -n '__imgctl_using imgctl image' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'history' -d 'Show the history of an image: one row per step that built it, newest first'
@@ -197,9 +221,11 @@ complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'tag' -d 'Crea
 complete -c imgctl -n '__imgctl_using imgctl image history' -l 'format' -x -d '\'table\', \'json\', or a Go template such as \'{{.CreatedBy}}\''
 complete -c imgctl -n '__imgctl_using imgctl image history' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image history' -l 'no-trunc' -d 'Don\'t truncate output'
+complete -c imgctl -n '__imgctl_using imgctl image history' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl image history' -s 'q' -l 'quiet' -d 'Only show image IDs'
 complete -c imgctl -n '__imgctl_using imgctl image inspect' -s 'f' -l 'format' -x -d 'Go template applied to each image, e.g. \'{{.Id}}\' or \'{{json .Config}}\''
 complete -c imgctl -n '__imgctl_using imgctl image inspect' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl image inspect' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl image load' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image load' -s 'i' -l 'input' -r -F -d 'Read from a tar archive FILE (plain, gzip or zstd) instead of standard input'
 complete -c imgctl -n '__imgctl_using imgctl image load' -s 'q' -l 'quiet' -d 'Accepted for docker compatibility (load shows no progress)'
@@ -210,10 +236,13 @@ complete -c imgctl -n '__imgctl_using imgctl image ls' -l 'format' -x -d '\'tabl
 complete -c imgctl -n '__imgctl_using imgctl image ls' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image ls' -l 'no-trunc' -d 'Don\'t truncate output'
 complete -c imgctl -n '__imgctl_using imgctl image ls' -s 'q' -l 'quiet' -d 'Only show image IDs'
+complete -c imgctl -n '__imgctl_using imgctl image ls' -l 'tree' -d 'List multi-platform images as a tree: one line per platform'
 complete -c imgctl -n '__imgctl_using imgctl image prune' -s 'a' -l 'all' -d 'Remove every image without a tag, not just dangling ones'
 complete -c imgctl -n '__imgctl_using imgctl image prune' -s 'f' -l 'force' -d 'Do not ask for confirmation'
 complete -c imgctl -n '__imgctl_using imgctl image prune' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'all-platforms' -d 'Pull every platform of a multi-platform image (attestations excepted)'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -s 'a' -l 'all-tags' -d 'Pull every tag of the repository'
+complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'attestations' -d 'With --all-platforms: also pull the index\'s attestations (a complete copy to push elsewhere)'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'platform' -x -d 'Platform os/arch[/variant] (default: this host\'s)'
@@ -222,13 +251,16 @@ complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'registry-mirror' -x
 complete -c imgctl -n '__imgctl_using imgctl image push' -s 'a' -l 'all-tags' -d 'Push every tag of the repository'
 complete -c imgctl -n '__imgctl_using imgctl image push' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl image push' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl image push' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl image push' -s 'q' -l 'quiet' -d 'Print only the pushed name'
 complete -c imgctl -n '__imgctl_using imgctl image rm' -s 'f' -l 'force' -d 'Remove an image referenced in several repositories'
 complete -c imgctl -n '__imgctl_using imgctl image rm' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image rm' -l 'no-prune' -d 'Keep the blobs of removed images'
+complete -c imgctl -n '__imgctl_using imgctl image rm' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl image save' -l 'format' -x -a 'docker-archive oci-archive' -d 'Archive format: docker-archive (docker load, podman load) or oci-archive (an OCI layout)'
 complete -c imgctl -n '__imgctl_using imgctl image save' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image save' -s 'o' -l 'output' -r -F -d 'Write to FILE instead of standard output'
+complete -c imgctl -n '__imgctl_using imgctl image save' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl image tag' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl images' -s 'a' -l 'all' -d 'Show all images (default hides intermediate images, which imgctl never has)'
 complete -c imgctl -n '__imgctl_using imgctl images' -l 'digests' -d 'Show digests'
@@ -237,8 +269,10 @@ complete -c imgctl -n '__imgctl_using imgctl images' -l 'format' -x -d '\'table\
 complete -c imgctl -n '__imgctl_using imgctl images' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl images' -l 'no-trunc' -d 'Don\'t truncate output'
 complete -c imgctl -n '__imgctl_using imgctl images' -s 'q' -l 'quiet' -d 'Only show image IDs'
+complete -c imgctl -n '__imgctl_using imgctl images' -l 'tree' -d 'List multi-platform images as a tree: one line per platform'
 complete -c imgctl -n '__imgctl_using imgctl inspect' -s 'f' -l 'format' -x -d 'Go template applied to each image, e.g. \'{{.Id}}\' or \'{{json .Config}}\''
 complete -c imgctl -n '__imgctl_using imgctl inspect' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl inspect' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl load' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl load' -s 'i' -l 'input' -r -F -d 'Read from a tar archive FILE (plain, gzip or zstd) instead of standard input'
 complete -c imgctl -n '__imgctl_using imgctl load' -s 'q' -l 'quiet' -d 'Accepted for docker compatibility (load shows no progress)'
@@ -249,7 +283,9 @@ complete -c imgctl -n '__imgctl_using imgctl login' -l 'password-stdin' -d 'Read
 complete -c imgctl -n '__imgctl_using imgctl login' -s 'u' -l 'username' -x -d 'Username'
 complete -c imgctl -n '__imgctl_using imgctl logout' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl logout' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl pull' -l 'all-platforms' -d 'Pull every platform of a multi-platform image (attestations excepted)'
 complete -c imgctl -n '__imgctl_using imgctl pull' -s 'a' -l 'all-tags' -d 'Pull every tag of the repository'
+complete -c imgctl -n '__imgctl_using imgctl pull' -l 'attestations' -d 'With --all-platforms: also pull the index\'s attestations (a complete copy to push elsewhere)'
 complete -c imgctl -n '__imgctl_using imgctl pull' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl pull' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl pull' -l 'platform' -x -d 'Platform os/arch[/variant] (default: this host\'s)'
@@ -258,13 +294,16 @@ complete -c imgctl -n '__imgctl_using imgctl pull' -l 'registry-mirror' -x -d 'T
 complete -c imgctl -n '__imgctl_using imgctl push' -s 'a' -l 'all-tags' -d 'Push every tag of the repository'
 complete -c imgctl -n '__imgctl_using imgctl push' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl push' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl push' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl push' -s 'q' -l 'quiet' -d 'Print only the pushed name'
 complete -c imgctl -n '__imgctl_using imgctl rmi' -s 'f' -l 'force' -d 'Remove an image referenced in several repositories'
 complete -c imgctl -n '__imgctl_using imgctl rmi' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl rmi' -l 'no-prune' -d 'Keep the blobs of removed images'
+complete -c imgctl -n '__imgctl_using imgctl rmi' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl save' -l 'format' -x -a 'docker-archive oci-archive' -d 'Archive format: docker-archive (docker load, podman load) or oci-archive (an OCI layout)'
 complete -c imgctl -n '__imgctl_using imgctl save' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl save' -s 'o' -l 'output' -r -F -d 'Write to FILE instead of standard output'
+complete -c imgctl -n '__imgctl_using imgctl save' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl search' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl search' -s 'f' -l 'filter' -x -d 'Filter: stars=N, is-official=true|false'
 complete -c imgctl -n '__imgctl_using imgctl search' -l 'format' -x -d '\'table\', \'json\', or a Go template such as \'{{.Name}}: {{.StarCount}}\''
