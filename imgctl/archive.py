@@ -51,7 +51,7 @@ from imgctl.platforms import (
     attestation_blobs,
     attestation_entries,
     image_entries,
-    index_for,
+    index_for_ref,
     index_media_type,
     load_index,
     platforms,
@@ -267,8 +267,7 @@ def _indexes_of(store: Store, items: list[SaveItem]) -> dict[str, IndexDoc]:
                 "SELECT digest FROM tags WHERE repository = ? AND tag = ?", item.refs[0]
             ).fetchone()
             digest = row[0] if row else None
-        doc = index_for(store, item.image_id, digest) if digest else None
-        doc = doc or index_for(store, item.image_id)
+        doc = index_for_ref(store, item.image_id, digest)
         if doc is not None:
             out[item.image_id] = doc
     return out

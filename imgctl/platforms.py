@@ -158,6 +158,13 @@ def index_for(store: Store, image_id: str, digest: str | None = None) -> IndexDo
     return None
 
 
+def index_for_ref(store: Store, image_id: str, digest: str | None) -> IndexDoc | None:
+    """The index a reference names: its repo digest when that is an index of the image; a
+    reference without one (made by ``tag``) stands for the image's index.  None when the
+    reference names a single manifest."""
+    return index_for(store, image_id, digest) if digest else index_for(store, image_id)
+
+
 _PLATFORM_COLS = (
     "config_digest, manifest_digest, manifest_media_type, created, created_ts, os, architecture, variant, "
     "size, compressed_size, labels"
@@ -350,10 +357,12 @@ def record_image(
         primary_blobs = manifest_blobs(store, primary.manifest_digest)
     primary_blobs.append(("index", index.digest, 0))
     changed = store.add_image(primary, primary_blobs, repository=repository, tag=tag, digest=digest or index.digest, pinned=pinned)
-    others = [r for r in ordered if r.id != primary.id and r.manifest_digest != primary.manifest_digest]
     with store.transaction() as tx:
         if tx.execute("SELECT 1 FROM images WHERE id = ?", (primary.id,)).fetchone() is None:
             return primary.id, changed  # removed meanwhile by another process
+        # Under the write lock, again: a concurrent pull of another platform may have completed.
+        ordered = {r.manifest_digest: r for r in [*ordered, *stored_platforms(store, index, skip=record.manifest_digest)]}
+        others = [r for r in ordered.values() if r.id != primary.id and r.manifest_digest != primary.manifest_digest]
         tx.execute(
             "INSERT OR REPLACE INTO image_indexes (image_id, digest, media_type) VALUES (?,?,?)",
             (primary.id, index.digest, index.media_type),
@@ -410,17 +419,16 @@ def sync_platforms(store: Store, con, image_id: str) -> None:
     con.execute("DELETE FROM image_blobs WHERE image_id = ? AND kind = 'platform'", (image_id,))
     need: set[str] = set()
     for (m,) in rows:
-        if m not in members or not store.has_blob(m):
+        blobs = manifest_blobs(store, m) if m in members and store.has_blob(m) else []
+        if not blobs or not all(store.has_blob(d) for _, d, _ in blobs):
+            # Not in the index any more, or its content is gone (verify --repair): not available.
             con.execute("DELETE FROM image_platforms WHERE image_id = ? AND manifest_digest = ?", (image_id, m))
             continue
-        need.update(d for _, d, _ in manifest_blobs(store, m))
+        need.update(d for _, d, _ in blobs)
     for d, mt in kept:  # attestations pulled or loaded with the image stay with it
         doc = load_index(store, d, mt)
         for att in attestation_entries(doc.index) if doc is not None else []:
             need.update(attestation_blobs(store, att.digest) or ())
-    missing = [d for d in need if not store.has_blob(d)]
-    if missing:
-        raise StoreError(f"cannot record image {image_id}: blob {missing[0]} is missing")
     con.executemany(
         "INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,'platform',0)",
         [(image_id, d) for d in sorted(need)],

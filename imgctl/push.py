@@ -20,7 +20,7 @@ from imgctl.oci import MAX_MANIFEST_SIZE, Platform, parse_document
 from imgctl.platforms import (
     attestation_blobs,
     attestation_entries,
-    index_for,
+    index_for_ref,
     index_media_type,
     is_attestation,
     platforms,
@@ -106,7 +106,7 @@ def push(
     else:
         img = open_image(store, image_id)
         named = ref.digest or _tag_digest(store, ref)
-        index = index_for(store, image_id, named) if named else index_for(store, image_id)
+        index = index_for_ref(store, image_id, named)
         if index is None and ref.digest and ref.digest != img.record.manifest_digest:
             raise UsageError(f"{ref.familiar()} names an index that is not in the store; push a tag of the image instead")
     entries = platforms(store, image_id, index.digest) if index is not None else []
