@@ -26,6 +26,7 @@ __all__ = [
     "host_platform",
     "parse_platform",
     "choose_manifest",
+    "best_match",
     "layer_compression",
 ]
 
@@ -240,14 +241,22 @@ def choose_manifest(index: Index, want: Platform) -> Descriptor:
         if d.media_type in MANIFEST_TYPES or d.media_type in INDEX_TYPES
         if d.platform is not None and d.platform.os != "unknown"
     ]
+    found = best_match([(d.platform, d) for d in candidates], want)
+    if found is None:
+        raise PlatformNotFound(f"no matching manifest for {want.normalized()} in the manifest list entries")
+    return found
+
+
+def best_match(candidates, want: Platform):
+    """The item of (platform, item) pairs for ``want``: an exact match first; like containerd,
+    a request without variant accepts the arch's first variant.  None when nothing matches."""
     want_n = want.normalized()
-    for d in candidates:
-        if d.platform.matches(want_n):
-            return d
-    # Like containerd: a request without variant accepts the best variant of the arch.
+    for plat, item in candidates:
+        if plat.matches(want_n):
+            return item
     if want.variant is None or (want_n.architecture == "arm64" and want_n.variant == "v8"):
-        for d in candidates:
-            p = d.platform.normalized()
+        for plat, item in candidates:
+            p = plat.normalized()
             if p.os == want_n.os and p.architecture == want_n.architecture:
-                return d
-    raise PlatformNotFound(f"no matching manifest for {want_n} in the manifest list entries")
+                return item
+    return None

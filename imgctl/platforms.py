@@ -29,6 +29,7 @@ from imgctl.oci import (
     Index,
     Manifest,
     Platform,
+    best_match,
     host_platform,
     parse_document,
 )
@@ -205,28 +206,14 @@ def platforms(store: Store, image_id: str, index_digest: str | None = None) -> l
     return out
 
 
-def _matching(candidates: list[tuple[Platform, object]], want: Platform):
-    """The candidate for ``want``: an exact match, else (no variant asked) the arch's first."""
-    want_n = want.normalized()
-    for plat, item in candidates:
-        if plat.matches(want_n):
-            return item
-    if want.variant is None or (want_n.architecture == "arm64" and want_n.variant == "v8"):
-        for plat, item in candidates:
-            p = plat.normalized()
-            if p.os == want_n.os and p.architecture == want_n.architecture:
-                return item
-    return None
-
-
 def select_record(store: Store, image_id: str, want: Platform, name: str) -> ImageRecord:
     """The content of platform ``want`` of the image NAME names; a clear error when the image
     does not provide it or when it is not in the store."""
     entries = platforms(store, image_id)
-    hit = _matching([(e.platform, e) for e in entries], want)
+    hit = best_match([(e.platform, e) for e in entries], want)
     if hit is None:
         # A record's own platform (from its config) may say more than its index entry.
-        hit = _matching([(record_platform(e.record), e) for e in entries if e.record], want)
+        hit = best_match([(record_platform(e.record), e) for e in entries if e.record], want)
     if hit is None:
         raise PlatformNotFound(f"image {name} does not provide the specified platform ({want.normalized()})")
     if hit.record is None:
@@ -267,7 +254,7 @@ def remove_platform_images(store: Store, names: list[str], want: Platform, *, pr
 
 def primary_of(records: list[ImageRecord], want: Platform | None = None) -> ImageRecord:
     """The platform an image row shows: ``want`` (default: the host's) when present, else the first."""
-    hit = _matching([(record_platform(r), r) for r in records], want or host_platform())
+    hit = best_match([(record_platform(r), r) for r in records], want or host_platform())
     return hit if hit is not None else records[0]
 
 
