@@ -393,13 +393,15 @@ def pull(
     all_platforms: bool = False,
     resolved: str | None = None,
     attestations: bool = False,
+    member: str | None = None,
 ) -> PullResult:
     """Pull one image by tag or digest into ``store``.
 
     From an index: the platform asked for (default: the host's), added to the image the
     reference names through that index; ``all_platforms``: every platform of the index
     (attestations excepted; ``attestations`` fetches them too, for a complete copy of the
-    index).  ``resolved``: the digest the reference was resolved to already.
+    index).  ``resolved``: the digest the reference was resolved to already; ``member``: the
+    digest of the index entry to pull (instead of matching ``platform``).
     """
     if all_platforms:
         return _pull_every_platform(
@@ -427,7 +429,7 @@ def pull(
             lease.add(top.digest)
             store.put_blob(top.digest, top.data)
             blobs.append(("index", top.digest, 0))
-            entry = choose_manifest(doc, want)
+            entry = next((d for d in image_entries(doc) if d.digest == member), None) or choose_manifest(doc, want)
             lease.add(entry.digest)
             if entry.size > MAX_MANIFEST_SIZE:
                 raise VerificationError(f"manifest {entry.digest} is too large ({entry.size} bytes)")
@@ -496,7 +498,7 @@ def _pull_every_platform(ref: Reference, *, client, attestations: bool = False, 
     if not isinstance(doc, Index):
         return pull(ref, client=client, resolved=top.digest, **kw)
     results = [
-        pull(ref, client=client, platform=entry.platform, resolved=top.digest, **kw) for entry in image_entries(doc)
+        pull(ref, client=client, platform=e.platform, resolved=top.digest, member=e.digest, **kw) for e in image_entries(doc)
     ]
     if not results:
         raise PlatformNotFound(f"{display}: the index {top.digest} lists no platform images")

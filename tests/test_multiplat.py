@@ -518,3 +518,49 @@ def test_disk_usage_and_gc_count_shared_content_once(multi, store_root):
     freed = {l.split(" ", 1)[1] for l in r.lines}
     assert freed == {armv7.manifest_digest, armv7.config_digest, *(l.digest for l in armv7.layers)}
     assert_store_verifies(store_root)
+
+
+def _rewrite(src, dst, change):
+    import io
+    import tarfile
+
+    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
+        for info in tin.getmembers():
+            data = tin.extractfile(info).read() if info.isfile() else None
+            data = change(info.name, data)
+            if data is not None:
+                info.size = len(data)
+                tout.addfile(info, io.BytesIO(data))
+            else:
+                tout.addfile(info)
+
+
+@pytest.mark.parametrize("damage", ["other-layer", "other-manifest", "index-entry-size"])
+def test_load_of_a_damaged_multi_platform_archive_adds_nothing(multi, store_root, tmp_path, monkeypatch, damage):
+    name, idx, host, other, armv7 = multi
+    assert run("pull", "--all-platforms", name).code == 0
+    good = tmp_path / "good.tar"
+    assert run("save", "--format", "oci-archive", "-o", good, name).code == 0
+    bad = tmp_path / "bad.tar"
+
+    def change(member, data):
+        if data is None:
+            return None
+        if damage == "other-layer" and member == f"blobs/sha256/{other.layers[1].digest[7:]}":
+            return data[:-5] + bytes([data[-5] ^ 1]) + data[-4:]
+        if damage == "other-manifest" and member == f"blobs/sha256/{other.manifest_digest[7:]}":
+            return data.replace(b'"layers"', b'"layers" ')
+        if damage == "index-entry-size" and member == f"blobs/sha256/{idx.manifest_digest[7:]}":
+            return data  # the index stays; its entry in index.json lies about its size below
+        if damage == "index-entry-size" and member == "index.json":
+            return data.replace(f'"size":{len(idx.manifest_bytes)}'.encode(), f'"size":{len(idx.manifest_bytes) + 1}'.encode())
+        return data
+
+    _rewrite(good, bad, change)
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv("IMGCTL_ROOT", str(fresh))
+    r = run("load", "-i", bad)
+    assert r.code == 1 and len(r.err.splitlines()) == 1 and "Traceback" not in r.err, r.err
+    assert image_ids(fresh) == set()
+    assert run("images", "-q").out == ""
+    assert run("verify").code == 0
