@@ -282,6 +282,7 @@ class _Tree:
         # must stay readable and removable, so on-disk modes keep u+rw and directories keep theirs.
         self.scratch = scratch
         self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._last: tuple[list[str], int, list[str]] | None = None  # lexical parts, descriptor, real path
         self.meta: dict[str, _Meta] = {}
         self.skipped: list[str] = []
         self.is_root = os.geteuid() == 0
@@ -289,6 +290,7 @@ class _Tree:
         self.layer = ""
 
     def close(self) -> None:
+        self._forget_last()
         os.close(self.root_fd)
 
     # -- resolution ----------------------------------------------------------------------
@@ -298,14 +300,17 @@ class _Tree:
         Symlinks met on the way are followed within the root; ``..`` stops at the root.
         Missing directories are created (0755) when ``create``, else ``_Missing``.
         """
-        todo = list(parts)
-        stack: list[str] = []
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-        cur = os.dup(self.root_fd)  # one descriptor at a time, whatever the depth
+        cached = self._last
+        if cached is not None and len(parts) >= len(cached[0]) and parts[: len(cached[0])] == cached[0]:
+            # Members come parent first: start from the directory the last call resolved.
+            cur, stack, todo = os.dup(cached[1]), list(cached[2]), parts[len(cached[0]) :][::-1]
+        else:
+            cur, stack, todo = os.dup(self.root_fd), [], parts[::-1]  # todo is reversed: pop() takes the next
         links = 0
         try:
             while todo:
-                c = todo.pop(0)
+                c = todo.pop()
                 if c in ("", "."):
                     continue
                 if c == "..":
@@ -334,7 +339,7 @@ class _Tree:
                         os.close(cur)
                         cur = os.dup(self.root_fd)
                         stack.clear()
-                    todo = target.split("/") + todo
+                    todo += target.split("/")[::-1]
                     continue
                 if not stat.S_ISDIR(st.st_mode):
                     raise _NotDir("/".join([*stack, c]))
@@ -349,7 +354,15 @@ class _Tree:
         except BaseException:
             os.close(cur)
             raise
+        self._forget_last()
+        self._last = (list(parts), os.dup(cur), list(stack))
         return cur, stack
+
+    def _forget_last(self) -> None:
+        """Drop the cached resolution (whenever an entry is removed, a path may resolve differently)."""
+        if self._last is not None:
+            os.close(self._last[1])
+            self._last = None
 
     def parent(self, parts: list[str], create: bool, name: str) -> tuple[int, str] | None:
         """(descriptor of the real parent directory, real relative path of the entry)."""
@@ -369,6 +382,7 @@ class _Tree:
 
     def remove(self, dir_fd: int, name: str, path: str) -> None:
         """Remove entry NAME of DIR_FD (a directory with all it holds), never following a symlink."""
+        self._forget_last()
         try:
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:

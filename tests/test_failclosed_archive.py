@@ -230,3 +230,105 @@ def test_export_limits_can_be_raised_and_lowered(tmp_path, store_root):
     r = run("export", "--max-entries", "0", "--dir", tmp_path / "fs2", name)
     assert r.code == 1 and r.err.startswith("Error: the image has more than 0 entries") and "--max-entries" in r.err
     assert not (tmp_path / "fs2").exists()
+
+
+# -- class 6: export of layers with hostile headers ---------------------------------------------
+def deep_tree(levels: int) -> bytes:
+    path, entries = "", []
+    for _ in range(levels):
+        path = f"{path}d/" if path else "d/"
+        entries.append(info(path.rstrip("/"), tarfile.DIRTYPE))
+    entries.append((info(path + "leaf", size=2), b"ok"))
+    return tar_of(entries)
+
+
+def test_export_of_a_1100_level_tree_fails_closed(tmp_path, store_root):
+    name = load_layers(tmp_path, [deep_tree(1100)], "deep/tree:1100")
+    before = image_ids(store_root)
+    out = tmp_path / "out"
+    out.mkdir()
+    for args in (["export", "-o", str(out / "fs.tar"), name], ["export", "--dir", str(out / "fs"), name]):
+        m = run_measured(args, timeout=120)
+        assert_failed_closed(m, store_root, before, seconds=60)
+        assert "directories deep, more than the limit of 1024" in m.err, m.err
+        assert leftovers(out, set()) == []
+
+
+def test_export_of_a_1000_level_tree_works_without_recursion(tmp_path, store_root):
+    """Just under the depth limit: every walker (build, opaque directories, tar, cleanup) is iterative."""
+    layer2 = tar_of([info("d/.wh..wh..opq"), info("d/new", size=0)])  # the opaque walk goes down the tree
+    name = load_layers(tmp_path, [deep_tree(1000), deep_tree(1000), layer2], "deep/tree:1000")
+    out = tmp_path / "out"
+    out.mkdir()
+    m = run_measured(["export", "-o", str(out / "fs.tar"), name], timeout=120)
+    assert m.code == 0, m.err
+    with tarfile.open(out / "fs.tar") as tf:
+        assert sorted(tf.getnames()) == ["d", "d/new"]
+    assert leftovers(out, set()) == ["fs.tar"]
+    name = load_layers(tmp_path, [deep_tree(1000)], "deep/tree:plain")
+    m = run_measured(["export", "-o", str(out / "fs2.tar"), name], timeout=120)
+    assert m.code == 0, m.err
+    with tarfile.open(out / "fs2.tar") as tf:
+        names = tf.getnames()
+    assert len(names) == 1001 and names[-1].count("/") == 1000
+    assert leftovers(out, set()) == ["fs.tar", "fs2.tar"]
+
+
+def _pax_file(name: bytes, pairs: list[tuple[str, str | bytes]], data: bytes = b"x") -> bytes:
+    return pax_member(pairs) + raw_header(name, len(data), b"0") + _pad(data) + end_of_tar()
+
+
+HOSTILE_HEADERS = {
+    "nul-in-name": (_pax_file(b"a", [("path", b"etc/pass\0wd")]), "NUL byte in its name"),
+    "nul-in-link": (pax_member([("linkpath", b"x\0y")]) + raw_header(b"l", 0, b"2") + end_of_tar(), "NUL byte in its link target"),
+    "uid-2^40": (_pax_file(b"a", [("uid", str(1 << 40))]), "uid 1099511627776, outside 0..4294967294"),
+    "gid-negative": (_pax_file(b"a", [("gid", "-5")]), "gid -5, outside"),
+    "huge-ext-header": (pax_member([("comment", "x" * (2 * MIB))]) + raw_header(b"a", 0, b"0") + end_of_tar(), "extended header of"),
+    "sparse-map-too-long": (
+        pax_member([("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"), ("GNU.sparse.name", "big"), ("GNU.sparse.realsize", "10")])
+        + raw_header(b"GNUSparseFile.0/big", 512, b"0") + _pad(b"99999999\n0\n"),
+        "sparse map of more than",
+    ),
+    "sparse-map-truncated": (
+        pax_member([("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"), ("GNU.sparse.name", "big"), ("GNU.sparse.realsize", "10")])
+        + raw_header(b"GNUSparseFile.0/big", 512, b"0") + _pad(b"3\n0\n"),
+        "invalid sparse map",
+    ),
+    "sparse-beyond-size": (pax10_sparse_layer(10, b"x" * 20), "invalid map"),
+    "parent-escape": (_pax_file(b"a", [("path", "../../etc/x")]), "points outside the root filesystem"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_HEADERS))
+def test_export_of_hostile_headers_fails_closed(case, tmp_path, store_root):
+    layer, message = HOSTILE_HEADERS[case]
+    name = load_layers(tmp_path, [layer], f"hostile/{case.replace('^', '')}:1")
+    before = image_ids(store_root)
+    out = tmp_path / "out"
+    out.mkdir()
+    for args in (["export", "-o", str(out / "fs.tar"), name], ["export", "--dir", str(out / "fs"), name]):
+        m = run_measured(args, timeout=60)
+        assert_failed_closed(m, store_root, before, seconds=30)
+        assert message in m.err, m.err
+        assert leftovers(out, set()) == []
+
+
+def test_export_normalises_times_and_keeps_names_that_are_not_utf8(tmp_path, store_root):
+    """mtime NaN, inf, negative or past 2242 becomes 0 (as a tar header can hold it); a name in
+    Latin-1 survives byte for byte."""
+    layer = b"".join(
+        _pax_file(f"t-{label}".encode(), [("mtime", value)])[:-1024]
+        for label, value in (("nan", "nan"), ("inf", "inf"), ("neg", "-100"), ("huge", "1e30"), ("ok", "1700000000"))
+    ) + raw_header(b"caf\xe9", 0, b"0") + end_of_tar()
+    name = load_layers(tmp_path, [layer], "hostile/times:1")
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run("export", "-o", out / "fs.tar", name)
+    assert r.code == 0, r.err
+    with tarfile.open(out / "fs.tar", encoding="utf-8", errors="surrogateescape") as tf:
+        times = {m.name: m.mtime for m in tf.getmembers()}
+    assert times.pop("caf\udce9") == 0
+    assert times == {"t-nan": 0, "t-inf": 0, "t-neg": 0, "t-huge": 0, "t-ok": 1700000000}
+    r = run("export", "--dir", out / "fs", name)
+    assert r.code == 0, r.err
+    assert sorted(os.listdir(os.fsencode(out / "fs"))) == [b"caf\xe9", b"t-huge", b"t-inf", b"t-nan", b"t-neg", b"t-ok"]
