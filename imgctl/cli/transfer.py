@@ -162,6 +162,16 @@ def load_cmd(
         typer.Option("--input", "-i", help="Read from a tar archive FILE (plain, gzip or zstd) instead of standard input.", metavar="FILE", show_default=False),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Accepted for docker compatibility (load shows no progress).")] = False,
+    max_ratio: Annotated[
+        Optional[float],
+        typer.Option(
+            "--max-ratio",
+            help="Most bytes a gzip or zstd archive may expand to per compressed byte, beyond 1 GiB (default: 100).",
+            metavar="N",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Load images from a docker-archive or oci-archive tar, verifying every digest."""
     from imgctl.archive import load
@@ -172,7 +182,7 @@ def load_cmd(
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("requested load from stdin, but stdin is empty")
         source = getattr(sys.stdin, "buffer", sys.stdin)
-    for loaded in load(state.store(), source):
+    for loaded in load(state.store(), source, **({} if max_ratio is None else {"max_ratio": max_ratio})):
         for name, old in loaded.replaced:
             print(f"The image {name} already exists, renaming the old one with ID {old} to empty string")
         if loaded.names:
@@ -221,15 +231,18 @@ def export_cmd(
         ),
     ] = None,
     max_entries: Annotated[
-        int, typer.Option("--max-entries", help="Most files, directories and links over all layers.", metavar="N", min=0)
-    ] = 1_000_000,
+        Optional[int],
+        typer.Option("--max-entries", help="Most files, directories and links over all layers (default: 250000).", metavar="N", min=0, show_default=False),
+    ] = None,
 ) -> None:
     """Export an image's flattened root filesystem as a tar archive or into a directory."""
     from imgctl.export import Limits, export_to_dir, export_to_file, export_to_tar
 
     if output is not None and directory is not None:
         raise UsageError("--output and --dir cannot be used together")
-    limits = Limits(max_size=None if max_size is None else parse_size(max_size, "--max-size"), max_entries=max_entries)
+    limits = Limits(max_size=None if max_size is None else parse_size(max_size, "--max-size"))
+    if max_entries is not None:
+        limits = Limits(max_size=limits.max_size, max_entries=max_entries)
     store = state.store()
     if directory is not None:
         result = export_to_dir(store, image, directory, limits=limits)
