@@ -669,8 +669,7 @@ def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
     top = parse_document(archive.read_small("index.json"))
     if not isinstance(top, Index):
         raise UnsupportedManifest("invalid archive: index.json is not an image index")
-    results: list[Loaded] = []
-    by_image: dict[str, Loaded] = {}
+    pending: list[tuple[ImageRecord, list[tuple[str, str, int]], list[Reference]]] = []
     for entry in top.manifests:
         ann = entry.annotations or {}
         ref = _ref_or_none(ann.get(CONTAINERD_NAME))
@@ -679,7 +678,19 @@ def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
             if isinstance(name, str) and "/" in name:  # a full name; a bare "v1" names only a tag
                 ref = _ref_or_none(name)
         rec, blobs = _load_oci_entry(store, archive, lease, entry)
-        loaded = _commit(store, rec, blobs, [ref] if ref else [])
+        pending.append((rec, blobs, [ref] if ref else []))
+    if not pending:
+        raise UnsupportedManifest("invalid archive: index.json lists no images")
+    return _commit_all(store, pending)
+
+
+def _commit_all(store: Store, pending: list[tuple[ImageRecord, list[tuple[str, str, int]], list[Reference]]]) -> list[Loaded]:
+    """Record and tag the images of an archive once every one of them is verified: an archive
+    that fails anywhere adds no image (its verified blobs stay, unreferenced, for prune)."""
+    results: list[Loaded] = []
+    by_image: dict[str, Loaded] = {}
+    for rec, blobs, refs in pending:
+        loaded = _commit(store, rec, blobs, refs)
         if rec.id in by_image:
             prev = by_image[rec.id]
             prev.names += [n for n in loaded.names if n not in prev.names]
@@ -687,8 +698,6 @@ def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
         else:
             by_image[rec.id] = loaded
             results.append(loaded)
-    if not results:
-        raise UnsupportedManifest("invalid archive: index.json lists no images")
     return results
 
 
@@ -727,7 +736,7 @@ def _load_docker(store: Store, archive: _Archive, lease) -> list[Loaded]:
     doc = _json(archive.read_small("manifest.json"), "manifest.json")
     if not isinstance(doc, list) or not doc:
         raise UnsupportedManifest("invalid archive: manifest.json is not a list of images")
-    results: list[Loaded] = []
+    pending: list[tuple[ImageRecord, list[tuple[str, str, int]], list[Reference]]] = []
     for i, entry in enumerate(doc):
         if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str) or not isinstance(entry.get("Layers"), list):
             raise UnsupportedManifest(f"invalid archive: manifest.json entry {i} has no Config or Layers")
@@ -744,8 +753,8 @@ def _load_docker(store: Store, archive: _Archive, lease) -> list[Loaded]:
                 raise InvalidReference(f"invalid archive: RepoTags entry {t!r} is not NAME:TAG")
             refs.append(ref)
         rec, blobs = _load_docker_entry(store, archive, lease, entry["Config"], layer_names)
-        results.append(_commit(store, rec, blobs, refs))
-    return results
+        pending.append((rec, blobs, refs))
+    return _commit_all(store, pending)
 
 
 def _member_digest(archive: _Archive, name: str) -> tuple[str, int, str, str, int]:

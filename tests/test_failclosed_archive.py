@@ -332,3 +332,89 @@ def test_export_normalises_times_and_keeps_names_that_are_not_utf8(tmp_path, sto
     r = run("export", "--dir", out / "fs", name)
     assert r.code == 0, r.err
     assert sorted(os.listdir(os.fsencode(out / "fs"))) == [b"caf\xe9", b"t-huge", b"t-inf", b"t-nan", b"t-neg", b"t-ok"]
+
+
+# -- class 6: load of hostile archives ----------------------------------------------------------
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def small_layer() -> bytes:
+    return tar_of([(info("hello", size=5), b"hello")])
+
+
+def _archive_with(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    return tar_of([(i, d) if d is not None else i for i, d in members])
+
+
+def _hostile_archives() -> dict[str, tuple[bytes, str]]:
+    layer = small_layer()
+    config = config_for([layer])
+    cname, lname = sha(config)[7:] + ".json", sha(layer)[7:] + ".tar"
+    good = [{"Config": cname, "RepoTags": ["evil/app:1"], "Layers": [lname]}]
+
+    def with_manifest(doc, extra=()) -> bytes:
+        manifest = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+        members = [(info(cname, size=len(config)), config), (info(lname, size=len(layer)), layer), *extra]
+        return _archive_with([*members, (info("manifest.json", size=len(manifest)), manifest)])
+
+    deep_config = b'{"rootfs":{"diff_ids":[]},"x":' + nested(5000) + b"}"
+    oci_index = b'{"schemaVersion":2,"manifests":' + nested(100_000) + b"}"
+    layout = b'{"imageLayoutVersion":"1.0.0"}'
+    return {
+        "manifest.json-nested": (with_manifest(nested(100_000)), "invalid archive: manifest.json: nested more than 200 levels deep"),
+        "manifest.json-nested-250": (with_manifest(nested(250)), "nested more than 200 levels deep"),
+        "index.json-nested": (
+            _archive_with([(info("oci-layout", size=len(layout)), layout), (info("index.json", size=len(oci_index)), oci_index)]),
+            "invalid manifest: nested more than 200 levels deep",
+        ),
+        "config-nested": (
+            docker_archive([], ["evil/app:1"], config=deep_config),
+            "invalid image config: nested more than 200 levels deep",
+        ),
+        "absolute-config": (with_manifest([{**good[0], "Config": "/etc/passwd"}]), "etc/passwd is missing"),
+        "dotdot-layer": (with_manifest([{**good[0], "Layers": ["../../" + lname]}]), "is missing"),
+        "nul-layer": (with_manifest([{**good[0], "Layers": [lname + "\0x"]}]), "is missing"),
+        "symlinked-config": (
+            with_manifest([{**good[0], "Config": "c.json"}], [(info("c.json", tarfile.SYMTYPE, linkname=lname), None)]),
+            "invalid image config: not valid JSON",
+        ),
+        "symlink-loop": (
+            with_manifest([{**good[0], "Layers": ["a"]}], [(info("a", tarfile.SYMTYPE, linkname="b"), None), (info("b", tarfile.SYMTYPE, linkname="a"), None)]),
+            "layer a is missing",
+        ),
+        "hardlink-chain": (
+            with_manifest(
+                [{**good[0], "Layers": ["h20"]}],
+                [(info(f"h{i}", tarfile.LNKTYPE, linkname=f"h{i - 1}" if i else lname), None) for i in range(21)],
+            ),
+            "layer h20 is missing",
+        ),
+        "duplicate-layer-member": (
+            with_manifest(good, [(info(lname, size=len(small_layer() + b"x" * 512)), small_layer() + b"x" * 512)]),
+            "filesystem layer verification failed",
+        ),
+        "repotag-invalid": (with_manifest([{**good[0], "RepoTags": ["evil/App:1"]}]), "invalid reference format"),
+        "repotag-nul": (with_manifest([{**good[0], "RepoTags": ["a\0b:1"]}]), "invalid reference format"),
+        "member-claims-huge-size": (
+            with_manifest(good)[:-1024 * 10] + raw_header(b"big", 1 << 40, b"0") + b"x" * 1024,
+            "invalid archive",
+        ),
+        "not-a-tar": (b"\x89PNG" + b"\0" * 2000, "not a tar file"),
+    }
+
+
+HOSTILE_ARCHIVES = _hostile_archives()
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_ARCHIVES))
+def test_load_of_hostile_archives_fails_closed(case, tmp_path, store_root):
+    archive, message = HOSTILE_ARCHIVES[case]
+    before = image_ids(store_root)
+    for compressed in (False, True):
+        path = tmp_path / ("in.tar.gz" if compressed else "in.tar")
+        path.write_bytes(gzip.compress(archive, 1) if compressed else archive)
+        m = run_measured(["load", "-i", str(path)], timeout=60)
+        assert_failed_closed(m, store_root, before, seconds=30)
+        assert message in m.err, m.err
+        assert not (store_root / "ingest").exists() or leftovers(store_root / "ingest", set()) == []
