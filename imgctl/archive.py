@@ -65,7 +65,7 @@ CONTAINERD_NAME = "io.containerd.image.name"
 CHUNK = 1024 * 1024
 MAX_MEMBERS = 1_000_000  # an archive's tar members (~150 bytes of memory each while loading)
 MAX_RATIO = 100  # spooled (uncompressed) bytes per compressed byte of a gzip/zstd archive ...
-SPOOL_FLOOR = 1024**3  # ... beyond this much
+SPOOL_FLOOR = 256 * 1024**2  # ... beyond this much
 _BLOB_NAME = re.compile(r"blobs/sha256/([0-9a-f]{64})")
 
 

@@ -418,3 +418,109 @@ def test_load_of_hostile_archives_fails_closed(case, tmp_path, store_root):
         assert_failed_closed(m, store_root, before, seconds=30)
         assert message in m.err, m.err
         assert not (store_root / "ingest").exists() or leftovers(store_root / "ingest", set()) == []
+
+
+def test_load_of_a_multi_image_archive_adds_nothing_when_a_later_entry_fails(tmp_path, store_root):
+    layer = small_layer()
+    config = config_for([layer])
+    bad = config_for([b"other"])
+    manifest = json.dumps([
+        {"Config": sha(config)[7:] + ".json", "RepoTags": ["first/ok:1"], "Layers": [sha(layer)[7:] + ".tar"]},
+        {"Config": sha(bad)[7:] + ".json", "RepoTags": ["second/bad:1"], "Layers": [sha(layer)[7:] + ".tar"]},
+    ]).encode()
+    archive = _archive_with([
+        (info(sha(config)[7:] + ".json", size=len(config)), config),
+        (info(sha(bad)[7:] + ".json", size=len(bad)), bad),
+        (info(sha(layer)[7:] + ".tar", size=len(layer)), layer),
+        (info("manifest.json", size=len(manifest)), manifest),
+    ])
+    (tmp_path / "in.tar").write_bytes(archive)
+    m = run_measured(["load", "-i", str(tmp_path / "in.tar")], timeout=60)
+    assert_failed_closed(m, store_root, set(), seconds=30)
+    assert "filesystem layer verification failed" in m.err
+    assert run("images", "-q").out == ""
+
+
+# -- class 2: load of compression bombs and oversized input -------------------------------------
+def _fifo_load(tmp_path: Path, data: bytes, *extra: str):
+    """``load`` from a pipe (a FIFO fed by a thread), as ``cat x | imgctl load`` would."""
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        try:
+            with open(fifo, "wb") as f:
+                f.write(data)
+        except BrokenPipeError:
+            pass
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    try:
+        return run_measured(["load", *extra, "-i", str(fifo)], timeout=120)
+    finally:
+        if t.is_alive():  # the reader gave up early: let the writer finish on a reader of our own
+            with open(fifo, "rb") as f:
+                while f.read(1 << 20):
+                    pass
+        t.join(10)
+
+
+def _zstd_bomb(size: int) -> bytes:
+    import zstandard
+
+    c = zstandard.ZstdCompressor(level=19).compressobj()
+    zeros = bytes(MIB)
+    return b"".join(c.compress(zeros) for _ in range(size // MIB)) + c.flush()
+
+
+@pytest.mark.parametrize("kind", ["gzip-file", "gzip-pipe", "zstd-file", "zstd-pipe"])
+def test_load_of_a_compression_bomb_stops_at_the_ratio_limit(kind, tmp_path, store_root):
+    """Zeros compressed to a few hundred KiB that expand to 1 GiB (zstd) or 400 MiB (gzip): the
+    spool stops past 256 MiB + 100 x the input, names --max-ratio, and leaves nothing in ingest/."""
+    codec, via = kind.split("-")
+    if codec == "zstd":
+        body = _zstd_bomb(1024 * MIB)
+    else:
+        c = __import__("zlib").compressobj(9, wbits=31)
+        zeros = bytes(MIB)
+        body = b"".join(c.compress(zeros) for _ in range(400)) + c.flush()
+    assert len(body) < 2 * MIB
+    before = image_ids(store_root)
+    if via == "pipe":
+        m = _fifo_load(tmp_path, body)
+    else:
+        (tmp_path / "bomb").write_bytes(body)
+        m = run_measured(["load", "-i", str(tmp_path / "bomb")], timeout=120)
+    assert_failed_closed(m, store_root, before, seconds=90)
+    assert f"the {codec} input expands more than 100 times" in m.err and "--max-ratio" in m.err, m.err
+    assert leftovers(store_root / "ingest", set()) == []
+
+
+def test_load_max_ratio_can_be_raised(tmp_path, store_root):
+    """--max-ratio lets a legitimately well-compressed archive through: 64 MiB of zeros in a layer,
+    compressed to ~60 KiB by gzip, with the floor lowered so the default ratio of 100 bites."""
+    layer = tar_of([(info("zeros", size=64 * MIB), bytes(64 * MIB))])
+    archive = gzip.compress(docker_archive([layer], ["zeros/app:1"]), 9)
+    (tmp_path / "z.tar.gz").write_bytes(archive)
+    import imgctl.archive
+    from imgctl.errors import VerificationError
+    from imgctl.store import Store
+
+    store = Store(store_root)
+    try:
+        old = imgctl.archive.SPOOL_FLOOR
+        imgctl.archive.SPOOL_FLOOR = MIB
+        try:
+            with pytest.raises(VerificationError, match="expands more than 100 times"):
+                imgctl.archive.load(store, tmp_path / "z.tar.gz")
+            assert leftovers(store_root / "ingest", set()) == []
+            loaded = imgctl.archive.load(store, tmp_path / "z.tar.gz", max_ratio=2000)
+        finally:
+            imgctl.archive.SPOOL_FLOOR = old
+        assert loaded[0].names == ["zeros/app:1"]
+    finally:
+        store.close()
+    assert_store_verifies(store_root)

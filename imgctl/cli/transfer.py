@@ -166,7 +166,7 @@ def load_cmd(
         Optional[float],
         typer.Option(
             "--max-ratio",
-            help="Most bytes a gzip or zstd archive may expand to per compressed byte, beyond 1 GiB (default: 100).",
+            help="Most bytes a gzip or zstd archive may expand to per compressed byte, beyond 256 MiB (default: 100).",
             metavar="N",
             min=1,
             show_default=False,
