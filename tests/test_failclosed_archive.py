@@ -76,6 +76,11 @@ def pax_member(pairs: list[tuple[str, str | bytes]]) -> bytes:
     return raw_header(b"PaxHeader", len(data), b"x") + _pad(data)
 
 
+def tar_body(archive: bytes) -> bytes:
+    """A tar without its end-of-archive blocks (its last member must not end in NUL bytes)."""
+    return _pad(archive.rstrip(b"\0"))
+
+
 def end_of_tar() -> bytes:
     return b"\0" * 1024
 
@@ -397,7 +402,7 @@ def _hostile_archives() -> dict[str, tuple[bytes, str]]:
         "repotag-invalid": (with_manifest([{**good[0], "RepoTags": ["evil/App:1"]}]), "invalid reference format"),
         "repotag-nul": (with_manifest([{**good[0], "RepoTags": ["a\0b:1"]}]), "invalid reference format"),
         "member-claims-huge-size": (
-            with_manifest(good)[:-1024 * 10] + raw_header(b"big", 1 << 40, b"0") + b"x" * 1024,
+            tar_body(with_manifest(good)) + raw_header(b"big", 1 << 40, b"0") + b"x" * 1024,
             "invalid archive",
         ),
         "not-a-tar": (b"\x89PNG" + b"\0" * 2000, "not a tar file"),
@@ -523,4 +528,41 @@ def test_load_max_ratio_can_be_raised(tmp_path, store_root):
         assert loaded[0].names == ["zeros/app:1"]
     finally:
         store.close()
+    assert_store_verifies(store_root)
+
+
+# -- class 10: memory and time that grow with the archive's shape ----------------------------------
+def test_load_of_300000_empty_members_stays_small(tmp_path, store_root):
+    """An archive padded with 300,000 empty members (before a valid image) loads in < 80 MiB."""
+    layer = small_layer()
+    image = tar_body(docker_archive([layer], ["many/members:1"]))
+    empty = b"".join(raw_header(b"e%06d" % i, 0, b"0") for i in range(300_000))
+    (tmp_path / "in.tar").write_bytes(empty + image + end_of_tar())
+    m = run_measured(["load", "-i", str(tmp_path / "in.tar")], timeout=120)
+    assert m.code == 0, m.err
+    assert m.out == "Loaded image: many/members:1\n"
+    assert m.maxrss_kib * 1024 < 80 * MIB, f"peaked at {m.maxrss_kib // 1024} MiB"
+    assert m.seconds < 60
+
+
+def test_load_hashes_a_layer_shared_by_200_images_once(tmp_path, store_root):
+    """200 images (configs differ by a label) over one 32 MiB layer: the layer is read once."""
+    layer = tar_of([(info("blob", size=32 * MIB), os.urandom(32 * MIB))])
+    lname = sha(layer)[7:] + ".tar"
+    members, manifest = [(info(lname, size=len(layer)), layer)], []
+    for i in range(200):
+        cfg = json.loads(config_for([layer]))
+        cfg["config"] = {"Labels": {"n": str(i)}}
+        data = json.dumps(cfg).encode()
+        members.append((info(sha(data)[7:] + ".json", size=len(data)), data))
+        manifest.append({"Config": sha(data)[7:] + ".json", "RepoTags": [f"shared/layer:{i}"], "Layers": [lname]})
+    data = json.dumps(manifest).encode()
+    (tmp_path / "in.tar").write_bytes(_archive_with([*members, (info("manifest.json", size=len(data)), data)]))
+    del layer, members
+    m = run_measured(["load", "-i", str(tmp_path / "in.tar")], timeout=120)
+    assert m.code == 0, m.err
+    assert len(m.out.splitlines()) == 200
+    # Once: ~0.2 s of hashing; once per image it was 200 x 32 MiB = 6.4 GiB (tens of seconds).
+    assert m.seconds < 15, f"took {m.seconds:.1f} s"
+    assert len(image_ids(store_root)) == 200
     assert_store_verifies(store_root)
