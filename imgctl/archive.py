@@ -192,8 +192,12 @@ def _check_stored(data: bytes, digest: str, size: int, what: str) -> None:
         raise VerificationError(f"{what} {digest} in the store does not match its digest")
 
 
-def _verify_images(images: list[LocalImage]) -> None:
+def _verify_images(store: Store, images: list[LocalImage]) -> None:
+    """The documents, and that every layer is there (before a byte goes out)."""
     for img in images:
+        for lr in img.layers:
+            if not store.has_blob(lr.digest):
+                raise VerificationError(f"layer {lr.digest} is missing from the store")
         _check_stored(img.manifest_bytes, img.record.manifest_digest, len(img.manifest_bytes), "manifest")
         _check_stored(img.config_bytes, img.manifest.config.digest, img.manifest.config.size, "image config")
 
@@ -217,7 +221,7 @@ def save(store: Store, names: list[str], out: BinaryIO, *, format: str = "docker
             # as they stream (a damaged store must never reach an archive, nor exit 0).
             try:
                 images = [open_image(store, item.image_id) for item in items]
-                _verify_images(images)
+                _verify_images(store, images)
             except (StoreError, UnsupportedManifest) as e:
                 raise VerificationError(str(e)) from None
             tar = _TarOut(out)
@@ -249,7 +253,7 @@ def _save_docker(store: Store, items: list[SaveItem], images: list[LocalImage], 
         manifest.append({"Config": config_name, "RepoTags": tags, "Layers": layer_names})
         for r, t in item.refs:
             if img.layers:
-                repositories.setdefault(r, {})[t] = img.layers[-1].diff_id.split(":", 1)[1]
+                repositories.setdefault(familiar_repository(r), {})[t] = img.layers[-1].diff_id.split(":", 1)[1]
     tar.file("manifest.json", json.dumps(manifest, separators=(",", ":")).encode())
     if repositories:
         tar.file("repositories", json.dumps(repositories, separators=(",", ":")).encode())
@@ -342,7 +346,7 @@ class _SpoolLimit:
             self.next_check = self.written + self.CHECK_EVERY
             st = os.statvfs(self.where)
             free, reserve = st.f_bavail * st.f_frsize, _reserve(st)
-            if free < reserve + self.CHECK_EVERY:
+            if free < reserve + len(data):
                 self.error = StoreError(
                     f"cannot load: the archive needs more room than {self.where} has "
                     f"({free} bytes free, {reserve} of them kept free)"

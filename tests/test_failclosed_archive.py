@@ -566,3 +566,101 @@ def test_load_hashes_a_layer_shared_by_200_images_once(tmp_path, store_root):
     assert m.seconds < 15, f"took {m.seconds:.1f} s"
     assert len(image_ids(store_root)) == 200
     assert_store_verifies(store_root)
+
+
+# -- class 9: save verifies what it reads ---------------------------------------------------------
+def _stored_image(tmp_path: Path, store_root: Path) -> tuple[str, dict]:
+    layer = tar_of([(info("a", size=1000), os.urandom(1000))])
+    load_layers(tmp_path, [layer], "damaged/app:1")
+    config = config_for([layer])
+    return "damaged/app:1", {"config": store_root / "blobs" / "sha256" / sha(config)[7:], "layer": store_root / "blobs" / "sha256" / sha(layer)[7:]}
+
+
+def _same_size_json(original: bytes) -> bytes:
+    doc = json.loads(original)
+    doc["architecture"] = "arm64"  # other valid JSON of the same size ("amd64" -> "arm64")
+    data = json.dumps(doc).encode()
+    assert len(data) == len(original) and data != original
+    return data
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+@pytest.mark.parametrize("damage", ["config-same-size", "layer-flipped", "layer-missing"])
+def test_save_of_a_damaged_store_fails_and_writes_nothing(fmt, damage, tmp_path, store_root):
+    name, paths = _stored_image(tmp_path, store_root)
+    if damage == "config-same-size":
+        paths["config"].write_bytes(_same_size_json(paths["config"].read_bytes()))
+    elif damage == "layer-flipped":
+        data = bytearray(paths["layer"].read_bytes())
+        data[700] ^= 0xFF  # inside the file's content
+        paths["layer"].write_bytes(bytes(data))
+    else:
+        paths["layer"].unlink()
+    out = tmp_path / "out"
+    out.mkdir()
+    m = run_measured(["save", "--format", fmt, "-o", str(out / "img.tar"), name], timeout=60)
+    assert m.code == 1, m.err
+    assert len(m.err.splitlines()) == 1 and "Traceback" not in m.err
+    assert m.err.startswith("Error: cannot save: ") and m.err.rstrip().endswith("the store is damaged, run 'imgctl verify'"), m.err
+    assert leftovers(out, set()) == []
+    m = run_measured(["save", "--format", fmt, name], timeout=60)  # to a pipe: fails the same way
+    assert m.code == 1 and "run 'imgctl verify'" in m.err, m.err
+
+
+# -- issue 14: familiar names in RepoTags ---------------------------------------------------------
+def test_save_writes_familiar_repotags_and_load_reads_every_form(tmp_path, store_root):
+    layer = small_layer()
+    tags = ["ubuntu:18.04", "docker.io/team/app:1.0", "index.docker.io/library/busybox:1", "127.0.0.1:5000/x/y:2"]
+    r = load(tmp_path, docker_archive([layer], tags))
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == [
+        "Loaded image: ubuntu:18.04", "Loaded image: team/app:1.0", "Loaded image: busybox:1", "Loaded image: 127.0.0.1:5000/x/y:2"
+    ]
+    out = tmp_path / "saved.tar"
+    r = run("save", "-o", out, "ubuntu:18.04", "team/app:1.0", "docker.io/library/busybox:1", "127.0.0.1:5000/x/y:2")
+    assert r.code == 0, r.err
+    with tarfile.open(out) as tf:
+        manifest = json.loads(tf.extractfile("manifest.json").read())
+        repositories = json.loads(tf.extractfile("repositories").read())
+    assert manifest[0]["RepoTags"] == ["ubuntu:18.04", "team/app:1.0", "busybox:1", "127.0.0.1:5000/x/y:2"]
+    assert sorted(repositories) == ["127.0.0.1:5000/x/y", "busybox", "team/app", "ubuntu"]
+    # and back: into an empty store, the familiar names map to the same fully qualified ones
+    r = run("--root", tmp_path / "other", "load", "-i", out)
+    assert r.code == 0, r.err
+    r = run("--root", tmp_path / "other", "images", "--format", "{{.Repository}}:{{.Tag}}")
+    assert sorted(r.out.split()) == ["127.0.0.1:5000/x/y:2", "busybox:1", "team/app:1.0", "ubuntu:18.04"]
+    r = run("--root", tmp_path / "other", "inspect", "-f", "{{.Id}}", "docker.io/library/ubuntu:18.04")
+    assert r.code == 0 and r.out.strip() == sha(config_for([layer]))
+
+
+# -- class 3 (load's part): a full disk ------------------------------------------------------------
+from test_diskfull import small_fs  # noqa: E402,F401  (the 3 MiB tmpfs fixture)
+
+
+@pytest.mark.parametrize("via", ["gzip-file", "pipe"])
+def test_load_on_a_full_disk_removes_its_spool_and_leaves_the_store_usable(via, small_fs, tmp_path, monkeypatch):
+    import subprocess
+
+    root = small_fs / "root"
+    monkeypatch.setenv("IMGCTL_ROOT", str(root))
+    layer = tar_of([(info("random", size=6 * MIB), os.urandom(6 * MIB))])  # does not fit in 3 MiB
+    archive = docker_archive([layer], ["full/disk:1"])
+    assert load(tmp_path, docker_archive([small_layer()], ["small/one:1"]), "small.tar").code == 0
+    before = image_ids(root)
+    if via == "pipe":
+        m = _fifo_load(tmp_path, archive)
+    else:
+        (tmp_path / "big.tar.gz").write_bytes(gzip.compress(archive, 1))
+        m = run_measured(["load", "-i", str(tmp_path / "big.tar.gz")], timeout=60)
+    assert m.code == 1 and len(m.err.splitlines()) == 1 and "Traceback" not in m.err, m.err
+    assert m.err == f"Error: cannot write to the store at {root}: No space left on device\n", m.err
+    assert leftovers(root / "ingest", set()) == []
+    assert image_ids(root) == before
+    for args in (["images", "-q"], ["verify"], ["image", "prune", "-f"]):
+        r = run(*args)
+        assert r.code == 0, (args, r.err)
+    assert_store_verifies(root)
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_fs)], check=True)
+    r = load(tmp_path, archive) if via == "pipe" else run("load", "-i", tmp_path / "big.tar.gz")
+    assert r.code == 0, r.err
+    assert_store_verifies(root)
