@@ -664,3 +664,22 @@ def test_load_on_a_full_disk_removes_its_spool_and_leaves_the_store_usable(via, 
     r = load(tmp_path, archive) if via == "pipe" else run("load", "-i", tmp_path / "big.tar.gz")
     assert r.code == 0, r.err
     assert_store_verifies(root)
+
+
+def test_load_keeps_a_reserve_of_free_space(tmp_path, store_root, monkeypatch):
+    """Past the reserve (5% of the filesystem, at most 1 GiB; here: all of it) the spool stops
+    with a line that says how much is free, and is removed."""
+    import imgctl.archive
+    from imgctl.errors import StoreError
+    from imgctl.store import Store
+
+    (tmp_path / "a.tar.gz").write_bytes(gzip.compress(docker_archive([small_layer()], ["reserve/app:1"])))
+    monkeypatch.setattr(imgctl.archive, "_reserve", lambda st: st.f_blocks * st.f_frsize)
+    store = Store(store_root)
+    try:
+        with pytest.raises(StoreError, match=r"^cannot load: the archive needs more room than .* bytes free, .* of them kept free\)$"):
+            imgctl.archive.load(store, tmp_path / "a.tar.gz")
+    finally:
+        store.close()
+    assert leftovers(store_root / "ingest", set()) == []
+    assert image_ids(store_root) == set()
