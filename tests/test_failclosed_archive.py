@@ -175,6 +175,19 @@ def assert_failed_closed(m, store_root: Path, before: set[str], *, seconds: floa
     assert v.code == 0, v.out + v.err
 
 
+def assert_export_fails_closed(tmp_path: Path, store_root: Path, name: str, message: str, *, seconds: float = 30) -> None:
+    """``export -o`` and ``export --dir`` of NAME both fail closed with MESSAGE and leave nothing
+    next to the output: no -o file, no scratch directory, no --dir directory."""
+    before = image_ids(store_root)
+    out = tmp_path / "out"
+    out.mkdir()
+    for args in (["export", "-o", str(out / "fs.tar"), name], ["export", "--dir", str(out / "fs"), name]):
+        m = run_measured(args, timeout=2 * seconds)
+        assert_failed_closed(m, store_root, before, seconds=seconds)
+        assert message in m.err, m.err
+        assert leftovers(out, set()) == []
+
+
 def leftovers(directory: Path, keep: set[str]) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name not in keep)
 
@@ -193,14 +206,9 @@ def test_export_of_a_sparse_bomb_is_refused_and_leaves_nothing(kind, tmp_path, s
     layer = SPARSE_KINDS[kind](1 << 40)
     assert len(layer) <= 4096  # a few tar blocks
     name = load_layers(tmp_path, [layer], f"sparse/{kind.replace('.', '')}:bomb")
-    before = image_ids(store_root)
-    out = tmp_path / "out"
-    out.mkdir()
-    for args in (["export", "-o", str(out / "fs.tar"), name], ["export", "--dir", str(out / "fs"), name]):
-        m = run_measured(args, timeout=60)
-        assert_failed_closed(m, store_root, before, seconds=30)
-        assert "sparse file 'big' expands to 1099511627776 bytes" in m.err and "--max-size" in m.err, m.err
-        assert leftovers(out, set()) == []  # no -o file, no scratch directory next to it, no --dir
+    message = "sparse file 'big' expands to 1099511627776 bytes; the export would write more than its limit of"
+    assert_export_fails_closed(tmp_path, store_root, name, message)
+    assert "raise it with --max-size SIZE" in run("export", "--dir", tmp_path / "again", name).err
 
 
 @pytest.mark.parametrize("kind", sorted(SPARSE_KINDS))
@@ -249,14 +257,7 @@ def deep_tree(levels: int) -> bytes:
 
 def test_export_of_a_1100_level_tree_fails_closed(tmp_path, store_root):
     name = load_layers(tmp_path, [deep_tree(1100)], "deep/tree:1100")
-    before = image_ids(store_root)
-    out = tmp_path / "out"
-    out.mkdir()
-    for args in (["export", "-o", str(out / "fs.tar"), name], ["export", "--dir", str(out / "fs"), name]):
-        m = run_measured(args, timeout=120)
-        assert_failed_closed(m, store_root, before, seconds=60)
-        assert "directories deep, more than the limit of 1024" in m.err, m.err
-        assert leftovers(out, set()) == []
+    assert_export_fails_closed(tmp_path, store_root, name, "directories deep, more than the limit of 1024", seconds=60)
 
 
 def test_export_of_a_1000_level_tree_works_without_recursion(tmp_path, store_root):
@@ -301,6 +302,11 @@ HOSTILE_HEADERS = {
     ),
     "sparse-beyond-size": (pax10_sparse_layer(10, b"x" * 20), "invalid map"),
     "parent-escape": (_pax_file(b"a", [("path", "../../etc/x")]), "points outside the root filesystem"),
+    "member-claims-1tib": (raw_header(b"a", 1 << 40, b"0") + b"x" * 512 + end_of_tar(), "'a' has 1099511627776 bytes; the export would write more"),
+    "hardlink-to-itself-chain": (
+        tar_of([info("h0", tarfile.LNKTYPE, linkname="h1"), info("h1", tarfile.LNKTYPE, linkname="h0")]),
+        "hardlink 'h0' to missing 'h1'",
+    ),
 }
 
 
@@ -308,14 +314,7 @@ HOSTILE_HEADERS = {
 def test_export_of_hostile_headers_fails_closed(case, tmp_path, store_root):
     layer, message = HOSTILE_HEADERS[case]
     name = load_layers(tmp_path, [layer], f"hostile/{case.replace('^', '')}:1")
-    before = image_ids(store_root)
-    out = tmp_path / "out"
-    out.mkdir()
-    for args in (["export", "-o", str(out / "fs.tar"), name], ["export", "--dir", str(out / "fs"), name]):
-        m = run_measured(args, timeout=60)
-        assert_failed_closed(m, store_root, before, seconds=30)
-        assert message in m.err, m.err
-        assert leftovers(out, set()) == []
+    assert_export_fails_closed(tmp_path, store_root, name, message)
 
 
 def test_export_normalises_times_and_keeps_names_that_are_not_utf8(tmp_path, store_root):
