@@ -240,9 +240,8 @@ def export_cmd(
 
     if output is not None and directory is not None:
         raise UsageError("--output and --dir cannot be used together")
-    limits = Limits(max_size=None if max_size is None else parse_size(max_size, "--max-size"))
-    if max_entries is not None:
-        limits = Limits(max_size=limits.max_size, max_entries=max_entries)
+    given = {"max_size": None if max_size is None else parse_size(max_size, "--max-size"), "max_entries": max_entries}
+    limits = Limits(**{k: v for k, v in given.items() if v is not None})
     store = state.store()
     if directory is not None:
         result = export_to_dir(store, image, directory, limits=limits)
