@@ -21,7 +21,7 @@ __imgctl_spec()
             ;;
         'imgctl export')
             subs=''
-            opts='--config --debug --dir --help --output --platform --root -h -o'
+            opts='--config --debug --dir --help --max-entries --max-size --output --platform --root -h -o'
             ;;
         'imgctl history')
             subs=''
@@ -41,7 +41,7 @@ __imgctl_spec()
             ;;
         'imgctl image load')
             subs=''
-            opts='--config --debug --help --input --quiet --root -h -i -q'
+            opts='--config --debug --help --input --max-ratio --quiet --root -h -i -q'
             ;;
         'imgctl image ls')
             subs=''
@@ -81,7 +81,7 @@ __imgctl_spec()
             ;;
         'imgctl load')
             subs=''
-            opts='--config --debug --help --input --quiet --root -h -i -q'
+            opts='--config --debug --help --input --max-ratio --quiet --root -h -i -q'
             ;;
         'imgctl login')
             subs=''
@@ -144,6 +144,12 @@ __imgctl_optval()
         'imgctl export|--dir')
             kind=dir words=''
             ;;
+        'imgctl export|--max-entries')
+            kind=none words=''
+            ;;
+        'imgctl export|--max-size')
+            kind=none words=''
+            ;;
         'imgctl export|-o'|'imgctl export|--output')
             kind=file words=''
             ;;
@@ -170,6 +176,9 @@ __imgctl_optval()
             ;;
         'imgctl image load|-i'|'imgctl image load|--input')
             kind=file words=''
+            ;;
+        'imgctl image load|--max-ratio')
+            kind=none words=''
             ;;
         'imgctl image ls|-f'|'imgctl image ls|--filter')
             kind=none words=''
@@ -218,6 +227,9 @@ __imgctl_optval()
             ;;
         'imgctl load|-i'|'imgctl load|--input')
             kind=file words=''
+            ;;
+        'imgctl load|--max-ratio')
+            kind=none words=''
             ;;
         'imgctl login|--authfile')
             kind=file words=''

@@ -24,6 +24,10 @@ function __imgctl_takes_value
     switch "$argv[1]|$argv[2]"
         case 'imgctl export|--dir'
             return 0
+        case 'imgctl export|--max-entries'
+            return 0
+        case 'imgctl export|--max-size'
+            return 0
         case 'imgctl export|-o' 'imgctl export|--output'
             return 0
         case 'imgctl export|--platform'
@@ -41,6 +45,8 @@ function __imgctl_takes_value
         case 'imgctl image inspect|--platform'
             return 0
         case 'imgctl image load|-i' 'imgctl image load|--input'
+            return 0
+        case 'imgctl image load|--max-ratio'
             return 0
         case 'imgctl image ls|-f' 'imgctl image ls|--filter'
             return 0
@@ -73,6 +79,8 @@ function __imgctl_takes_value
         case 'imgctl inspect|--platform'
             return 0
         case 'imgctl load|-i' 'imgctl load|--input'
+            return 0
+        case 'imgctl load|--max-ratio'
             return 0
         case 'imgctl login|--authfile'
             return 0
@@ -200,6 +208,8 @@ complete -c imgctl -n '__imgctl_needs_command imgctl' -f -a 'verify' -d 'Re-hash
 complete -c imgctl -n '__imgctl_using imgctl completion' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl export' -l 'dir' -x -a '(__fish_complete_directories (commandline -ct))' -d 'Unpack into DIR (new or empty) instead of writing a tar'
 complete -c imgctl -n '__imgctl_using imgctl export' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl export' -l 'max-entries' -x -d 'Most files, directories and links over all layers (default: 250000)'
+complete -c imgctl -n '__imgctl_using imgctl export' -l 'max-size' -x -d 'Most bytes of file content to write, sparse files expanded (default: the image\'s size plus 1...'
 complete -c imgctl -n '__imgctl_using imgctl export' -s 'o' -l 'output' -r -F -d 'Write a tar archive to FILE (default: standard output)'
 complete -c imgctl -n '__imgctl_using imgctl export' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl history' -l 'format' -x -d '\'table\', \'json\', or a Go template such as \'{{.CreatedBy}}\''
@@ -228,6 +238,7 @@ complete -c imgctl -n '__imgctl_using imgctl image inspect' -s 'h' -l 'help' -d 
 complete -c imgctl -n '__imgctl_using imgctl image inspect' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl image load' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image load' -s 'i' -l 'input' -r -F -d 'Read from a tar archive FILE (plain, gzip or zstd) instead of standard input'
+complete -c imgctl -n '__imgctl_using imgctl image load' -l 'max-ratio' -x -d 'Most bytes a gzip or zstd archive may expand to per compressed byte, beyond 256 MiB (default: 100)'
 complete -c imgctl -n '__imgctl_using imgctl image load' -s 'q' -l 'quiet' -d 'Accepted for docker compatibility (load shows no progress)'
 complete -c imgctl -n '__imgctl_using imgctl image ls' -s 'a' -l 'all' -d 'Show all images (default hides intermediate images, which imgctl never has)'
 complete -c imgctl -n '__imgctl_using imgctl image ls' -l 'digests' -d 'Show digests'
@@ -275,6 +286,7 @@ complete -c imgctl -n '__imgctl_using imgctl inspect' -s 'h' -l 'help' -d 'Show 
 complete -c imgctl -n '__imgctl_using imgctl inspect' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: see the command)'
 complete -c imgctl -n '__imgctl_using imgctl load' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl load' -s 'i' -l 'input' -r -F -d 'Read from a tar archive FILE (plain, gzip or zstd) instead of standard input'
+complete -c imgctl -n '__imgctl_using imgctl load' -l 'max-ratio' -x -d 'Most bytes a gzip or zstd archive may expand to per compressed byte, beyond 256 MiB (default: 100)'
 complete -c imgctl -n '__imgctl_using imgctl load' -s 'q' -l 'quiet' -d 'Accepted for docker compatibility (load shows no progress)'
 complete -c imgctl -n '__imgctl_using imgctl login' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl login' -s 'h' -l 'help' -d 'Show this message and exit'

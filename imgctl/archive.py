@@ -11,6 +11,16 @@ Loading reads both (plain, gzip or zstd compressed), never trusts a name in the 
 every blob goes through ``BlobWriter`` (size and digest verified) under a lease, every
 layer is decompressed to check the config's diff_id, and archive member names are only
 ever looked up, never used as paths.  Never prints.
+
+Budgets: a pipe or a compressed archive is spooled into ``ingest/`` up to ``max_ratio``
+(default 100) times the compressed bytes read beyond ``SPOOL_FLOOR`` (256 MiB), and never
+into the last 5% (at most 1 GiB) of the filesystem; the spool is removed whatever happens.
+At most ``MAX_MEMBERS`` tar members, headers bounded as in ``export``, JSON documents at
+most ``MAX_JSON_DEPTH`` deep; images are recorded only once the whole archive verified, and
+each distinct layer is read once however many images share it.  ``save`` checks every
+document and blob it writes against its digest and size as it reads it (a damaged store
+fails the save, naming ``imgctl verify``; ``-o`` leaves no file), and writes docker's
+familiar names in ``RepoTags``.
 """
 
 from __future__ import annotations
@@ -27,8 +37,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from imgctl.errors import ImageNotFound, ImgctlError, InvalidReference, PlatformNotFound, UnsupportedManifest, VerificationError
-from imgctl.images import resolve_image
+from imgctl.errors import (
+    ImageNotFound,
+    ImgctlError,
+    InvalidReference,
+    PlatformNotFound,
+    StoreError,
+    UnsupportedManifest,
+    VerificationError,
+)
+from imgctl.images import familiar_repository, resolve_image
+from imgctl.export import BoundedTarInfo
 from imgctl.inspect import LayerReader, LocalImage, open_image
 from imgctl.oci import (
     DOCKER_CONFIG,
@@ -43,6 +62,7 @@ from imgctl.oci import (
     choose_manifest,
     host_platform,
     layer_compression,
+    load_json,
     parse_config,
     parse_document,
 )
@@ -74,6 +94,9 @@ DOCKER_LAYER_TYPES = {
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 CHUNK = 1024 * 1024
+MAX_MEMBERS = 1_000_000  # an archive's tar members (~150 bytes of memory each while loading)
+MAX_RATIO = 100  # spooled (uncompressed) bytes per compressed byte of a gzip/zstd archive ...
+SPOOL_FLOOR = 256 * 1024**2  # ... beyond this much
 _BLOB_NAME = re.compile(r"blobs/sha256/([0-9a-f]{64})")
 
 
@@ -189,8 +212,25 @@ def _blob_chunks(store: Store, digest: str) -> Iterator[bytes]:
 
 
 def _tag_name(repository: str, tag: str) -> str:
-    """Fully qualified, as skopeo writes it: podman reads a short name as localhost/NAME."""
-    return f"{repository}:{tag}"
+    """The familiar name, as ``docker save`` writes RepoTags (``ubuntu:18.04``, ``team/app:1.0``);
+    ``load`` (ours, docker's, podman's) reads a name without a registry as docker.io."""
+    return f"{familiar_repository(repository)}:{tag}"
+
+
+def _check_stored(data: bytes, digest: str, size: int, what: str) -> None:
+    """A blob read whole from the store must still be what the image's documents say it is."""
+    if len(data) != size or f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
+        raise VerificationError(f"{what} {digest} in the store does not match its digest")
+
+
+def _verify_images(store: Store, images: list[LocalImage]) -> None:
+    """The documents, and that every layer is there (before a byte goes out)."""
+    for img in images:
+        for lr in img.layers:
+            if not store.has_blob(lr.digest):
+                raise VerificationError(f"layer {lr.digest} is missing from the store")
+        _check_stored(img.manifest_bytes, img.record.manifest_digest, len(img.manifest_bytes), "manifest")
+        _check_stored(img.config_bytes, img.manifest.config.digest, img.manifest.config.size, "image config")
 
 
 def save(
@@ -212,16 +252,27 @@ def save(
     with store.lease() as lease:  # a concurrent rmi or prune cannot take blobs away mid-save
         for item in items:
             lease.add(*store.image_digests(item.image_id))
-        images = [_open_for_save(store, item, platform) for item in items]
-        indexes = {} if platform is not None else _indexes_of(store, items)
-        tar = _TarOut(out)
-        if format == "docker-archive" and indexes:
-            _save_docker_oci(store, items, images, indexes, tar)
-        elif format == "docker-archive":
-            _save_docker(store, items, images, tar)
-        else:
-            _save_oci(store, items, images, tar, indexes)
-        tar.close()
+        try:
+            # Everything written is checked as it is read: documents here, blobs and layers
+            # as they stream (a damaged store must never reach an archive, nor exit 0).
+            try:
+                images = [_open_for_save(store, item, platform) for item in items]
+                indexes = {} if platform is not None else _indexes_of(store, items)
+                _verify_images(store, images + _platform_images(store, indexes))
+                for doc in indexes.values():
+                    _check_stored(doc.data, doc.digest, len(doc.data), "index")
+            except (StoreError, UnsupportedManifest) as e:
+                raise VerificationError(str(e)) from None
+            tar = _TarOut(out)
+            if format == "docker-archive" and indexes:
+                _save_docker_oci(store, items, images, indexes, tar)
+            elif format == "docker-archive":
+                _save_docker(store, items, images, tar)
+            else:
+                _save_oci(store, items, images, tar, indexes)
+            tar.close()
+        except VerificationError as e:
+            raise VerificationError(f"cannot save: {e}; the store is damaged, run 'imgctl verify'") from None
     return items
 
 
@@ -243,7 +294,7 @@ def _save_docker(store: Store, items: list[SaveItem], images: list[LocalImage], 
         manifest.append({"Config": config_name, "RepoTags": tags, "Layers": layer_names})
         for r, t in item.refs:
             if img.layers:
-                repositories.setdefault(r, {})[t] = img.layers[-1].diff_id.split(":", 1)[1]
+                repositories.setdefault(familiar_repository(r), {})[t] = img.layers[-1].diff_id.split(":", 1)[1]
     tar.file("manifest.json", json.dumps(manifest, separators=(",", ":")).encode())
     if repositories:
         tar.file("repositories", json.dumps(repositories, separators=(",", ":")).encode())
@@ -271,6 +322,16 @@ def _indexes_of(store: Store, items: list[SaveItem]) -> dict[str, IndexDoc]:
         if doc is not None:
             out[item.image_id] = doc
     return out
+
+
+def _platform_images(store: Store, indexes: dict[str, IndexDoc]) -> list[LocalImage]:
+    """Every platform the store holds of the multi-platform images being saved."""
+    return [
+        open_image(store, image_id, e.record)
+        for image_id, doc in indexes.items()
+        for e in platforms(store, image_id, doc.digest)
+        if e.record is not None
+    ]
 
 
 def _oci_blobs(store: Store, tar: _TarOut, img: LocalImage) -> None:
@@ -410,39 +471,130 @@ def _sniff(head: bytes) -> str:
     return "none"
 
 
-def _spool(store: Store, src: BinaryIO, head: bytes, compression: str) -> Path:
-    """Copy (and decompress) a non-seekable or compressed input next to the store's blobs."""
-    from imgctl.pull import _Decoder
+class _SpoolLimit:
+    """Where spooled bytes go: refuses past ``max_ratio`` times the compressed bytes read (beyond
+    ``SPOOL_FLOOR``), and when the disk would keep less than ``_reserve`` bytes free."""
 
-    store.ingest_dir.mkdir(parents=True, exist_ok=True)
+    CHECK_EVERY = 16 * CHUNK
+
+    def __init__(self, out: BinaryIO, where: Path, compression: str, max_ratio: float) -> None:
+        self.out, self.where, self.compression, self.max_ratio = out, where, compression, max_ratio
+        self.consumed = self.written = self.next_check = 0
+        self.error: ImgctlError | None = None
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+        if self.compression != "none" and self.written > max(SPOOL_FLOOR, self.max_ratio * self.consumed):
+            self.error = VerificationError(
+                f"invalid archive: the {self.compression} input expands more than {self.max_ratio:g} times "
+                f"({self.consumed} bytes to more than {self.written}); raise the limit with --max-ratio N"
+            )
+            raise self.error
+        if self.written >= self.next_check:
+            self.next_check = self.written + self.CHECK_EVERY
+            st = os.statvfs(self.where)
+            free, reserve = st.f_bavail * st.f_frsize, _reserve(st)
+            if free < reserve + len(data):
+                self.error = StoreError(
+                    f"cannot load: the archive needs more room than {self.where} has "
+                    f"({free} bytes free, {reserve} of them kept free)"
+                )
+                raise self.error
+        self.out.write(data)
+
+
+def _reserve(st: os.statvfs_result) -> int:
+    """Free space a spool never takes: 5% of the filesystem, at most 1 GiB."""
+    return min(1024**3, st.f_blocks * st.f_frsize // 20)
+
+
+def _spool(store: Store, src: BinaryIO, head: bytes, compression: str, max_ratio: float) -> Path:
+    """Copy (and decompress) a non-seekable or compressed input next to the store's blobs.
+
+    Bounded (see ``_SpoolLimit``); on any failure the spool file is removed before raising."""
+    from imgctl.pull import _Decoder
+    from imgctl.store import _disk_error
+
+    step = CHUNK if compression == "none" else 64 * 1024  # small steps: the ratio is checked per step
+    try:
+        store.ingest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _disk_error(store, e) from e
     path = store.ingest_dir / f"load.{os.getpid()}.{uuid.uuid4().hex[:8]}.tar"
-    with open(path, "wb") as out:
-        dec = _Decoder(compression, sink=out.write)
-        data = head or src.read(CHUNK)
-        while data:
-            dec.feed(data)
-            data = src.read(CHUNK)
+    try:
+        with open(path, "wb") as out:
+            limit = _SpoolLimit(out, store.ingest_dir, compression, max_ratio)
+            dec = _Decoder(compression, sink=limit.write)
+            try:
+                data = head or _read(src, step)
+                while data:
+                    limit.consumed += len(data)
+                    dec.feed(data)
+                    data = _read(src, step)
+                dec.finish()
+            except VerificationError as e:
+                if limit.error is not None:  # raised by the sink, inside the decoder
+                    raise limit.error from None
+                raise VerificationError(f"invalid archive: {e}") from None
+    except BaseException as e:
         try:
-            dec.finish()
-        except VerificationError as e:
-            raise VerificationError(f"invalid archive: {e}") from None
+            os.unlink(path)
+        except OSError:
+            pass
+        if isinstance(e, OSError) and not isinstance(e, _InputError):
+            raise _disk_error(store, e) from e
+        if isinstance(e, _InputError):
+            raise ImgctlError(f"cannot read the archive: {e.strerror or e}") from e
+        raise
     return path
 
 
-class _Archive:
-    """Random access to the members of a tar; names are keys, never paths."""
+class _InputError(OSError):
+    pass
 
-    def __init__(self, f: BinaryIO) -> None:
+
+def _read(src: BinaryIO, n: int) -> bytes:
+    try:
+        return src.read(n)
+    except OSError as e:
+        raise _InputError(e.errno, e.strerror) from e
+
+
+class _Archive:
+    """Random access to the members of a tar; names are keys, never paths.
+
+    Only each member's header offset is kept (a name and an int: ~150 bytes, where a TarInfo
+    costs ~600), headers are parsed again when a member is looked up; directories and other
+    members that can hold nothing a load reads are not kept at all."""
+
+    def __init__(self, f: BinaryIO, max_members: int = MAX_MEMBERS) -> None:
+        self.offsets: dict[str, int] = {}
+        self.layers: dict[tuple, LayerRecord] = {}  # layers verified by this load: each is read once
+        count = 0
         try:
-            self.tar = tarfile.open(fileobj=f, mode="r:")
-            infos = self.tar.getmembers()
-        except (tarfile.TarError, EOFError) as e:
+            self.tar = tarfile.open(fileobj=f, mode="r:", tarinfo=BoundedTarInfo)
+            while (info := self.tar.next()) is not None:
+                self.tar.members.clear()  # tarfile would keep every header
+                count += 1
+                if count > max_members:
+                    raise UnsupportedManifest(f"invalid archive: more than {max_members} members")
+                if not (info.isreg() or info.issym() or info.islnk()):
+                    continue
+                name = _clean(info.name)
+                if name is not None:
+                    self.offsets[name] = info.offset  # a later entry of the same name wins, as when extracting
+        except (tarfile.TarError, EOFError, UnicodeError) as e:
             raise UnsupportedManifest(f"invalid archive: not a tar file ({e})") from None
-        self.members: dict[str, tarfile.TarInfo] = {}
-        for info in infos:
-            name = _clean(info.name)
-            if name is not None:
-                self.members[name] = info  # a later entry of the same name wins, as when extracting
+
+    def _member(self, name: str) -> tarfile.TarInfo | None:
+        offset = self.offsets.get(name)
+        if offset is None:
+            return None
+        self.tar.fileobj.seek(offset)
+        try:
+            return BoundedTarInfo.fromtarfile(self.tar)
+        except (tarfile.TarError, EOFError, UnicodeError) as e:
+            raise UnsupportedManifest(f"invalid archive: member {name!r}: {e}") from None
 
     def has(self, name: str) -> bool:
         return self.regular(name) is not None
@@ -453,7 +605,7 @@ class _Archive:
         for _ in range(16):
             if current is None:
                 return None
-            info = self.members.get(current)
+            info = self._member(current)
             if info is None:
                 return None
             if info.isreg():
@@ -483,7 +635,10 @@ class _Archive:
 
 
 def _clean(name: str) -> str | None:
-    """An archive member name as a lookup key: relative and normalised; None if it climbs out."""
+    """An archive member name as a lookup key: relative and normalised; None if it climbs out
+    (or holds a NUL, which no file name can)."""
+    if "\0" in name:
+        return None
     n = posixpath.normpath(name.lstrip("/"))
     if n in (".", "..") or n.startswith("../"):
         return None
@@ -491,14 +646,14 @@ def _clean(name: str) -> str | None:
 
 
 def _json(data: bytes, what: str) -> object:
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise UnsupportedManifest(f"invalid archive: {what} is not valid JSON") from None
+    return load_json(data, f"invalid archive: {what}")
 
 
-def load(store: Store, source: BinaryIO | Path | str) -> list[Loaded]:
-    """Add every image of a docker-archive or oci-archive (plain, gzip or zstd) to the store."""
+def load(store: Store, source: BinaryIO | Path | str, *, max_ratio: float = MAX_RATIO) -> list[Loaded]:
+    """Add every image of a docker-archive or oci-archive (plain, gzip or zstd) to the store.
+
+    A pipe or a compressed archive is first spooled into ``ingest/`` (bounded: ``max_ratio``
+    and free space, see ``_SpoolLimit``); each distinct layer is read and hashed once."""
     owned: list[BinaryIO] = []
     spooled: Path | None = None
     try:
@@ -516,10 +671,10 @@ def load(store: Store, source: BinaryIO | Path | str) -> list[Loaded]:
             seekable = False
         if seekable:
             start = src.tell()
-            head = src.read(8)
+            head = _read(src, 8)
             src.seek(start)
         else:
-            head = src.read(8)
+            head = _read(src, 8)
         if not head:
             raise UnsupportedManifest("invalid archive: the input is empty")
         compression = _sniff(head)
@@ -527,7 +682,7 @@ def load(store: Store, source: BinaryIO | Path | str) -> list[Loaded]:
             f = src
         else:
             # A pipe, or a compressed archive: one sequential pass into a file we can seek in.
-            spooled = _spool(store, src, b"" if seekable else head, compression)
+            spooled = _spool(store, src, b"" if seekable else head, compression, max_ratio)
             f = open(spooled, "rb")
             owned.append(f)
         archive = _Archive(f)
@@ -539,6 +694,8 @@ def load(store: Store, source: BinaryIO | Path | str) -> list[Loaded]:
             raise UnsupportedManifest(
                 "invalid archive: it has neither manifest.json (docker-archive) nor index.json (oci-archive)"
             )
+    except _InputError as e:
+        raise ImgctlError(f"cannot read the archive: {e.strerror or e}") from e
     finally:
         for f in reversed(owned):
             f.close()
@@ -608,12 +765,16 @@ def _small_blob(store: Store, lease, archive: _Archive, desc: Descriptor, what: 
 
 
 def _layer(store: Store, lease, archive: _Archive, name: str, desc: Descriptor, diff_id: str) -> LayerRecord:
+    key = (name, desc.digest, desc.size, desc.media_type, diff_id)
+    if key in archive.layers:
+        return archive.layers[key]
     compression = layer_compression(desc.media_type)
     got, usize = _write_member(store, lease, archive, name, desc.digest, desc.size, compression)
     if got != diff_id:
         raise VerificationError(f"filesystem layer verification failed for digest {desc.digest}")
     rec = LayerRecord(desc.digest, diff_id, desc.size, usize, desc.media_type)
     store.record_layer(rec)
+    archive.layers[key] = rec
     return rec
 
 
@@ -661,8 +822,7 @@ def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
     top = parse_document(archive.read_small("index.json"))
     if not isinstance(top, Index):
         raise UnsupportedManifest("invalid archive: index.json is not an image index")
-    results: list[Loaded] = []
-    by_image: dict[str, Loaded] = {}
+    pending: list[tuple[ImageRecord, list[tuple[str, str, int]], list[Reference]]] = []
     for entry in top.manifests:
         ann = entry.annotations or {}
         ref = _ref_or_none(ann.get(CONTAINERD_NAME))
@@ -671,7 +831,19 @@ def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
             if isinstance(name, str) and "/" in name:  # a full name; a bare "v1" names only a tag
                 ref = _ref_or_none(name)
         rec, blobs = _load_oci_entry(store, archive, lease, entry)
-        loaded = _commit(store, rec, blobs, [ref] if ref else [])
+        pending.append((rec, blobs, [ref] if ref else []))
+    if not pending:
+        raise UnsupportedManifest("invalid archive: index.json lists no images")
+    return _commit_all(store, pending)
+
+
+def _commit_all(store: Store, pending: list[tuple[ImageRecord, list[tuple[str, str, int]], list[Reference]]]) -> list[Loaded]:
+    """Record and tag the images of an archive once every one of them is verified: an archive
+    that fails anywhere adds no image (its verified blobs stay, unreferenced, for prune)."""
+    results: list[Loaded] = []
+    by_image: dict[str, Loaded] = {}
+    for rec, blobs, refs in pending:
+        loaded = _commit(store, rec, blobs, refs)
         if rec.id in by_image:
             prev = by_image[rec.id]
             prev.names += [n for n in loaded.names if n not in prev.names]
@@ -679,8 +851,6 @@ def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
         else:
             by_image[rec.id] = loaded
             results.append(loaded)
-    if not results:
-        raise UnsupportedManifest("invalid archive: index.json lists no images")
     return results
 
 
@@ -701,6 +871,8 @@ def _load_oci_entry(store: Store, archive: _Archive, lease, entry: Descriptor) -
         if not isinstance(index, Index):
             raise UnsupportedManifest(f"invalid archive: {entry.digest} is not an index")
         present = Index(index.media_type, tuple(d for d in index.manifests if archive.has(f"blobs/sha256/{d.digest.split(':', 1)[1]}")))
+        if not image_entries(present):
+            raise UnsupportedManifest(f"invalid archive: index {entry.digest} holds no image for any platform")
         desc = choose_manifest(present, host_platform()) if _has_host(present) else image_entries(present)[0]
         blobs.append(("index", entry.digest, 0))
         for other in image_entries(present):  # every platform the archive holds: one image (imgctl.platforms)
@@ -736,7 +908,7 @@ def _load_docker(store: Store, archive: _Archive, lease) -> list[Loaded]:
     doc = _json(archive.read_small("manifest.json"), "manifest.json")
     if not isinstance(doc, list) or not doc:
         raise UnsupportedManifest("invalid archive: manifest.json is not a list of images")
-    results: list[Loaded] = []
+    pending: list[tuple[ImageRecord, list[tuple[str, str, int]], list[Reference]]] = []
     for i, entry in enumerate(doc):
         if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str) or not isinstance(entry.get("Layers"), list):
             raise UnsupportedManifest(f"invalid archive: manifest.json entry {i} has no Config or Layers")
@@ -753,8 +925,8 @@ def _load_docker(store: Store, archive: _Archive, lease) -> list[Loaded]:
                 raise InvalidReference(f"invalid archive: RepoTags entry {t!r} is not NAME:TAG")
             refs.append(ref)
         rec, blobs = _load_docker_entry(store, archive, lease, entry["Config"], layer_names)
-        results.append(_commit(store, rec, blobs, refs))
-    return results
+        pending.append((rec, blobs, refs))
+    return _commit_all(store, pending)
 
 
 def _member_digest(archive: _Archive, name: str) -> tuple[str, int, str, str, int]:
@@ -789,6 +961,10 @@ def _load_docker_entry(store: Store, archive: _Archive, lease, config_name: str,
         )
     layers: list[LayerRecord] = []
     for name, diff_id in zip(layer_names, cfg.diff_ids):
+        key = ("docker", _clean(name), diff_id)
+        if key in archive.layers:  # another image of this archive shares the layer: verified already
+            layers.append(archive.layers[key])
+            continue
         info = archive.regular(name)
         if info is None:
             raise VerificationError(f"invalid archive: layer {name} is missing")
@@ -811,6 +987,7 @@ def _load_docker_entry(store: Store, archive: _Archive, lease, config_name: str,
                 raise VerificationError(f"filesystem layer verification failed for {name}: it does not match diff_id {diff_id}")
             desc = Descriptor(DOCKER_LAYER_TYPES[compression], digest, size)
             rec = _layer(store, lease, archive, name, desc, diff_id)
+        archive.layers[key] = rec
         layers.append(rec)
     manifest_doc = {
         "schemaVersion": 2,

@@ -19,7 +19,17 @@ met on the way is followed *inside* the target, as a chroot would, never outside
 * device nodes are created only when running as root (otherwise listed as skipped);
 * a layer whose uncompressed size is more than ``max_ratio`` times its compressed size
   (beyond a small floor) or more than ``max_layer_size`` is refused before it is read,
-  and no layer may inflate beyond the size recorded when it was verified.
+  and no layer may inflate beyond the size recorded when it was verified;
+* sparse members (old GNU, PAX 0.0/0.1/1.0) are written with holes (seek and truncate);
+  the export as a whole has a budget: ``max_size`` bytes of file content (default: the
+  image's uncompressed layer size plus ``SPARSE_ALLOWANCE``, so only sparse holes can
+  reach it) and ``max_entries`` tar members; past either it stops with an error that
+  names the limit and the flag that raises it;
+* tar headers are bounded (extended headers ``MAX_EXT_HEADER``, sparse maps
+  ``MAX_SPARSE_ENTRIES``), paths are at most ``MAX_DEPTH`` directories deep, names with
+  NUL, uids/gids beyond 2^32-2 are refused, non-finite or out-of-range mtimes become 0;
+  every walk (removal, opaque directories) is iterative, and a failed export removes
+  everything it wrote.
 
 Python's ``tarfile`` only parses headers here; it never writes to the filesystem.
 """
@@ -50,12 +60,24 @@ __all__ = [
     "MAX_RATIO",
     "RATIO_FLOOR",
     "MAX_LAYER_SIZE",
+    "MAX_ENTRIES",
+    "SPARSE_ALLOWANCE",
+    "BoundedTarInfo",
+    "Limits",
+    "remove_tree",
 ]
 
 MAX_RATIO = 2000  # uncompressed / compressed; gzip peaks near 1030:1 on zeros
 RATIO_FLOOR = 64 * 1024 * 1024  # layers smaller than this are never refused for their ratio
 MAX_LAYER_SIZE = 64 * 1024**3
 MAX_SYMLINKS = 40  # as Linux's path resolution
+MAX_ENTRIES = 250_000  # tar members over all layers (each costs about 0.5 KiB of memory while exporting)
+SPARSE_ALLOWANCE = 1024**3  # bytes of sparse holes an export may expand by default
+MAX_DEPTH = 1024  # directories deep, after following symlinks
+MAX_EXT_HEADER = 1024 * 1024  # a PAX or GNU long-name header's data
+MAX_SPARSE_ENTRIES = 65536  # (offset, size) pairs in one sparse member's map
+MAX_ID = 2**32 - 2  # the largest uid/gid Linux takes ((uid_t)-1 means "unchanged")
+MAX_MTIME = 8**11 - 1  # what a ustar header holds (year 2242)
 COPY_CHUNK = 1024 * 1024
 
 _WH = ".wh."
@@ -94,8 +116,147 @@ class _Missing(Exception):
     pass
 
 
+class BoundedTarInfo(tarfile.TarInfo):
+    """``tarfile``'s header parser with limits: it would otherwise read an extended header or
+    a sparse map of any size into memory, and fail with IndexError/ValueError on a truncated one.
+    A violation is a ``tarfile.ReadError`` (via ``SubsequentHeaderError``) naming the limit."""
+
+    _EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+
+    def _proc_member(self, tf):
+        if self.type in self._EXTENDED and self.size > MAX_EXT_HEADER:
+            raise tarfile.SubsequentHeaderError(
+                f"an extended header of {self.size} bytes, more than the limit of {MAX_EXT_HEADER}"
+            )
+        return super()._proc_member(tf)
+
+    @staticmethod
+    def _too_many(n: int) -> None:
+        if n > MAX_SPARSE_ENTRIES:
+            raise tarfile.SubsequentHeaderError(f"a sparse map of more than {MAX_SPARSE_ENTRIES} entries")
+
+    def _proc_sparse(self, tf):
+        """Old GNU sparse: the map continues in extension blocks while their flag byte is set."""
+        structs, isextended, origsize = self._sparse_structs
+        del self._sparse_structs
+        while isextended:
+            block = tf.fileobj.read(tarfile.BLOCKSIZE)
+            if len(block) != tarfile.BLOCKSIZE:
+                raise tarfile.SubsequentHeaderError("a truncated sparse header")
+            for pos in range(0, 21 * 24, 24):
+                try:
+                    offset, numbytes = tarfile.nti(block[pos : pos + 12]), tarfile.nti(block[pos + 12 : pos + 24])
+                except tarfile.InvalidHeaderError:
+                    break
+                if offset and numbytes:
+                    structs.append((offset, numbytes))
+            self._too_many(len(structs))
+            isextended = bool(block[504])
+        self.sparse = structs
+        self.offset_data = tf.fileobj.tell()
+        tf.offset = self.offset_data + self._block(self.size)
+        self.size = origsize
+        return self
+
+    def _proc_gnusparse_01(self, next, pax_headers):
+        self._too_many(pax_headers["GNU.sparse.map"].count(",") // 2)
+        try:
+            super()._proc_gnusparse_01(next, pax_headers)
+        except ValueError:
+            raise tarfile.SubsequentHeaderError("an invalid sparse map") from None
+
+    def _proc_gnusparse_10(self, next, pax_headers, tf):
+        """PAX 1.0 sparse: the map is at the start of the member's data, one number per line."""
+        buf = b""
+        numbers: list[int] = []
+        want = None
+        while want is None or len(numbers) < want:
+            while b"\n" not in buf:
+                if len(buf) > 64:
+                    raise tarfile.SubsequentHeaderError("an invalid sparse map")
+                block = tf.fileobj.read(tarfile.BLOCKSIZE)
+                if not block:
+                    raise tarfile.SubsequentHeaderError("a truncated sparse map")
+                buf += block
+            line, buf = buf.split(b"\n", 1)
+            if not line.isdigit():
+                raise tarfile.SubsequentHeaderError("an invalid sparse map")
+            if want is None:
+                self._too_many(int(line))
+                want = 2 * int(line)
+            else:
+                numbers.append(int(line))
+        next.offset_data = tf.fileobj.tell()
+        next.sparse = list(zip(numbers[::2], numbers[1::2]))
+
+
+def remove_tree(parent_fd: int, name: str) -> None:
+    """Remove entry NAME of directory PARENT_FD and all it holds, without recursion and without
+    following a symlink; one directory descriptor is open at a time, whatever the depth."""
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=parent_fd)
+        return
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, dir_fd=parent_fd)
+    stack: list[tuple[str, list[str]]] = [(name, os.listdir(fd))]
+    try:
+        while stack:
+            here, todo = stack[-1]
+            if todo:
+                child = todo.pop()
+                try:
+                    st = os.stat(child, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    sub = os.open(child, flags, dir_fd=fd)
+                    os.close(fd)
+                    fd = sub
+                    stack.append((child, os.listdir(fd)))
+                else:
+                    os.unlink(child, dir_fd=fd)
+                continue
+            stack.pop()
+            if stack:  # up through "..": each directory was entered with O_NOFOLLOW, so it is the real parent
+                up = os.open("..", flags, dir_fd=fd)
+                os.close(fd)
+                fd = up
+                os.rmdir(here, dir_fd=fd)
+            else:
+                os.close(fd)
+                fd = -1
+                os.rmdir(here, dir_fd=parent_fd)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _remove_path(path: Path) -> None:
+    """``remove_tree`` for a path (best effort: used when cleaning up after a failure)."""
+    try:
+        pfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        remove_tree(pfd, path.name)
+    except OSError:
+        pass
+    finally:
+        os.close(pfd)
+
+
+class ExportLimitError(VerificationError):
+    """The export would write more than its budget allows."""
+
+
 def _clean(name: str, layer: str) -> list[str]:
     """Lexically cleaned components of a member name; [] for the root itself."""
+    if "\0" in name:
+        raise VerificationError(f"layer {layer}: entry {name!r} has a NUL byte in its name")
     n = posixpath.normpath(name.lstrip("/"))
     if n == "..":
         raise VerificationError(f"layer {layer}: entry {name!r} points outside the root filesystem")
@@ -103,18 +264,26 @@ def _clean(name: str, layer: str) -> list[str]:
         raise VerificationError(f"layer {layer}: entry {name!r} points outside the root filesystem")
     if n in (".", ""):
         return []
-    return n.split("/")
+    parts = n.split("/")
+    if len(parts) > MAX_DEPTH:
+        raise VerificationError(f"layer {layer}: entry {name[:60]!r}... is {len(parts)} directories deep, more than the limit of {MAX_DEPTH}")
+    return parts
 
 
 class _Tree:
     """A root filesystem being built in a directory this process owns."""
 
-    def __init__(self, root: Path, *, scratch: bool = False) -> None:
+    def __init__(self, root: Path, *, scratch: bool = False, max_size: int | None = None, max_entries: int = MAX_ENTRIES) -> None:
         self.root = root
+        self.max_size = max_size  # bytes of file content (sparse holes included); None: no limit
+        self.max_entries = max_entries
+        self.written = 0
+        self.entries = 0
         # scratch: the tree only feeds a tar (whose modes come from ``meta``); as a normal user it
         # must stay readable and removable, so on-disk modes keep u+rw and directories keep theirs.
         self.scratch = scratch
         self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._last: tuple[list[str], int, list[str]] | None = None  # lexical parts, descriptor, real path
         self.meta: dict[str, _Meta] = {}
         self.skipped: list[str] = []
         self.is_root = os.geteuid() == 0
@@ -122,6 +291,7 @@ class _Tree:
         self.layer = ""
 
     def close(self) -> None:
+        self._forget_last()
         os.close(self.root_fd)
 
     # -- resolution ----------------------------------------------------------------------
@@ -131,21 +301,26 @@ class _Tree:
         Symlinks met on the way are followed within the root; ``..`` stops at the root.
         Missing directories are created (0755) when ``create``, else ``_Missing``.
         """
-        todo = list(parts)
-        stack: list[str] = []
-        fds = [os.dup(self.root_fd)]
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        cached = self._last
+        if cached is not None and len(parts) >= len(cached[0]) and parts[: len(cached[0])] == cached[0]:
+            # Members come parent first: start from the directory the last call resolved.
+            cur, stack, todo = os.dup(cached[1]), list(cached[2]), parts[len(cached[0]) :][::-1]
+        else:
+            cur, stack, todo = os.dup(self.root_fd), [], parts[::-1]  # todo is reversed: pop() takes the next
         links = 0
         try:
             while todo:
-                c = todo.pop(0)
+                c = todo.pop()
                 if c in ("", "."):
                     continue
                 if c == "..":
-                    if stack:
+                    if stack:  # each directory was entered with O_NOFOLLOW: ".." is its real parent
                         stack.pop()
-                        os.close(fds.pop())
+                        up = os.open("..", flags, dir_fd=cur)
+                        os.close(cur)
+                        cur = up
                     continue
-                cur = fds[-1]
                 try:
                     st = os.stat(c, dir_fd=cur, follow_symlinks=False)
                 except FileNotFoundError:
@@ -159,25 +334,36 @@ class _Tree:
                 if stat.S_ISLNK(st.st_mode):
                     links += 1
                     if links > MAX_SYMLINKS:
-                        raise VerificationError(f"layer {self.layer}: too many levels of symbolic links in {'/'.join(parts)!r}")
+                        raise VerificationError(f"layer {self.layer}: too many levels of symbolic links in {'/'.join(parts)[:200]!r}")
                     target = os.readlink(c, dir_fd=cur)
                     if target.startswith("/"):
-                        while len(fds) > 1:
-                            os.close(fds.pop())
+                        os.close(cur)
+                        cur = os.dup(self.root_fd)
                         stack.clear()
-                    todo = target.split("/") + todo
+                    todo += target.split("/")[::-1]
                     continue
                 if not stat.S_ISDIR(st.st_mode):
                     raise _NotDir("/".join([*stack, c]))
-                fds.append(os.open(c, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur))
+                if len(stack) >= MAX_DEPTH:
+                    raise VerificationError(
+                        f"layer {self.layer}: {'/'.join(parts)[:60]!r}... lies more than {MAX_DEPTH} directories deep"
+                    )
+                sub = os.open(c, flags, dir_fd=cur)
+                os.close(cur)
+                cur = sub
                 stack.append(c)
         except BaseException:
-            for fd in fds:
-                os.close(fd)
+            os.close(cur)
             raise
-        for fd in fds[:-1]:
-            os.close(fd)
-        return fds[-1], stack
+        self._forget_last()
+        self._last = (list(parts), os.dup(cur), list(stack))
+        return cur, stack
+
+    def _forget_last(self) -> None:
+        """Drop the cached resolution (whenever an entry is removed, a path may resolve differently)."""
+        if self._last is not None:
+            os.close(self._last[1])
+            self._last = None
 
     def parent(self, parts: list[str], create: bool, name: str) -> tuple[int, str] | None:
         """(descriptor of the real parent directory, real relative path of the entry)."""
@@ -197,43 +383,69 @@ class _Tree:
 
     def remove(self, dir_fd: int, name: str, path: str) -> None:
         """Remove entry NAME of DIR_FD (a directory with all it holds), never following a symlink."""
+        self._forget_last()
         try:
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             self._forget(path)
             return
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(name, dir_fd=dir_fd)  # fd-based: never leaves the directory it was given
+            remove_tree(dir_fd, name)  # fd-based and iterative: never leaves the directory it was given
         else:
             os.unlink(name, dir_fd=dir_fd)
         self._forget(path)
 
     def hide_lower(self, dir_fd: int, path: str) -> None:
-        """Opaque directory: remove everything below it that this layer did not create."""
-        for name in os.listdir(dir_fd):
-            child = f"{path}/{name}" if path else name
-            if child not in self.layer_paths:
-                self.remove(dir_fd, name, child)
-                continue
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-                try:
-                    self.hide_lower(sub, child)
-                finally:
-                    os.close(sub)
+        """Opaque directory: remove everything below it that this layer did not create.
+
+        Iterative: directories this layer created are visited from a work list, each opened
+        by its real path (no symlinks on it) from the root."""
+        todo: list[tuple[int | None, str]] = [(dir_fd, path)]
+        while todo:
+            given, here = todo.pop()
+            fd = given if given is not None else self.resolve_dir(here.split("/"), False)[0]
+            try:
+                for name in os.listdir(fd):
+                    child = f"{here}/{name}" if here else name
+                    if child not in self.layer_paths:
+                        self.remove(fd, name, child)
+                    elif stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                        todo.append((None, child))
+            finally:
+                if given is None:
+                    os.close(fd)
 
     # -- one layer -----------------------------------------------------------------------
     def apply(self, tf: tarfile.TarFile) -> None:
         self.layer_paths = set()
-        for member in tf:
+        while (member := tf.next()) is not None:
+            tf.members.clear()  # tarfile keeps every header it read; this walk needs none of them
+            self.entries += 1
+            if self.entries > self.max_entries:
+                raise ExportLimitError(
+                    f"the image has more than {self.max_entries} entries in its layers, the limit for an export; "
+                    "raise it with --max-entries N"
+                )
             self.entry(tf, member)
+
+    def _check_header(self, m: tarfile.TarInfo) -> None:
+        if "\0" in m.linkname:
+            raise VerificationError(f"layer {self.layer}: entry {m.name!r} has a NUL byte in its link target")
+        for what, value in (("uid", m.uid), ("gid", m.gid)):
+            if not isinstance(value, int) or not 0 <= value <= MAX_ID:
+                raise VerificationError(f"layer {self.layer}: entry {m.name!r} has {what} {value}, outside 0..{MAX_ID}")
+        try:
+            ok = 0 <= m.mtime <= MAX_MTIME  # NaN compares False
+        except TypeError:
+            ok = False
+        m.mtime = int(m.mtime) if ok else 0
 
     def entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         parts = _clean(m.name, self.layer)
         if not parts:
             return  # the root directory itself: its metadata is the target's own
         base = parts[-1]
+        self._check_header(m)
         if base.startswith(_WH):
             self.whiteout(parts, m.name)
             return
@@ -331,14 +543,48 @@ class _Tree:
             raise VerificationError(f"layer {self.layer}: hardlink {m.name!r} to a directory")
         return fd, target[-1], spath
 
+    def _charge(self, m: tarfile.TarInfo) -> None:
+        """Count a regular file's (apparent) size against the export's budget, before writing it."""
+        self.written += m.size
+        if self.max_size is not None and self.written > self.max_size:
+            what = f"sparse file {m.name!r} expands to {m.size} bytes" if m.sparse is not None else f"{m.name!r} has {m.size} bytes"
+            raise ExportLimitError(
+                f"layer {self.layer}: {what}; the export would write more than its limit of {self.max_size} bytes "
+                "(the image's size plus 1 GiB for sparse files); raise it with --max-size SIZE"
+            )
+
     def _file(self, tf: tarfile.TarFile, m: tarfile.TarInfo, pfd: int, base: str) -> None:
+        sparse = None if m.sparse is None else [(o, n) for o, n in m.sparse if n]
+        if sparse is not None:
+            end = 0
+            for offset, numbytes in sparse:
+                if offset < end or numbytes < 0 or offset + numbytes > m.size:
+                    raise VerificationError(f"layer {self.layer}: sparse file {m.name!r} has an invalid map")
+                end = offset + numbytes
+        self._charge(m)
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd)
         with open(fd, "wb", closefd=True) as out:
             if self.is_root:
                 os.fchown(fd, m.uid, m.gid)
             src = tf.extractfile(m)
-            if src is not None:
+            if src is not None and sparse is None:
                 shutil.copyfileobj(src, out, COPY_CHUNK)
+            elif src is not None:
+                # Only the data segments are read (stored one after the other from offset_data)
+                # and written at their offsets; the holes stay holes on disk.
+                if sum(n for _, n in sparse) > tf.offset - m.offset_data:
+                    raise VerificationError(f"layer {self.layer}: sparse file {m.name!r} has an invalid map")
+                raw = tf.fileobj
+                raw.seek(m.offset_data)
+                for offset, numbytes in sparse:
+                    out.seek(offset)
+                    while numbytes:
+                        chunk = raw.read(min(numbytes, COPY_CHUNK))
+                        if not chunk:
+                            raise VerificationError(f"layer {self.layer}: sparse file {m.name!r} is truncated")
+                        out.write(chunk)
+                        numbytes -= len(chunk)
+                out.truncate(m.size)
             out.flush()
             os.fchmod(fd, self._disk_mode(m.mode))
             try:
@@ -432,25 +678,38 @@ def _check_ratio(lr: LayerRecord, max_ratio: float, max_layer_size: int) -> None
         )
 
 
-def _build(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int, *, scratch: bool = False, record=None) -> _Tree:
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """An export's budget (see the module text); ``max_size`` None: the image's size + ``SPARSE_ALLOWANCE``."""
+
+    max_ratio: float = MAX_RATIO
+    max_layer_size: int = MAX_LAYER_SIZE
+    max_size: int | None = None
+    max_entries: int = MAX_ENTRIES
+
+
+def _build(store: Store, image_id: str, root: Path, limits: Limits, *, scratch: bool = False, record=None) -> _Tree:
     with store.lease() as lease:  # a concurrent rmi or prune cannot take layers away mid-export
         lease.add(*store.image_digests(image_id))
-        return _build_leased(store, image_id, root, max_ratio, max_layer_size, scratch, record)
+        return _build_leased(store, image_id, root, limits, scratch, record)
 
 
-def _build_leased(store: Store, image_id: str, root: Path, max_ratio: float, max_layer_size: int, scratch: bool, record=None) -> _Tree:
+def _build_leased(store: Store, image_id: str, root: Path, limits: Limits, scratch: bool, record=None) -> _Tree:
     img = open_image(store, image_id, record)  # record: one platform of a multi-platform image
     for lr in img.layers:  # refuse before writing anything
-        _check_ratio(lr, max_ratio, max_layer_size)
-    tree = _Tree(root, scratch=scratch)
+        _check_ratio(lr, limits.max_ratio, limits.max_layer_size)
+    max_size = limits.max_size
+    if max_size is None:
+        max_size = sum(lr.uncompressed_size for lr in img.layers) + SPARSE_ALLOWANCE
+    tree = _Tree(root, scratch=scratch, max_size=max_size, max_entries=limits.max_entries)
     try:
         for lr in img.layers:
             tree.layer = lr.digest
             with LayerReader(store, lr) as reader:
                 try:
-                    with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tf:
+                    with tarfile.open(fileobj=reader, mode="r|", errorlevel=2, tarinfo=BoundedTarInfo) as tf:
                         tree.apply(tf)
-                except tarfile.TarError as e:
+                except (tarfile.TarError, EOFError, UnicodeError) as e:
                     raise VerificationError(f"layer {lr.digest} is not a valid tar: {e}") from None
                 while reader.read(COPY_CHUNK):
                     pass  # the rest (padding): the diff_id is checked at the end of the stream
@@ -471,8 +730,18 @@ def _os_error(e: OSError, where: Path) -> ImgctlError:
     return ImgctlError(f"export to {where} failed: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
 
 
+def _limits(limits: Limits | None, max_ratio: float, max_layer_size: int) -> Limits:
+    return limits if limits is not None else Limits(max_ratio, max_layer_size)
+
+
 def export_to_dir(
-    store: Store, name: str, target: Path, *, max_ratio: float = MAX_RATIO, max_layer_size: int = MAX_LAYER_SIZE,
+    store: Store,
+    name: str,
+    target: Path,
+    *,
+    max_ratio: float = MAX_RATIO,
+    max_layer_size: int = MAX_LAYER_SIZE,
+    limits: Limits | None = None,
     platform=None,
 ) -> ExportResult:
     """Write the flattened root filesystem of image NAME into TARGET (absent or empty);
@@ -493,7 +762,7 @@ def export_to_dir(
     except OSError as e:
         raise _os_error(e, target) from e
     try:
-        tree = _build(store, image_id, target, max_ratio, max_layer_size, record=record)
+        tree = _build(store, image_id, target, _limits(limits, max_ratio, max_layer_size), record=record)
         tree.close()
         return ExportResult(image_id, tree.skipped)
     except BaseException as e:
@@ -509,23 +778,21 @@ def _discard(target: Path, *, keep_dir: bool) -> None:
         try:
             for entry in os.listdir(fd):
                 try:
-                    if stat.S_ISDIR(os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode):
-                        shutil.rmtree(entry, dir_fd=fd)
-                    else:
-                        os.unlink(entry, dir_fd=fd)
+                    remove_tree(fd, entry)
                 except OSError:
                     pass
         finally:
             os.close(fd)
     else:
-        shutil.rmtree(target, ignore_errors=True)
+        _remove_path(target)
 
 
 def _tar_tree(tree: _Tree, out: BinaryIO) -> None:
     """The tree as a tar stream: owners, modes and times from the layers, hardlinks kept."""
     seen_inodes: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        for path in sorted(tree.meta, key=lambda p: p.split("/")):
+        for path in sorted(tree.meta):  # a parent sorts before its children (a prefix sorts first)
+            tf.members.clear()  # tarfile keeps every header it wrote; nothing here needs them
             m = tree.meta[path]
             info = tarfile.TarInfo(path)
             info.mode, info.uid, info.gid, info.uname, info.gname = m.mode, m.uid, m.gid, m.uname, m.gname
@@ -581,6 +848,7 @@ def export_to_tar(
     workdir: Path | None = None,
     max_ratio: float = MAX_RATIO,
     max_layer_size: int = MAX_LAYER_SIZE,
+    limits: Limits | None = None,
     platform=None,
 ) -> ExportResult:
     """Write the flattened root filesystem of image NAME to OUT as a tar stream.
@@ -595,7 +863,7 @@ def export_to_tar(
     scratch = Path(tempfile.mkdtemp(prefix=".imgctl-export-", dir=workdir))
     try:
         try:
-            tree = _build(store, image_id, scratch, max_ratio, max_layer_size, scratch=True, record=record)
+            tree = _build(store, image_id, scratch, _limits(limits, max_ratio, max_layer_size), scratch=True, record=record)
             try:
                 _tar_tree(tree, out)
             finally:
@@ -604,11 +872,17 @@ def export_to_tar(
             raise _os_error(e, scratch) from e
         return ExportResult(image_id, [])
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        _remove_path(scratch)
 
 
 def export_to_file(
-    store: Store, name: str, path: Path, *, max_ratio: float = MAX_RATIO, max_layer_size: int = MAX_LAYER_SIZE,
+    store: Store,
+    name: str,
+    path: Path,
+    *,
+    max_ratio: float = MAX_RATIO,
+    max_layer_size: int = MAX_LAYER_SIZE,
+    limits: Limits | None = None,
     platform=None,
 ) -> ExportResult:
     """``export_to_tar`` into PATH, atomically (nothing is left behind on failure)."""
@@ -617,7 +891,8 @@ def export_to_file(
     try:
         with open(tmp, "wb") as f:
             result = export_to_tar(
-                store, name, f, workdir=path.parent, max_ratio=max_ratio, max_layer_size=max_layer_size, platform=platform
+                store, name, f, workdir=path.parent, max_ratio=max_ratio, max_layer_size=max_layer_size, limits=limits,
+                platform=platform,
             )
             f.flush()
             os.fsync(f.fileno())
