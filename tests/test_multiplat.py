@@ -564,3 +564,37 @@ def test_load_of_a_damaged_multi_platform_archive_adds_nothing(multi, store_root
     assert image_ids(fresh) == set()
     assert run("images", "-q").out == ""
     assert run("verify").code == 0
+
+
+def test_load_of_an_index_without_any_platform_image_is_refused(multi, store_root, tmp_path, monkeypatch):
+    name, idx, host, other, armv7 = multi
+    assert run("pull", "--all-platforms", name).code == 0
+    good = tmp_path / "good.tar"
+    assert run("save", "--format", "oci-archive", "-o", good, name).code == 0
+    bad = tmp_path / "bad.tar"
+    platform_manifests = {f"blobs/sha256/{e.manifest_digest[7:]}" for e in (host, other, armv7)}
+    import tarfile  # the platform manifests left out: only attestations stay in the index
+
+
+    with tarfile.open(good) as tin, tarfile.open(bad, "w") as tout:
+        for info in tin.getmembers():
+            if info.name not in platform_manifests:
+                tout.addfile(info, tin.extractfile(info) if info.isfile() else None)
+    monkeypatch.setenv("IMGCTL_ROOT", str(tmp_path / "fresh"))
+    r = run("load", "-i", bad)
+    assert (r.code, r.err) == (1, f"Error: invalid archive: index {idx.manifest_digest} holds no image for any platform\n")
+    assert run("images", "-q").out == ""
+
+
+def test_save_refuses_a_damaged_platform(multi, store_root, tmp_path):
+    name, idx, host, other, armv7 = multi
+    assert run("pull", "--all-platforms", name).code == 0
+    victim = blob_files(store_root)[other.layers[1].digest]
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[-3] ^= 1
+    victim.write_bytes(bytes(data))
+    out = tmp_path / "x.tar"
+    r = run("save", "--format", "oci-archive", "-o", out, name)
+    assert r.code == 1 and len(r.err.splitlines()) == 1 and "imgctl verify" in r.err, r.err
+    assert not out.exists()
