@@ -497,11 +497,28 @@ def _pull_every_platform(ref: Reference, *, client, attestations: bool = False, 
     doc = parse_document(top.data, top.media_type)
     if not isinstance(doc, Index):
         return pull(ref, client=client, resolved=top.digest, **kw)
+    progress = kw.pop("progress", None) or (lambda e: None)
+    digest_events: list[Event] = []
+
+    def each(platform: Platform) -> Progress:
+        def show(e: Event) -> None:
+            if e.kind == "digest":  # one Digest line for the whole index, at the end
+                digest_events.append(e)
+            elif e.kind == "pulling_from":
+                progress(Event(e.kind, e.id, e.current, e.total, f"{e.text} ({platform})"))
+            else:
+                progress(e)
+
+        return show
+
     results = [
-        pull(ref, client=client, platform=e.platform, resolved=top.digest, member=e.digest, **kw) for e in image_entries(doc)
+        pull(ref, client=client, platform=e.platform, resolved=top.digest, member=e.digest, progress=each(e.platform), **kw)
+        for e in image_entries(doc)
     ]
     if not results:
         raise PlatformNotFound(f"{display}: the index {top.digest} lists no platform images")
+    if digest_events:
+        progress(digest_events[-1])
     last = results[-1]
     fetched = 0
     if attestations:

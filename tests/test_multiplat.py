@@ -92,6 +92,10 @@ def test_pull_all_platforms(multi, store_root):
     name, idx, host, other, armv7 = multi
     r = run("pull", "--all-platforms", name)
     assert r.code == 0, r.err
+    repo_path = name.split("/", 1)[1].rsplit(":", 1)[0]
+    assert [l for l in r.lines if "Pulling from" in l or l.startswith("Digest")] == [
+        f"multi: Pulling from {repo_path} ({_plat_of(e)})" for e in (host, other, armv7)
+    ] + [f"Digest: {idx.manifest_digest}"]
     assert image_ids(store_root) == {host.config_digest}
     assert _available(store_root) == {host.manifest_digest, other.manifest_digest, armv7.manifest_digest}
     for att in idx.attestations:
