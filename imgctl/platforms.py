@@ -17,6 +17,9 @@ platforms: they are never pulled and never listed.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from imgctl.errors import ImageNotFound, PlatformNotFound, StoreError, UnsupportedManifest, VerificationError
@@ -317,6 +320,28 @@ def record_image(
     if index is None:
         changed = store.add_image(record, blobs, repository=repository, tag=tag, digest=digest, pinned=pinned)
         return record.id, changed
+    with _recording(store):
+        return _record_platform(store, record, blobs, index, repository, tag, digest, pinned)
+
+
+@contextmanager
+def _recording(store: Store) -> Iterator[None]:
+    """One process at a time chooses an index image's row and platforms: two pulls of two
+    platforms of one image, each seeing the other's content, agree on the outcome."""
+    import fcntl
+
+    try:
+        fd = os.open(store.root / "platforms.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StoreError(f"cannot write to the store at {store.root}: {e.strerror or e}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _record_platform(store: Store, record: ImageRecord, blobs, index: IndexDoc, repository, tag, digest, pinned) -> tuple[str, bool]:
     con = store.db
     current = None
     if repository and tag:

@@ -602,3 +602,23 @@ def test_save_refuses_a_damaged_platform(multi, store_root, tmp_path):
     r = run("save", "--format", "oci-archive", "-o", out, name)
     assert r.code == 1 and len(r.err.splitlines()) == 1 and "imgctl verify" in r.err, r.err
     assert not out.exists()
+
+
+def test_concurrent_pulls_of_several_platforms_make_one_image(registry, unique_repo, tmp_path):
+    idx, host, other, armv7 = _images()
+    push_image(registry.url, unique_repo, idx, tag="multi")
+    name = f"{registry.host}/{unique_repo}:multi"
+    for round_ in range(3):
+        root = tmp_path / f"store{round_}"
+        env = {**os.environ, "IMGCTL_ROOT": str(root)}
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "imgctl", "pull", "-q", "--platform", p, name], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for p in (f"linux/{OTHER}", "linux/arm/v7", str(HOST))
+        ]
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+        assert image_ids(root) == {host.config_digest}  # no stray row, the host's platform shows
+        assert _available(root) == {host.manifest_digest, other.manifest_digest, armv7.manifest_digest}
+        assert_store_verifies(root)
