@@ -450,6 +450,11 @@ def sync_platforms(store: Store, con, image_id: str) -> None:
 def remove_platform(store: Store, image_id: str, want: Platform, name: str) -> str:
     """``rmi --platform``: drop one platform's content from an image; returns the manifest
     digest removed.  The image's last platform goes only with the whole image (plain rmi)."""
+    with _recording(store):
+        return _remove_platform(store, image_id, want, name)
+
+
+def _remove_platform(store: Store, image_id: str, want: Platform, name: str) -> str:
     rec = select_record(store, image_id, want, name)
     records = platform_records(store, image_id)
     if len(records) == 1:
