@@ -296,9 +296,7 @@ def _spool(store: Store, src: BinaryIO, head: bytes, compression: str) -> Path:
     """Copy (and decompress) a non-seekable or compressed input next to the store's blobs."""
     from imgctl.pull import _Decoder
 
-    store.ingest_dir.mkdir(parents=True, exist_ok=True)
-    path = store.ingest_dir / f"load.{os.getpid()}.{uuid.uuid4().hex[:8]}.tar"
-    with open(path, "wb") as out:
+    with store.scratch("load", ".tar") as out:  # removed if anything fails (a full disk: one line)
         dec = _Decoder(compression, sink=out.write)
         data = head or src.read(CHUNK)
         while data:
@@ -308,7 +306,7 @@ def _spool(store: Store, src: BinaryIO, head: bytes, compression: str) -> Path:
             dec.finish()
         except VerificationError as e:
             raise VerificationError(f"invalid archive: {e}") from None
-    return path
+        return out.finish()
 
 
 class _Archive:

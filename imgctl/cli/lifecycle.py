@@ -116,7 +116,7 @@ system_app.command("df")(df_cmd)
 
 
 def verify_cmd(
-    repair: Annotated[bool, typer.Option("--repair", help="Remove corrupt blobs and mark affected images for a fresh pull.")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Remove corrupt blobs, move stray entries to lost+found, mark affected images for a fresh pull, and rebuild a damaged index from the blobs.")] = False,
 ) -> None:
     """Re-hash every blob and check every image; one line per problem, exit 1 if any."""
     from imgctl.errors import StoreError
@@ -129,6 +129,8 @@ def verify_cmd(
         print(problem)
     for digest in report.removed:
         print(f"Removed corrupt blob {digest}")
+    for line in report.repairs:
+        print(line)
     if report.damaged:
         names = {}
         for repo, tag, image_id in store.db.execute("SELECT repository, tag, image_id FROM tags ORDER BY repository, tag"):
