@@ -246,3 +246,121 @@ def test_journal_damage_is_survived(store):
     assert "Skipped 1 damaged lines" in r.out, r.out
     verify_clean()
     assert listing() == store["listing"]
+
+
+# -- class 8: read-only stores -----------------------------------------------------------------
+def _mount(*args: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    if not _mount("-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)):
+        pytest.skip("cannot mount a tmpfs (needs root, as CI runs)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _pulled_into(root: Path, registry, repo: str, monkeypatch) -> dict:
+    monkeypatch.setenv("IMGCTL_ROOT", str(root))
+    img = make_image([make_layer({"etc/x": b"X" * 3000}, "gzip"), make_layer({"y": b"Y" * 100}, "zstd")])
+    push_image(registry.url, repo, img, tag="v")
+    name = f"{registry.host}/{repo}:v"
+    assert run("pull", "-q", name).code == 0
+    return {"name": name, "img": img, "listing": listing()}
+
+
+READS = [
+    ["images"],
+    ["images", "-a", "--digests"],
+    ["inspect", "NAME"],
+    ["history", "NAME"],
+    ["system", "df", "-v"],
+    ["verify"],
+    ["save", "-o", "OUT/a.tar", "NAME"],
+    ["save", "--format", "oci-archive", "-o", "OUT/b.tar", "NAME"],
+    ["export", "-o", "OUT/c.tar", "NAME"],
+]
+
+WRITES = [
+    ["tag", "NAME", "other:t"],
+    ["rmi", "NAME"],
+    ["image", "prune", "-af"],
+    ["verify", "--repair"],
+]
+
+
+def _args(args: list[str], name: str, out: Path) -> list[str]:
+    return [name if a == "NAME" else a.replace("OUT", str(out)) for a in args]
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("wal", [False, True], ids=["checkpointed", "wal-left-by-a-crash"])
+def test_read_only_mount(tmpfs, registry, unique_repo, monkeypatch, tmp_path, wal):
+    root = tmpfs / "root"
+    s = _pulled_into(root, registry, unique_repo, monkeypatch)
+    if wal:  # a WAL that still holds the last commit, as a killed process leaves it
+        con = sqlite3.connect(root / "index.db")
+        con.execute("PRAGMA wal_autocheckpoint = 0")
+        con.execute("INSERT INTO tags SELECT repository, 'walonly', image_id, NULL FROM tags")
+        con.commit()
+        shutil.copy(root / "index.db-wal", tmp_path / "wal")
+        shutil.copy(root / "index.db-shm", tmp_path / "shm")
+        con.close()
+        shutil.copy(tmp_path / "wal", root / "index.db-wal")
+        shutil.copy(tmp_path / "shm", root / "index.db-shm")
+        ref, _, image = s["listing"][0].split()
+        s["listing"] = sorted([*s["listing"], f"{ref[:-2]}:walonly <none> {image}"])
+    assert _mount("-o", "remount,ro", str(tmpfs))
+    before = _files(root)
+    out = tmp_path / "out"
+    out.mkdir()
+    for args in READS:
+        r = run(*_args(args, s["name"], out))
+        assert r.code == 0, (args, r.err)
+        assert r.err == "", (args, r.err)
+    assert listing() == s["listing"]
+    for args in WRITES:
+        r = run(*_args(args, s["name"], out))
+        fails_closed(r, names="read-only")
+    assert _files(root) == before  # not one byte written
+    assert _mount("-o", "remount,rw", str(tmpfs))
+    assert run("load", "-i", str(out / "a.tar")).code == 0  # what save wrote there is whole
+    verify_clean()
+
+
+def test_store_without_write_permission(registry, unique_repo, monkeypatch, tmp_path):
+    """Permission bits, not a mount: the store is mode 555/444 and the commands run without the
+    capabilities that let root ignore them (setpriv drops them from the bounding set)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run a command that permission bits apply to")
+    root = tmp_path / "root"
+    s = _pulled_into(root, registry, unique_repo, monkeypatch)
+    for p in [*root.rglob("*"), root]:
+        os.chmod(p, 0o555 if p.is_dir() else 0o444)
+    out = tmp_path / "out"
+    out.mkdir()
+    before = _files(root)
+    drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", sys.executable, "-m", "imgctl"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    try:
+        for args in READS:
+            p = subprocess.run([*drop, *_args(args, s["name"], out)], env=env, capture_output=True, text=True, timeout=60)
+            assert (p.returncode, p.stderr) == (0, ""), args
+        for args in WRITES:
+            p = subprocess.run([*drop, *_args(args, s["name"], out)], env=env, capture_output=True, text=True, timeout=60)
+            assert p.returncode == 1, (args, p.stdout, p.stderr)
+            assert len(p.stderr.splitlines()) == 1 and "read-only" in p.stderr and "Traceback" not in p.stderr, p.stderr
+        assert _files(root) == before
+    finally:
+        for p in [root, *root.rglob("*")]:
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    verify_clean()
