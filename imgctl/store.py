@@ -521,14 +521,22 @@ class Store:
         if self.read_only is None:
             self.read_only = not self._writable()
         if not self.read_only:
-            try:
-                return self._connect_rw()
-            except StoreError as e:
-                if isinstance(e, IndexCorrupt) or not _cannot_write(e.__cause__):
-                    raise
-                # A read-only filesystem, a full disk: what is there can still be read.
-                self.read_only = True
-                self._ro_reason = _reason(e.__cause__)
+            for attempt in (1, 2):
+                try:
+                    return self._connect_rw()
+                except StoreError as e:
+                    if isinstance(e, IndexCorrupt) or not _cannot_write(e.__cause__):
+                        raise
+                    self._ro_reason = _reason(e.__cause__)
+                    if _disk_full(self.root):
+                        self._ro_reason = os.strerror(errno.ENOSPC)
+                        # Scratch files of processes that died (a killed load's spool) are
+                        # what most often fills the disk: they go, and the index opens again.
+                        if attempt == 1 and _clean_ingest(self, set()):
+                            continue
+                    break
+            # A read-only filesystem, a full disk: what is there can still be read.
+            self.read_only = True
         return self._connect_ro()
 
     def _writable(self) -> bool:
@@ -652,7 +660,11 @@ class Store:
         if self.read_only is None:
             self.db  # noqa: B018 - opening the index decides
         if self.read_only:
-            raise ReadOnlyStore(f"the store at {self.root} is read-only ({self._ro_reason}): only reads work there")
+            if self._ro_reason == os.strerror(errno.ENOSPC):
+                raise StoreError(f"cannot write to the store at {self.root}: {self._ro_reason}")
+            raise ReadOnlyStore(
+                f"cannot write to the store at {self.root}: {self._ro_reason} (it is read-only here: only reads work)"
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -1202,6 +1214,14 @@ def _reason(e: BaseException | None) -> str:
     return str(e) if e is not None else "not writable"
 
 
+def _disk_full(path: Path) -> bool:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024 or st.f_favail == 0
+
+
 def _on_read_only_fs(path: Path) -> bool:
     try:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
@@ -1337,16 +1357,17 @@ def _refuse_unless_complete(store: Store, con: sqlite3.Connection) -> None:
 PARTIAL_EXPIRY = 24 * 3600  # seconds an interrupted download is kept for a resume
 
 
-def _clean_ingest(store: Store, leased: set[str]) -> None:
+def _clean_ingest(store: Store, leased: set[str]) -> bool:
     """Remove partial downloads nobody is writing: private temp files of dead processes, and
     resumable partials that are unlocked, not leased by a pull in progress, and older than a
     day (younger ones wait for the next pull to resume them, as containerd keeps ingests)."""
     import fcntl
 
+    removed = False
     try:
         names = os.listdir(store.ingest_dir)
-    except FileNotFoundError:
-        return
+    except OSError:
+        return False
     for name in names:
         path = store.ingest_dir / name
         parts = name.split(".")
@@ -1369,6 +1390,7 @@ def _clean_ingest(store: Store, leased: set[str]) -> None:
                 continue
             try:
                 os.unlink(path)
+                removed = True
             except OSError:
                 pass
             os.close(fd)
@@ -1381,5 +1403,7 @@ def _clean_ingest(store: Store, leased: set[str]) -> None:
             continue
         try:
             os.unlink(path)
+            removed = True
         except OSError:
             pass
+    return removed

@@ -364,3 +364,95 @@ def test_store_without_write_permission(registry, unique_repo, monkeypatch, tmp_
         for p in [root, *root.rglob("*")]:
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
     verify_clean()
+
+
+# -- class 3: a full disk ----------------------------------------------------------------------
+def _gzip_tar_of_zeros(path: Path, size: int) -> None:
+    """A small file that a spool inflates to SIZE bytes (more than the disk has)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("blobs/sha256/" + "0" * 64)
+        info.size = size
+        tar.addfile(info, io.BytesIO(bytes(size)))
+    path.write_bytes(gzip.compress(buf.getvalue(), 9))
+
+
+def _fill(fs: Path) -> Path:
+    """Take every free byte of the filesystem (a file outside the store)."""
+    filler = fs / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\xff" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def _reads_work(s: dict) -> None:
+    assert listing() == s["listing"]
+    for args in (["inspect", s["name"]], ["system", "df"], ["verify"]):
+        r = run(*args)
+        assert (r.code, r.err) == (0, ""), (args, r.err)
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_load_on_a_full_disk_removes_its_spool(tmpfs, registry, unique_repo, monkeypatch, tmp_path, how):
+    root = tmpfs / "root"
+    s = _pulled_into(root, registry, unique_repo, monkeypatch)
+    big = tmp_path / "big.tar.gz"
+    _gzip_tar_of_zeros(big, 40 << 20)  # 40 MiB inflated, 16 MiB of disk
+    if how == "file":
+        r = run("load", "-i", str(big))
+        fails_closed(r, names="No space left on device")
+    else:
+        with open(big, "rb") as f:
+            m = subprocess.run([sys.executable, "-m", "imgctl", "load"], stdin=f, capture_output=True, text=True,
+                               timeout=120, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+        assert m.returncode == 1 and len(m.stderr.splitlines()) == 1, m.stderr
+        assert "No space left on device" in m.stderr and "Traceback" not in m.stderr
+    assert list((root / "ingest").iterdir()) == []  # the spool went with the failure
+    _reads_work(s)
+    assert run("tag", s["name"], "again:t").code == 0  # the space is back: writes work too
+    assert run("rmi", "again:t").code == 0
+    assert run("image", "prune", "-af").code == 0
+    assert_store_verifies(root)
+
+
+def test_a_full_disk_leaves_reads_working_and_writes_one_line(tmpfs, registry, unique_repo, monkeypatch):
+    root = tmpfs / "root"
+    s = _pulled_into(root, registry, unique_repo, monkeypatch)
+    journal = (root / "refs.journal").read_bytes()
+    filler = _fill(tmpfs)
+    _reads_work(s)
+    for args in (["tag", s["name"], "again:t"], ["rmi", s["name"]], ["image", "prune", "-af"], ["verify", "--repair"]):
+        r = run(*args)
+        fails_closed(r, names=f"cannot write to the store at {root}: No space left on device")
+    assert listing() == s["listing"]
+    assert (root / "refs.journal").read_bytes().startswith(journal)  # appended to, or left alone: never torn
+    filler.unlink()
+    verify_clean()
+    assert_store_verifies(root)
+
+
+def test_a_dead_loads_spool_filling_the_disk_is_collected(tmpfs, registry, unique_repo, monkeypatch):
+    """The disk is full of a killed load's spool: reads work, and the next write removes it."""
+    root = tmpfs / "root"
+    s = _pulled_into(root, registry, unique_repo, monkeypatch)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    spool = root / "ingest" / f"load.{dead.pid}.0badcafe.tar"
+    with open(spool, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    _reads_work(s)
+    r = run("rmi", s["name"])
+    assert r.code == 0, r.err
+    assert not spool.exists()
+    assert listing() == []
+    verify_clean()
