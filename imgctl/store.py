@@ -464,7 +464,8 @@ class Store:
         """A verified blob opened for reading; a missing one is a StoreError, not a traceback."""
         path = self.blob_path(digest)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: a FIFO planted under a blob's name must not hang the reader.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             raise StoreError(
                 f"blob {digest} is missing from the store (removed meanwhile, or run imgctl verify)"
@@ -476,6 +477,7 @@ class Store:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise StrayEntry(f"{path} is not a regular file, not a blob (run imgctl verify --repair)")
+        os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
 
     def read_blob(self, digest: str, max_size: int | None = None) -> bytes:

@@ -53,9 +53,15 @@ def _hash_file(path: str) -> tuple[str, int] | None:
     h = hashlib.sha256()
     n = 0
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return None  # removed meanwhile by a concurrent prune: not a problem
+    except OSError:
+        return "", 0  # replaced meanwhile by something that is not a blob: it does not hash to its name
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return "", 0
+    os.set_blocking(fd, True)
     with open(fd, "rb", buffering=0) as f:
         while chunk := f.read(READ):
             h.update(chunk)
