@@ -421,6 +421,7 @@ class Store:
         self.read_only: bool | None = None  # decided when the index is first opened
         self._ro_reason = ""
         self._checked = False  # check_index() passed in this process
+        self._removable_checked = False  # and check_removable()
         self._rebuilding = False  # verify --repair creates a new index for blobs it found
 
     @property
@@ -693,8 +694,11 @@ class Store:
     def check_removable(self) -> None:
         """``check_index`` and, in addition, every image the index holds has each blob it names
         (unless marked damaged by ``verify --repair``): what removals check first."""
+        if self._removable_checked:
+            return
         self.check_index()
         _refuse_unless_complete(self, self.db)
+        self._removable_checked = True  # later images were checked by add_image as they came
 
     def _start_journal(self, con: sqlite3.Connection) -> None:
         """The first writable open of a store without a journal records its references (a store
@@ -1284,16 +1288,14 @@ def collect_garbage(store: Store) -> list[tuple[str, int]]:
     Runs inside one write transaction, so a pull cannot lease a blob between the
     check and the unlink; leases of dead processes and their partial downloads
     are cleaned up on the way.  Nothing is removed unless the index passed
-    ``check_index`` and every blob it names is present (else IndexCorrupt: the
-    index no longer says what is in use).  Only regular files named like a blob
+    ``check_removable`` (else IndexCorrupt: the index no longer says what is in use).  Only regular files named like a blob
     are removed; stray entries are left to ``verify --repair``.  Returns (digest,
     bytes freed) of removed blobs.
     """
     removed: list[tuple[str, int]] = []
     failed: OSError | None = None
-    store.check_index()
+    store.check_removable()
     with store.transaction() as con:
-        _refuse_unless_complete(store, con)
         for lease_id in [r[0] for r in con.execute("SELECT DISTINCT lease_id FROM leases")]:
             if not _lease_alive(store, lease_id):
                 con.execute("DELETE FROM leases WHERE lease_id = ?", (lease_id,))

@@ -240,7 +240,7 @@ def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
                     report.repairs.append(f"Moved the damaged index to {dest}")
     except OSError as e:
         raise StoreError(f"cannot move the damaged index aside: {e.strerror}") from None
-    store._checked = False
+    store._checked = store._removable_checked = False
     store.read_only = None
     store._rebuilding = True
 

@@ -116,7 +116,7 @@ system_app.command("df")(df_cmd)
 
 
 def verify_cmd(
-    repair: Annotated[bool, typer.Option("--repair", help="Remove corrupt blobs, move stray entries to lost+found, mark affected images for a fresh pull, and rebuild a damaged index from the blobs.")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Remove corrupt blobs and mark affected images for a fresh pull.")] = False,
 ) -> None:
     """Re-hash every blob and check every image; one line per problem, exit 1 if any."""
     from imgctl.errors import StoreError
