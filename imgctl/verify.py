@@ -227,6 +227,7 @@ def _move_strays(store: Store, strays: list[tuple[str, str]], report: VerifyRepo
 # -- rebuilding a damaged index -------------------------------------------------------------
 def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
     """Move the damaged index to lost+found and record again what the blobs prove."""
+    from imgctl.images import familiar_repository
     from imgctl.oci import MAX_MANIFEST_SIZE, Index, Manifest, parse_config, parse_document
 
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -295,14 +296,14 @@ def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
             store.add_image(rec, blobs, repository=repo, tag=tag, digest=digest if names(image_id, digest) else None)
             restored_tags += 1
         else:
-            lost.append(f"{repo}:{tag}")
+            lost.append(f"{familiar_repository(repo)}:{tag}")
     for (repo, digest), image_id in sorted(pins.items()):
         if names(image_id, digest):
             rec, blobs = images[image_id]
             store.add_image(rec, blobs, repository=repo, digest=digest, pinned=True)
             restored_pins += 1
         else:
-            lost.append(f"{repo}@{digest}")
+            lost.append(f"{familiar_repository(repo)}@{digest}")
     report.repairs.append(
         f"Rebuilt the index from the blobs: {len(images)} images, {restored_tags} tags and "
         f"{restored_pins} repo digests restored"

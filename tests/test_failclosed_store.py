@@ -578,3 +578,88 @@ def test_read_only_blobs_dir(registry, unique_repo, monkeypatch, store_root):
     assert blob_files(root) == {}
     verify_clean()
     assert_store_verifies(root)
+
+
+# -- the reference journal ---------------------------------------------------------------------
+def _lose_index_and_repair(root: Path) -> None:
+    for name in ("index.db", "index.db-wal", "index.db-shm"):
+        if (root / name).exists():
+            (root / name).unlink()
+    r = run("verify", "--repair")
+    assert r.code == 0 or "Rebuilt the index" in r.out, (r.out, r.err)
+    verify_clean()
+
+
+def test_journal_follows_every_kind_of_reference_change(store, monkeypatch):
+    """Tags made, moved and removed, digests dropped, images pruned: after the index is lost,
+    repair gives back exactly the references there were (the journal is compacted on the way)."""
+    import imgctl.store
+
+    monkeypatch.setattr(imgctl.store, "JOURNAL_COMPACT_AT", 2048)
+    repo, a, b = store["repo"], store["a"], store["b"]
+    steps = [
+        ["tag", f"{repo}:a", "local/one:1"],
+        ["tag", f"{repo}:a", "local/one:2"],
+        ["tag", f"{repo}:b", "local/one:1"],  # moves
+        ["rmi", "local/one:2"],
+        ["rmi", f"{repo}@{b.manifest_digest}"],
+        ["tag", a.config_digest[7:19], "local/two"],
+    ] + [["tag", f"{repo}:b", f"local/many:{i}"] for i in range(30)] + [
+        ["rmi", *[f"local/many:{i}" for i in range(29)]],
+    ]
+    for args in steps:
+        r = run(*args)
+        assert r.code == 0, (args, r.err)
+    journal = (store["root"] / "refs.journal").read_text()
+    assert '["snapshot",' in journal.splitlines()[0]  # it was compacted
+    before = listing()
+    _lose_index_and_repair(store["root"])
+    assert listing() == before
+
+
+def test_store_from_before_the_journal_gets_one(store):
+    root = store["root"]
+    (root / "refs.journal").unlink()
+    assert listing() == store["listing"]  # the first open writes the journal...
+    assert (root / "refs.journal").stat().st_size > 0
+    _lose_index_and_repair(root)  # ...which is enough to survive the index
+    assert listing() == store["listing"]
+
+
+def test_tag_pointing_at_an_image_the_blobs_cannot_prove_is_not_restored(store):
+    """A journal line naming an image whose blobs are gone (or never were) is not believed."""
+    root = store["root"]
+    b = store["b"]
+    blob_files(root)[b.layers[0].digest].unlink()
+    _zero_pages(root / "index.db")
+    r = run("verify", "--repair")
+    assert f"Could not restore {store['repo']}:b: its image is not complete in the store (pull it again)" in r.lines, r.out
+    verify_clean()
+    assert [l for l in listing() if l.startswith(f"{store['repo']}:b ")] == []
+    assert run("pull", "-q", f"{store['repo']}:b").code == 0
+    verify_clean()
+
+
+# -- measured: memory and time -----------------------------------------------------------------
+def test_measured_damaged_index_and_full_disk(store, tmpfs, tmp_path, registry, unique_repo, monkeypatch):
+    """As separate processes: refusing, repairing and failing on a full disk stay under 200 MiB
+    and end within 30 s each."""
+    from hostile import run_measured
+
+    env = {**os.environ, "IMGCTL_ROOT": str(store["root"])}
+    _zero_pages(store["root"] / "index.db")
+    for args, code in ((["image", "prune", "-af"], 1), (["images"], 1), (["verify", "--repair"], 1), (["verify"], 0)):
+        m = run_measured(args, timeout=30, env=env)
+        assert not m.timed_out and m.code == code, (args, m.code, m.err)
+        assert m.maxrss_kib < 200 * 1024, (args, m.maxrss_kib)
+        assert "Traceback" not in m.err and len(m.err.splitlines()) <= 3
+    assert set(blob_files(store["root"])) == store["blobs"]
+
+    root = tmpfs / "root"
+    _pulled_into(root, registry, unique_repo, monkeypatch)
+    big = tmp_path / "big.tar.gz"
+    _gzip_tar_of_zeros(big, 40 << 20)
+    m = run_measured(["load", "-i", str(big)], timeout=30, env={**os.environ, "IMGCTL_ROOT": str(root)})
+    assert not m.timed_out and m.code == 1 and m.maxrss_kib < 200 * 1024, (m.code, m.maxrss_kib, m.err)
+    assert m.err == f"Error: cannot write to the store at {root}: No space left on device\n"
+    assert list((root / "ingest").iterdir()) == []
