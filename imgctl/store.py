@@ -971,44 +971,30 @@ JOURNAL = "refs.journal"
 JOURNAL_COMPACT_AT = 1 << 20  # bytes: past this, the journal is rewritten as a snapshot of the references
 
 
+def _translated(name: str):
+    """Cursor method NAME, with any SQLite failure raised as the StoreError of its kind."""
+    base = getattr(sqlite3.Cursor, name)
+
+    def method(self, *args):
+        try:
+            return base(self, *args)
+        except sqlite3.Error as e:
+            raise _index_error(e, self.connection.store_root) from e
+
+    method.__name__ = name
+    return method
+
+
 class _Cursor(sqlite3.Cursor):
     """Every SQLite failure leaves the store as a StoreError of its kind (never a bare DatabaseError)."""
 
-    def execute(self, *args):
-        try:
-            return super().execute(*args)
-        except sqlite3.Error as e:
-            raise _index_error(e, self.connection.store_root) from e
-
-    def executemany(self, *args):
-        try:
-            return super().executemany(*args)
-        except sqlite3.Error as e:
-            raise _index_error(e, self.connection.store_root) from e
-
-    def fetchone(self):
-        try:
-            return super().fetchone()
-        except sqlite3.Error as e:
-            raise _index_error(e, self.connection.store_root) from e
-
-    def fetchall(self):
-        try:
-            return super().fetchall()
-        except sqlite3.Error as e:
-            raise _index_error(e, self.connection.store_root) from e
-
-    def fetchmany(self, *args):
-        try:
-            return super().fetchmany(*args)
-        except sqlite3.Error as e:
-            raise _index_error(e, self.connection.store_root) from e
-
-    def __next__(self):
-        try:
-            return super().__next__()
-        except sqlite3.Error as e:
-            raise _index_error(e, self.connection.store_root) from e
+    execute = _translated("execute")
+    executemany = _translated("executemany")
+    executescript = _translated("executescript")
+    fetchone = _translated("fetchone")
+    fetchall = _translated("fetchall")
+    fetchmany = _translated("fetchmany")
+    __next__ = _translated("__next__")
 
 
 class _Connection(sqlite3.Connection):
@@ -1026,10 +1012,7 @@ class _Connection(sqlite3.Connection):
         return self.cursor().executemany(*args)
 
     def executescript(self, *args):
-        try:
-            return super().executescript(*args)
-        except sqlite3.Error as e:
-            raise _index_error(e, self.store_root) from e
+        return self.cursor().executescript(*args)
 
 
 _REF_TRIGGERS = """

@@ -89,35 +89,30 @@ def _header_flip(db: Path) -> None:
     db.write_bytes(bytes(data))
 
 
-def _drop_table(db: Path) -> None:
-    con = sqlite3.connect(db)
-    con.execute("DROP TABLE tags")
-    con.commit()
-    con.close()
+def _sql(statement: str):
+    """Damage by a valid SQL change that a damaged disk or a stray tool could make."""
+
+    def damage(db: Path) -> None:
+        con = sqlite3.connect(db)
+        con.execute(statement)
+        con.commit()
+        con.close()
+
+    return damage
 
 
 def _foreign_db(db: Path) -> None:
     db.unlink()
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE something (x)")
-    con.commit()
-    con.close()
+    _sql("CREATE TABLE something (x)")(db)
 
 
-def _dangling_tags(db: Path) -> None:
-    """Rows that survive but name an image the index lost: prune would call that image dangling."""
-    con = sqlite3.connect(db)
-    con.execute("UPDATE images SET id = 'sha256:0000' || substr(id, 12) WHERE id IN (SELECT id FROM images LIMIT 1)")
-    con.commit()
-    con.close()
-
-
-def _garbled_blob_row(db: Path) -> None:
-    """A layer row names another digest: collection would remove the layer actually in use."""
-    con = sqlite3.connect(db)
-    con.execute("UPDATE image_blobs SET digest = 'sha256:' || substr('ffff' || substr(digest, 8), 1, 64) WHERE kind = 'layer'")
-    con.commit()
-    con.close()
+_drop_table = _sql("DROP TABLE tags")
+# Rows that survive but name an image the index lost: prune would call that image dangling.
+_dangling_tags = _sql("UPDATE images SET id = 'sha256:0000' || substr(id, 12) WHERE id IN (SELECT id FROM images LIMIT 1)")
+# A layer row names another digest: collection would remove the layer actually in use.
+_garbled_blob_row = _sql(
+    "UPDATE image_blobs SET digest = 'sha256:' || substr('ffff' || substr(digest, 8), 1, 64) WHERE kind = 'layer'"
+)
 
 
 DAMAGE = {
@@ -377,9 +372,8 @@ def _gzip_tar_of_zeros(path: Path, size: int) -> None:
     path.write_bytes(gzip.compress(buf.getvalue(), 9))
 
 
-def _fill(fs: Path) -> Path:
-    """Take every free byte of the filesystem (a file outside the store)."""
-    filler = fs / "filler"
+def _fill(filler: Path) -> Path:
+    """Take every free byte of the filesystem with FILLER."""
     with open(filler, "wb") as f:
         try:
             while True:
@@ -424,7 +418,7 @@ def test_a_full_disk_leaves_reads_working_and_writes_one_line(tmpfs, registry, u
     root = tmpfs / "root"
     s = _pulled_into(root, registry, unique_repo, monkeypatch)
     journal = (root / "refs.journal").read_bytes()
-    filler = _fill(tmpfs)
+    filler = _fill(tmpfs / "filler")  # outside the store
     _reads_work(s)
     for args in (["tag", s["name"], "again:t"], ["rmi", s["name"]], ["image", "prune", "-af"], ["verify", "--repair"]):
         r = run(*args)
@@ -442,14 +436,7 @@ def test_a_dead_loads_spool_filling_the_disk_is_collected(tmpfs, registry, uniqu
     s = _pulled_into(root, registry, unique_repo, monkeypatch)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    spool = root / "ingest" / f"load.{dead.pid}.0badcafe.tar"
-    with open(spool, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    spool = _fill(root / "ingest" / f"load.{dead.pid}.0badcafe.tar")
     _reads_work(s)
     r = run("rmi", s["name"])
     assert r.code == 0, r.err
