@@ -689,6 +689,9 @@ class Store:
             raise IndexCorrupt(_damaged(self, str(rows[0][0]) if rows else "its integrity check failed"))
         if con.execute("PRAGMA foreign_key_check").fetchone() is not None:
             raise IndexCorrupt(_damaged(self, "some of its rows name images it does not hold"))
+        for table in _EXPECTED_COLUMNS:  # every value decodes (a flipped byte in a text is not UTF-8)
+            for _ in con.execute(f"SELECT * FROM {table}"):
+                pass
         self._checked = True
 
     def check_removable(self) -> None:
@@ -698,7 +701,39 @@ class Store:
             return
         self.check_index()
         _refuse_unless_complete(self, self.db)
+        diff = self.ref_differences()
+        if diff:
+            kind, (repo, name), _, _ = diff[0]
+            raise IndexCorrupt(
+                f"refusing to remove anything: the index and the reference journal disagree about "
+                f"{repo}{':' if kind == 'tag' else '@'}{name} (run imgctl verify)"
+            )
         self._removable_checked = True  # later images were checked by add_image as they came
+
+    def ref_differences(self) -> list[tuple]:
+        """Where the index's tags and repo digests differ from the reference journal (whose lines
+        carry checksums, unlike the index's rows): (kind 'tag' | 'pin', (repository, tag or
+        digest), index value, journal value), a value None where one side lacks the reference.
+        Empty when there is no journal (a read-only store from before it)."""
+        if not self.journal_path.exists():
+            return []
+        jtags, jpins, _ = read_ref_journal(self.root)
+        con = self.db
+        itags = {(r, t): (i, d) for r, t, i, d in con.execute("SELECT repository, tag, image_id, digest FROM tags")}
+        ipins = {(r, d): i for r, d, i in con.execute("SELECT repository, digest, image_id FROM digests")}
+        out = []
+        for kind, have, want in (("tag", itags, jtags), ("pin", ipins, jpins)):
+            for key in sorted(set(have) | set(want)):
+                if have.get(key) != want.get(key):
+                    out.append((kind, key, have.get(key), want.get(key)))
+        return out
+
+    def journal_refs(self, records: list[tuple]) -> None:
+        """Append reference records to the journal under the write lock (``verify --repair``
+        makes the journal follow the index where the journal names an image the index lacks)."""
+        if records:
+            with self.transaction() as con:
+                con.ref_changes.extend(records)
 
     def _start_journal(self, con: sqlite3.Connection) -> None:
         """The first writable open of a store without a journal records its references (a store
@@ -978,7 +1013,7 @@ def _translated(name: str):
     def method(self, *args):
         try:
             return base(self, *args)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeDecodeError) as e:  # a damaged text value is not UTF-8
             raise _index_error(e, self.connection.store_root) from e
 
     method.__name__ = name
@@ -1167,12 +1202,12 @@ def _disk_error_at(root: Path, e: OSError) -> StoreError:
 _PRIMARY = {"CORRUPT": 11, "NOTADB": 26, "FULL": 13, "READONLY": 8, "IOERR": 10, "CANTOPEN": 14, "PERM": 3, "BUSY": 5}
 
 
-def _index_error(e: sqlite3.Error, root: Path) -> StoreError:
+def _index_error(e: sqlite3.Error | UnicodeDecodeError, root: Path) -> StoreError:
     """A failed index read or update as a StoreError of its kind; a full disk reads the same as
     when a blob write hits it."""
     code = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF
-    text = str(e)
-    if code in (_PRIMARY["CORRUPT"], _PRIMARY["NOTADB"]) or text.startswith(("no such table", "no such column", "malformed database schema")):
+    text = "a text value is not valid UTF-8" if isinstance(e, UnicodeDecodeError) else _one_line(str(e))
+    if isinstance(e, UnicodeDecodeError) or code in (_PRIMARY["CORRUPT"], _PRIMARY["NOTADB"]) or text.startswith(("no such table", "no such column", "malformed database schema")):
         return IndexCorrupt(f"the store index {root / 'index.db'} is damaged ({text}): run imgctl verify")
     if code == _PRIMARY["FULL"]:
         return StoreError(f"cannot write to the store at {root}: {os.strerror(errno.ENOSPC)}")
@@ -1183,8 +1218,14 @@ def _index_error(e: sqlite3.Error, root: Path) -> StoreError:
     return StoreError(f"cannot update the store index: {text}")
 
 
+def _one_line(text: str, limit: int = 200) -> str:
+    """SQLite's messages can quote a damaged schema: one line, bounded, as the CLI promises."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _damaged(store: "Store", why: str) -> str:
-    return f"the store index {store.index_path} is damaged ({why}): run imgctl verify"
+    return f"the store index {store.index_path} is damaged ({_one_line(why)}): run imgctl verify"
 
 
 def _cannot_write(e: BaseException | None) -> bool:

@@ -137,8 +137,10 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
                 )
 
     present = {f"sha256:{n}" for n in names}
+    fixes: list[tuple] = []
     if index_error is None:
         _check_images(store, report, present, corrupt, repair)
+        fixes = _check_refs(store, report)
 
     if repair:
         for p in report.problems:
@@ -167,7 +169,61 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
                     tx.executemany("DELETE FROM layers WHERE digest = ?", [(d,) for d in report.removed])
             store.mark_damaged(sorted(damaged))
             report.damaged = sorted(damaged)
+            _fix_refs(store, fixes, report)
     return report
+
+
+def _check_refs(store: Store, report: VerifyReport) -> list[tuple]:
+    """The index's references against the reference journal; returns what ``--repair`` does
+    about each difference."""
+    from imgctl.images import familiar_repository
+
+    images = {r[0] for r in store.db.execute("SELECT id FROM images")}
+    fixes: list[tuple] = []
+    for kind, key, have, want in store.ref_differences():
+        name = f"{familiar_repository(key[0])}{':' if kind == 'tag' else '@'}{key[1]}"
+        want_id = want[0] if kind == "tag" and want else want
+        if want is None:
+            detail = "is in the index but not in the reference journal"
+            fixes.append(("journal", kind, key, have))
+        elif want_id not in images:
+            detail = f"the reference journal names image {want_id[7:19]}, which the index does not hold"
+            fixes.append(("journal", kind, key, have))  # have may be None: the journal drops it
+        else:
+            detail = f"the index says {_ref_text(kind, have)}, the reference journal {_ref_text(kind, want)}"
+            fixes.append(("index", kind, key, want))
+        report.problems.append(Problem("reference", name, f"{'tag' if kind == 'tag' else 'digest'} {name}: {detail}"))
+    return fixes
+
+
+def _ref_text(kind: str, value) -> str:
+    if value is None:
+        return "nothing"
+    if kind == "tag":
+        return f"image {value[0][7:19]}" + (f" pulled as {value[1]}" if value[1] else "")
+    return f"image {value[7:19]}"
+
+
+def _fix_refs(store: Store, fixes: list[tuple], report: VerifyReport) -> None:
+    """Index and journal agree again: the journal's value where its image is in the index,
+    else the index's value is written to the journal."""
+    records: list[tuple] = []
+    with store.transaction() as con:
+        for side, kind, (repo, name), value in fixes:
+            if side == "index" and kind == "tag":
+                con.execute(
+                    "INSERT INTO tags (repository, tag, image_id, digest) VALUES (?,?,?,?) ON CONFLICT(repository, tag) "
+                    "DO UPDATE SET image_id = excluded.image_id, digest = excluded.digest", (repo, name, *value),
+                )
+            elif side == "index":
+                con.execute("INSERT OR REPLACE INTO digests (repository, digest, image_id) VALUES (?,?,?)", (repo, name, value))
+            elif value is None:
+                records.append(("untag" if kind == "tag" else "unpin", repo, name))
+            else:
+                records.append((kind, repo, name, *value) if kind == "tag" else (kind, repo, name, value))
+    store.journal_refs(records)
+    if fixes:
+        report.repairs.append(f"Made {len(fixes)} references of the index and the reference journal agree again")
 
 
 def _check_images(store: Store, report: VerifyReport, present: set[str], corrupt: set[str], repair: bool) -> None:
@@ -290,6 +346,7 @@ def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
         store.add_image(rec, blobs)
     restored_tags = restored_pins = 0
     lost: list[str] = []
+    forget: list[tuple] = []  # the journal follows the index for what the blobs cannot prove
     for (repo, tag), (image_id, digest) in sorted(tags.items()):
         if image_id in images:
             rec, blobs = images[image_id]
@@ -297,6 +354,7 @@ def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
             restored_tags += 1
         else:
             lost.append(f"{familiar_repository(repo)}:{tag}")
+            forget.append(("untag", repo, tag))
     for (repo, digest), image_id in sorted(pins.items()):
         if names(image_id, digest):
             rec, blobs = images[image_id]
@@ -304,6 +362,8 @@ def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
             restored_pins += 1
         else:
             lost.append(f"{familiar_repository(repo)}@{digest}")
+            forget.append(("unpin", repo, digest))
+    store.journal_refs(forget)
     report.repairs.append(
         f"Rebuilt the index from the blobs: {len(images)} images, {restored_tags} tags and "
         f"{restored_pins} repo digests restored"
