@@ -551,9 +551,10 @@ class Store:
         return True
 
     def _lost_index(self) -> bool:
-        """index.db is gone but the store holds blobs or recorded references: the index was lost,
-        this is not a new store (an empty index would have garbage collection remove everything)."""
-        if self.index_path.exists() or self._rebuilding:
+        """The index is gone (or empty) but the store holds blobs or recorded references: the
+        index was lost, this is not a new store (an empty index would have garbage collection
+        remove everything)."""
+        if self._rebuilding:
             return False
         try:
             if self.journal_path.stat().st_size > 0:
@@ -569,7 +570,7 @@ class Store:
     def _connect_rw(self) -> sqlite3.Connection:
         self._ensure_dirs()
         path = self.index_path
-        if self._lost_index():
+        if not path.exists() and self._lost_index():
             raise IndexCorrupt(_damaged(self, "index.db is missing but the store holds blobs"))
         try:
             con = sqlite3.connect(path, timeout=600, isolation_level=None, check_same_thread=False, factory=_Connection)
@@ -589,6 +590,8 @@ class Store:
                     version = con.execute("PRAGMA user_version").fetchone()[0]
                     if version == 0 and _tables(con):
                         raise IndexCorrupt(_damaged(self, "it is not an imgctl index"))
+                    if version == 0 and self._lost_index():
+                        raise IndexCorrupt(_damaged(self, "index.db is empty but the store holds blobs"))
                     if version < SCHEMA_VERSION:
                         for stmt in _SCHEMA.split(";"):
                             if stmt.strip():
@@ -608,12 +611,12 @@ class Store:
         import urllib.parse
 
         path = self.index_path
-        if self._lost_index():
-            raise IndexCorrupt(_damaged(self, "index.db is missing but the store holds blobs"))
         try:
             empty = path.stat().st_size == 0
         except FileNotFoundError:
             empty = True
+        if empty and self._lost_index():
+            raise IndexCorrupt(_damaged(self, "index.db is missing but the store holds blobs"))
         if empty:  # nothing was ever stored: an empty index in memory
             con = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False, factory=_Connection)
             con.store_root = self.root
@@ -717,8 +720,17 @@ class Store:
         Empty when there is no journal (a read-only store from before it)."""
         if not self.journal_path.exists():
             return []
+        if self.read_only is None:
+            self.db  # noqa: B018 - opening the index decides
+        if self.read_only:
+            return self._ref_differences(self.db)
+        # Under the write lock: every journal append is made under it, before its COMMIT, so
+        # nothing can be half-way between the two while they are compared.
+        with self.transaction() as con:
+            return self._ref_differences(con)
+
+    def _ref_differences(self, con: sqlite3.Connection) -> list[tuple]:
         jtags, jpins, _ = read_ref_journal(self.root)
-        con = self.db
         itags = {(r, t): (i, d) for r, t, i, d in con.execute("SELECT repository, tag, image_id, digest FROM tags")}
         ipins = {(r, d): i for r, d, i in con.execute("SELECT repository, digest, image_id FROM digests")}
         out = []

@@ -115,7 +115,24 @@ _garbled_blob_row = _sql(
 )
 
 
+def _emptied(db: Path) -> None:
+    db.write_bytes(b"")
+
+
+def _wal_lost(db: Path) -> None:
+    """Only the header page on disk, the rest was in a WAL that is gone: a valid, empty database."""
+    db.write_bytes(db.read_bytes()[:4096])
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA writable_schema = ON")
+    con.execute("DELETE FROM sqlite_master")
+    con.execute("PRAGMA user_version = 0")
+    con.commit()
+    con.close()
+
+
 DAMAGE = {
+    "emptied": _emptied,
+    "only-the-header-page": _wal_lost,
     "zeroed-pages": _zero_pages,
     "truncated": _truncate,
     "not-sqlite": _not_sqlite,
