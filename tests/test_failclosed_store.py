@@ -172,14 +172,16 @@ def test_damaged_index_removes_nothing_and_repair_rebuilds_it(store, damage):
     verify_clean()
 
 
-@pytest.mark.parametrize("command", [["images"], ["system", "df"], ["inspect", "IMAGE"], ["history", "IMAGE"]])
+@pytest.mark.parametrize("command", [["images"], ["system", "df"], ["inspect", "IMAGE"], ["history", "IMAGE"],
+                                     ["save", "-o", "OUT", "IMAGE"], ["export", "-o", "OUT", "IMAGE"]])
 @pytest.mark.parametrize("damage", ["zeroed-pages", "not-sqlite", "table-missing", "truncated"])
-def test_reads_on_a_damaged_index_are_one_line_errors(store, damage, command):
+def test_reads_on_a_damaged_index_are_one_line_errors(store, damage, command, tmp_path):
     DAMAGE[damage](store["root"] / "index.db")
-    args = [f"{store['repo']}:a" if a == "IMAGE" else a for a in command]
+    args = [f"{store['repo']}:a" if a == "IMAGE" else str(tmp_path / "out.tar") if a == "OUT" else a for a in command]
     r = run(*args)
     fails_closed(r, names="imgctl verify")
     assert r.err.startswith("Error: the store index ")
+    assert [p.name for p in tmp_path.iterdir() if "out" in p.name] == []  # no archive, no scratch next to -o
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 134, 216, 326, 371])  # 134.. once got through
@@ -720,3 +722,31 @@ def test_journal_ahead_of_the_index_is_settled(store):
     verify_clean()
     assert listing() == store["listing"]
     assert run("image", "prune", "-af").code == 0
+
+
+def test_journal_append_cut_short_by_a_full_disk_leaves_no_torn_line(store, monkeypatch):
+    """Half a record reaches the disk, then ENOSPC: the record is cut off again, the index change
+    rolled back, one line said; the next tag appends cleanly."""
+    import errno
+
+    import imgctl.store
+
+    journal = store["root"] / "refs.journal"
+    before = journal.read_bytes()
+    real_write = os.write
+
+    def half_then_full(fd, data):
+        if os.fstat(fd).st_ino == journal.stat().st_ino:
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(imgctl.store.os, "write", half_then_full)
+    r = run("tag", f"{store['repo']}:a", "local/new:1")
+    monkeypatch.setattr(imgctl.store.os, "write", real_write)
+    fails_closed(r, names="No space left on device")
+    assert journal.read_bytes() == before
+    assert listing() == store["listing"]
+    assert run("tag", f"{store['repo']}:a", "local/new:1").code == 0
+    _lose_index_and_repair(store["root"])
+    assert "local/new:1" in " ".join(listing())
