@@ -1190,7 +1190,7 @@ def _transaction(con: sqlite3.Connection, root: Path) -> Iterator[sqlite3.Connec
         yield con
         if changes:
             try:
-                if (root / JOURNAL).exists() and (root / JOURNAL).stat().st_size > JOURNAL_COMPACT_AT:
+                if _journal_outgrown(con, root):
                     _write_journal_snapshot(con, root)
                 else:
                     _append_journal(root, changes)
@@ -1203,6 +1203,19 @@ def _transaction(con: sqlite3.Connection, root: Path) -> Iterator[sqlite3.Connec
     finally:
         if changes:
             changes.clear()
+
+
+def _journal_outgrown(con: sqlite3.Connection, root: Path) -> bool:
+    """Past JOURNAL_COMPACT_AT and several times what a snapshot of the live references takes
+    (a store with very many tags does not rewrite its journal at every change)."""
+    try:
+        size = (root / JOURNAL).stat().st_size
+    except FileNotFoundError:
+        return False
+    if size <= JOURNAL_COMPACT_AT:
+        return False
+    live = con.execute("SELECT (SELECT count(*) FROM tags) + (SELECT count(*) FROM digests)").fetchone()[0]
+    return size > 4 * 256 * live
 
 
 def _disk_error_at(root: Path, e: OSError) -> StoreError:
