@@ -521,6 +521,13 @@ class Store:
         return con
 
     def _connect(self) -> sqlite3.Connection:
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                mode = os.stat(f"{self.index_path}{suffix}").st_mode
+            except OSError:
+                continue
+            if not stat.S_ISREG(mode):
+                raise IndexCorrupt(_damaged(self, f"index.db{suffix} is not a regular file"))
         if self.read_only is None:
             self.read_only = not self._writable()
         if not self.read_only:

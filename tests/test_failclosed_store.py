@@ -130,8 +130,20 @@ def _wal_lost(db: Path) -> None:
     con.close()
 
 
+def _index_is_a_directory(db: Path) -> None:
+    db.unlink()
+    db.mkdir()
+    (db / "x").write_bytes(b"x")
+
+
+def _wal_is_a_directory(db: Path) -> None:
+    Path(f"{db}-wal").mkdir()
+
+
 DAMAGE = {
     "emptied": _emptied,
+    "index-is-a-directory": _index_is_a_directory,
+    "wal-is-a-directory": _wal_is_a_directory,
     "only-the-header-page": _wal_lost,
     "zeroed-pages": _zero_pages,
     "truncated": _truncate,
