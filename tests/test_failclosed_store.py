@@ -762,3 +762,36 @@ def test_journal_append_cut_short_by_a_full_disk_leaves_no_torn_line(store, monk
     assert run("tag", f"{store['repo']}:a", "local/new:1").code == 0
     _lose_index_and_repair(store["root"])
     assert "local/new:1" in " ".join(listing())
+
+
+def test_concurrent_reference_changes_keep_journal_and_index_in_step(store):
+    """Four processes tag, move and untag at once: the journal's order is the commit order,
+    so after the index is lost, repair gives back exactly what the index held."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    a, b = f"{store['repo']}:a", f"{store['repo']}:b"
+    script = (
+        "import sys\nfrom imgctl.cli import main\n"
+        "w = sys.argv[1]\n"
+        "for i in range(8):\n"
+        "    for args in (['tag', sys.argv[2], f'race/t:{i}'], ['tag', sys.argv[3], f'race/{w}:{i}'],\n"
+        "                 ['rmi', f'race/{w}:{i // 2}']):\n"
+        "        try:\n"
+        "            main(args)\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, f"w{n}", a if n % 2 else b, b if n % 2 else a],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n in range(4)]
+    for p in procs:
+        assert p.wait(120) in (0, 1)
+    from imgctl.store import Store
+
+    s = Store(store["root"])
+    try:
+        assert s.ref_differences() == []
+    finally:
+        s.close()
+    before = listing()
+    assert any(line.startswith("race/t:") for line in before)
+    _lose_index_and_repair(store["root"])
+    assert listing() == before
