@@ -129,6 +129,8 @@ def verify_cmd(
         print(problem)
     for digest in report.removed:
         print(f"Removed corrupt blob {digest}")
+    for line in report.repairs:
+        print(line)
     if report.damaged:
         names = {}
         for repo, tag, image_id in store.db.execute("SELECT repository, tag, image_id FROM tags ORDER BY repository, tag"):
