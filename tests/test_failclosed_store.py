@@ -533,8 +533,13 @@ def _uppercase_copy(root, s):
     shutil.copy(path, path.with_name(path.name.upper()))
 
 
+def _escape_named_stray(root, s):
+    (root / "blobs/sha256" / "\x1b]0;owned\x07\x1b[2J\rREADME").write_text("a terminal-escape name\n")
+
+
 STRAYS = {
     "readme": _readme,
+    "escape-named-stray": _escape_named_stray,
     "dir-named-like-a-digest": _dir_like_digest,
     "dir-instead-of-a-layer": _dir_instead_of_layer,
     "symlink-instead-of-a-layer": _symlink_instead_of_layer,
@@ -554,7 +559,9 @@ def test_stray_entries_fail_closed_and_repair_clears_them(registry, unique_repo,
     STRAYS[kind](root, s)
     entries = set(os.listdir(root / "blobs/sha256"))
     needed = {d[7:] for d in [s["img"].manifest_digest, s["img"].config_digest, *(l.digest for l in s["img"].layers)]}
-    fails_closed(run("verify"))
+    r = run("verify")
+    fails_closed(r)
+    assert not any(c in r.out + r.err for c in "\x1b\x07\r"), "a name found on disk reached the terminal raw"
 
     for args in (["images"], ["system", "df", "-v"], ["inspect", s["name"]], ["history", s["name"]],
                  ["save", "-o", str(tmp_path / "a.tar"), s["name"]], ["export", "-o", str(tmp_path / "c.tar"), s["name"]],
@@ -567,6 +574,7 @@ def test_stray_entries_fail_closed_and_repair_clears_them(registry, unique_repo,
 
     r = run("verify", "--repair")
     assert r.code in (0, 1) and "Traceback" not in r.err, r.err
+    assert not any(c in r.out + r.err for c in "\x1b\x07\r")
     left = os.listdir(root / "blobs/sha256")
     assert all(len(n) == 64 and n == n.lower() and (root / "blobs/sha256" / n).is_file()
                and not (root / "blobs/sha256" / n).is_symlink() for n in left), left
