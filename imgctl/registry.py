@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from imgctl import __version__, trust
@@ -150,6 +151,8 @@ def _reason(exc: Exception) -> str:
     if verify is not None:
         return f"TLS certificate verification failed: {verify.verify_message or verify.reason or verify}"
     text = str(exc) or exc.__class__.__name__
+    if isinstance(exc, httpx.TimeoutException) and text.startswith(_LIMIT_MESSAGES):
+        return text  # an exchange's deadline or a blob's minimum rate (see _Limit)
     low = text.lower()
     if "connection refused" in low:
         return "connection refused"
@@ -173,6 +176,13 @@ class _Unreachable(TransportError):
 
 class _Skipped(_Unreachable):
     """An endpoint found unreachable earlier in this run (not logged again)."""
+
+
+class _Stalled(TransportError):
+    """A blob stream slower than MIN_BLOB_RATE: a stall (backoff, shown), never progress to resume at once."""
+
+
+_LIMIT_MESSAGES = ("no complete answer within ", "stalled: ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +239,114 @@ def _proxy_environment() -> dict[str, str]:
     import urllib.request
 
     return urllib.request.getproxies_environment()
+
+
+# -- deadlines (issue 13) -----------------------------------------------------------------------
+# An idle timeout alone lets a server that sends one byte a second (or endless ``100 Continue``
+# lines, or a header that never ends) hold a command for ever.  So every exchange runs under a
+# limit that covers all of it, from connecting to the last byte of the answer: documents (a
+# manifest, a token, a page of tags or search results, an error body) must be complete within
+# ``request-timeout`` seconds; a blob must deliver at least MIN_BLOB_RATE bytes a second over
+# each window of ``request-timeout`` seconds, or it is a stall (retried, then the next endpoint).
+# The limit is enforced below httpx, on each socket read, write and connect of the exchange.
+MIN_BLOB_RATE = 1024  # bytes per second, averaged over each request-timeout window
+
+
+class _Limit:
+    """The limit of the exchange running on this thread: a deadline, or a minimum rate per window."""
+
+    __slots__ = ("window", "min_bytes", "start", "got", "message")
+
+    def __init__(self, window: float, min_bytes: int | None = None) -> None:
+        self.window, self.min_bytes = window, min_bytes
+        self.start, self.got, self.message = time.monotonic(), 0, None
+
+    def until(self, now: float) -> float:
+        """Seconds left before the next check; raises (a read timeout) when the limit is broken."""
+        left = self.start + self.window - now
+        if left > 0:
+            return left
+        if self.min_bytes is not None and self.got >= self.min_bytes:
+            self.start, self.got = now, 0  # enough bytes in this window: a new window starts
+            return self.window
+        n = seconds_text(self.window)
+        if self.min_bytes is None:
+            self.message = f"no complete answer within {n} (request-timeout)"
+        else:
+            self.message = f"stalled: fewer than {self.min_bytes} bytes in {n} (request-timeout)"
+        raise httpcore.ReadTimeout(self.message)
+
+
+_exchange = threading.local()  # .limit: the _Limit of the exchange this thread is running, or None
+
+
+def _set_limit(limit: _Limit | None) -> None:
+    """Put the next exchange on this thread under ``limit`` (every exchange sets its own)."""
+    _exchange.limit = limit
+
+
+def _bounded(timeout: float | None) -> tuple[_Limit | None, float | None]:
+    limit = getattr(_exchange, "limit", None)
+    if limit is None:
+        return None, timeout
+    left = limit.until(time.monotonic())
+    return limit, left if timeout is None else min(timeout, left)
+
+
+class _LimitedStream(httpcore.NetworkStream):
+    """A connection whose every wait is cut at the current exchange's limit."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        while True:
+            limit, wait = _bounded(timeout)
+            try:
+                data = self._stream.read(max_bytes, wait)
+            except httpcore.ReadTimeout:
+                if limit is None or wait == timeout:
+                    raise  # the idle timeout itself
+                continue  # the limit's check point: ``until`` raises if it is broken
+            if limit is not None:
+                limit.got += len(data)
+            return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout)[1])
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        return _LimitedStream(self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout)[1]))
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _LimitedBackend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, _bounded(timeout)[1], local_address, socket_options)
+        return _LimitedStream(stream)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None) -> httpcore.NetworkStream:  # pragma: no cover
+        return _LimitedStream(self._backend.connect_unix_socket(path, _bounded(timeout)[1], socket_options))
+
+    def sleep(self, seconds: float) -> None:  # pragma: no cover
+        self._backend.sleep(seconds)
+
+
+def _limited_pool(pool: httpx.HTTPTransport) -> httpx.HTTPTransport:
+    """``pool`` with its connections made by a _LimitedBackend (httpx has no argument for it)."""
+    inner = getattr(pool, "_pool", None)
+    backend = getattr(inner, "_network_backend", None)
+    if backend is not None and not isinstance(backend, _LimitedBackend):
+        inner._network_backend = _LimitedBackend(backend)
+    return pool
 
 
 class _Transport(httpx.BaseTransport):
@@ -299,7 +417,7 @@ class _Transport(httpx.BaseTransport):
                 # load a CA bundle into) a context it will not use.  Through a proxy, keep
                 # verifying, as the proxy itself may be reached over https.
                 verify = ctx if ctx is not None else (True if proxy else False)
-                pool = httpx.HTTPTransport(verify=verify, proxy=proxy, limits=self._limits, trust_env=False)
+                pool = _limited_pool(httpx.HTTPTransport(verify=verify, proxy=proxy, limits=self._limits, trust_env=False))
                 self._pools[key] = pool
         return pool.handle_request(request)
 
@@ -363,7 +481,7 @@ class RegistryClient:
         *,
         credentials: Credentials | None = None,
         log: Callable[[str], None] | None = None,
-        timeout: float = 30.0,
+        timeout: float | None = None,
         mirrors: Sequence[str] = (),
         on_retry: Callable[[str, float], None] | None = None,
     ) -> None:
@@ -376,6 +494,7 @@ class RegistryClient:
         self._mirrors = tuple(mirrors)  # from the command line: for every registry, before the configured ones
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         self._transport = _Transport(config.certs_dirs(), limits, insecure=config.is_insecure)
+        timeout = config.request_timeout if timeout is None else timeout  # idle; _Limit bounds the whole
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             follow_redirects=False,
@@ -398,6 +517,11 @@ class RegistryClient:
     def cancel(self) -> None:
         """Wake every retry wait at once (Ctrl-C): the waiting requests fail instead of retrying."""
         self._stop.set()
+
+    def _limit(self, blob: bool = False) -> _Limit:
+        """A new exchange's limit: the whole answer within request-timeout, or (a blob) a minimum rate."""
+        t = self.config.request_timeout
+        return _Limit(t, max(1, int(MIN_BLOB_RATE * t))) if blob else _Limit(t)
 
     def _backoff(self, what: str, attempt: int, retry_after: float | None, error: BaseException | None) -> None:
         """Wait before retry ``attempt`` (1-based) of ``what``, saying so; Retry-After wins over doubling."""
@@ -467,6 +591,7 @@ class RegistryClient:
         what = "registry" if not ep.mirror else "mirror"
         url = f"{ep.url}/v2/"
         try:
+            _set_limit(self._limit())
             with self._http.stream("GET", url):
                 pass  # only the status matters: the body is never read
             return ep.url
@@ -474,6 +599,7 @@ class RegistryClient:
             https_error = e
         plain = f"http://{parts.netloc}{parts.path}"
         try:
+            _set_limit(self._limit())
             with self._http.stream("GET", f"{plain}/v2/") as resp:
                 pass
         except httpx.HTTPError as e2:
@@ -562,6 +688,7 @@ class RegistryClient:
                 headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
             request = self._http.build_request("GET", url, headers=headers)
         try:
+            _set_limit(self._limit())
             resp = self._http.send(request, stream=True)
             try:
                 body = _read_capped(resp, MAX_TOKEN_SIZE, what="token answer")
@@ -599,7 +726,7 @@ class RegistryClient:
     @contextmanager
     def _open(
         self, method: str, ep: Endpoint, url: str, scope: str, headers: dict[str, str] | None = None,
-        *, retry: bool = True,
+        *, retry: bool = True, blob: bool = False,
     ) -> Iterator[httpx.Response]:
         """Send to one endpoint with that host's auth; follow redirects, never taking credentials
         to another origin (scheme, host or port); yield a streaming response."""
@@ -613,6 +740,7 @@ class RegistryClient:
             if same_origin:
                 h.update(self._auth_header(ep.host, scope))
             req = self._http.build_request(method, url, headers=h)
+            _set_limit(self._limit(blob))  # each request sent, from connecting to its last byte
             try:
                 resp = self._http.send(req, stream=True)
             except (httpx.ReadTimeout, httpx.WriteTimeout) as e:
@@ -671,6 +799,7 @@ class RegistryClient:
                 yield resp
             finally:
                 resp.close()
+                _set_limit(None)
             return
 
     @contextmanager
@@ -832,7 +961,7 @@ class RegistryClient:
                         break
                     if isinstance(error, _Unreachable) or not _transient(error):
                         break  # an answer rather than a broken stream: next endpoint
-                    if state.got > before:
+                    if state.got > before and not isinstance(error, _Stalled):
                         resumes += 1  # progress: resume at once with Range
                         limit = RESUME_ATTEMPTS * (1 if ep.mirror or ep.foreign else self.config.max_download_attempts)
                         if resumes >= limit:
@@ -888,7 +1017,7 @@ class RegistryClient:
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        with self._open("GET", ep, url, f"repository:{path}:pull", headers) as resp:
+        with self._open("GET", ep, url, f"repository:{path}:pull", headers, blob=True) as resp:
             status = resp.status_code
             if status == 206 and offset:
                 start, total = _content_range(resp.headers.get("content-range"))
@@ -920,7 +1049,8 @@ class RegistryClient:
                     part[2] = state.got
                     yield chunk
             except httpx.HTTPError as e:
-                raise TransportError(f"reading blob {digest} from {ep.label}: {_reason(e)}") from e
+                cls = _Stalled if _reason(e).startswith("stalled") else TransportError
+                raise cls(f"reading blob {digest} from {ep.label}: {_reason(e)}") from e
         if state.got != size:
             raise TransportError(f"blob {digest}: {ep.label} ended the stream at byte {state.got} of {size}")
 
@@ -1077,6 +1207,7 @@ class RegistryClient:
             if same_origin:
                 h.update(self._auth_header(ep.host, scope))
             req = self._http.build_request(method, url, headers=h, content=body() if body is not None else None)
+            _set_limit(None)  # uploads: only the idle timeout
             try:
                 resp = self._http.send(req, stream=True)
             except httpx.HTTPError as e:

@@ -58,7 +58,7 @@ def prefetch() -> None:
                 _loader.join()
             _shared, _loader, _loaded_for = None, None, _environment()
         if _loader is None and _shared is None:
-            _loader = threading.Thread(target=_load, name="trust-store", daemon=True)
+            _loader = threading.Thread(target=_load, name="trust-store", daemon=False)
             _loader.start()
 
 
