@@ -6,10 +6,10 @@ already checked).  No I/O, no HTTP.
 
 from __future__ import annotations
 
-import json
 import platform as _platform
 from dataclasses import dataclass, field
 
+from imgctl import jsonlimit
 from imgctl.errors import PlatformNotFound, UnsupportedManifest, UsageError, VerificationError
 from imgctl.reference import is_valid_digest
 
@@ -161,7 +161,9 @@ def parse_document(data: bytes, content_type: str | None = None) -> Manifest | I
     if ct in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED):
         raise UnsupportedManifest(SCHEMA1_MESSAGE)
     try:
-        doc = json.loads(data)
+        doc = jsonlimit.loads(data)
+    except jsonlimit.TooDeep as e:
+        raise UnsupportedManifest(f"invalid manifest: {e}") from None
     except (ValueError, UnicodeDecodeError):
         raise UnsupportedManifest("invalid manifest: not valid JSON") from None
     if not isinstance(doc, dict):
@@ -209,7 +211,9 @@ class ImageConfig:
 
 def parse_config(data: bytes) -> ImageConfig:
     try:
-        doc = json.loads(data)
+        doc = jsonlimit.loads(data)
+    except jsonlimit.TooDeep as e:
+        raise VerificationError(f"invalid image config: {e}") from None
     except (ValueError, UnicodeDecodeError):
         raise VerificationError("invalid image config: not valid JSON") from None
     if not isinstance(doc, dict):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
-import json
 import os
 import re
 import ssl
@@ -35,7 +34,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import httpcore
 import httpx
 
-from imgctl import __version__, trust
+from imgctl import __version__, jsonlimit, trust
 from imgctl.auth import IDENTITY_TOKEN_USER, Credential
 from imgctl.config import Config
 from imgctl.errors import (
@@ -57,6 +56,11 @@ __all__ = ["RegistryClient", "Endpoint", "FetchedManifest", "api_host", "is_loop
 MAX_TOKEN_SIZE = 1024 * 1024
 MAX_ERROR_SIZE = 1024 * 1024
 MAX_REDIRECTS = 10
+MAX_PAGES = 1000  # pages of one listing (tags, catalog) before it is stopped as endless
+MAX_LISTING_BYTES = 64 * 1024 * 1024  # bytes of one listing, all pages together
+MAX_TAGS = 100_000  # tags list_tags() collects (``iter_tags`` streams them instead)
+MAX_URL_LENGTH = 8192
+MAX_TOKEN_LIFETIME = 86400.0  # seconds: a longer expires_in is capped
 USER_AGENT = f"imgctl/{__version__}"
 MIN_TOKEN_LIFETIME = 60.0  # seconds; also the default when a token answer has no expires_in
 TOKEN_MARGIN = 5.0  # renew a token this long before it expires
@@ -126,6 +130,7 @@ class FetchedManifest:
     digest: str
 
 
+_TOKEN_RE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,65535}")  # printable ASCII: what a header value may hold
 _CHALLENGE_RE = re.compile(r'([A-Za-z0-9_\-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 
 
@@ -239,6 +244,84 @@ def _proxy_environment() -> dict[str, str]:
     import urllib.request
 
     return urllib.request.getproxies_environment()
+
+
+_URL_BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
+
+
+def _checked_url(url: str, what: str) -> str:
+    """``url`` when it is an absolute http(s) URL with a host that httpx can send, else RegistryError.
+
+    Whitespace and control characters are refused rather than stripped (``urlsplit`` drops
+    some silently), so is a user name or password in the URL, a bad port or IPv6 literal.
+    """
+    bad = RegistryError(f"{what} is not a valid http(s) URL: {ascii(url[:100])}")
+    if len(url) > MAX_URL_LENGTH or _URL_BAD_CHARS.search(url):
+        raise bad
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.username is None
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+        if ok:
+            httpx.URL(url).host  # noqa: B018 - and httpx's own parser (IDNA, IPv6) accepts it
+    except (ValueError, UnicodeError, httpx.InvalidURL):
+        ok = False
+    if not ok:
+        raise bad
+    return url
+
+
+def _joined_url(base: str, ref: str, what: str) -> str:
+    """``ref`` (a Link or Location value) resolved against ``base``, checked like _checked_url."""
+    try:
+        url = ref if _URL_BAD_CHARS.search(ref) else urljoin(base, ref)  # (urljoin drops some silently)
+    except ValueError:
+        url = ref
+    return _checked_url(url, what)
+
+
+class _Pages:
+    """Where a listing (tags, catalog) goes next after each page.
+
+    It follows ``Link: <...>; rel="next"`` on the same origin only, and stops with an error
+    at a link back to a page already read, after MAX_PAGES pages or MAX_LISTING_BYTES bytes.
+    """
+
+    def __init__(self, url: str, label: str, what: str) -> None:
+        self.origin, self.label, self.what = urlsplit(url)[:2], label, what
+        self.seen = {hashlib.sha256(url.encode()).digest()}  # 32 bytes a page, whatever the URL
+        self.pages = self.bytes = 0
+
+    def next(self, url: str, link: str | None, size: int) -> str | None:
+        """The next page's URL after ``url`` (``size`` bytes, ``link`` its Link header), or None."""
+        self.pages += 1
+        self.bytes += size
+        m = _LINK_RE.search(link or "")
+        if not m:
+            return None
+        nxt = _joined_url(url, m.group(1), f"{self.label}: the {self.what} page link")
+        if urlsplit(nxt)[:2] != self.origin:
+            raise RegistryError(f"{self.label} sent a {self.what} page link to another host")
+        key = hashlib.sha256(nxt.encode()).digest()
+        if key in self.seen:
+            raise RegistryError(f"{self.label} sent a {self.what} page link back to an earlier page (after {self.pages} pages)")
+        if self.pages >= MAX_PAGES or self.bytes >= MAX_LISTING_BYTES:
+            raise RegistryError(
+                f"{self.label}: the {self.what} goes on for more than {self.pages} pages ({self.bytes} bytes); "
+                f"stopped (limits: {MAX_PAGES} pages, {MAX_LISTING_BYTES} bytes)"
+            )
+        self.seen.add(key)
+        return nxt
+
+
+def _json_answer(body: bytes, what: str) -> object:
+    """A registry answer's JSON; RegistryError naming ``what`` when it is not JSON or nests too deep."""
+    try:
+        return jsonlimit.loads(body)
+    except jsonlimit.TooDeep as e:
+        raise RegistryError(f"{what} is {e}") from None
+    except ValueError:
+        raise RegistryError(f"{what} is not valid JSON") from None
 
 
 # -- deadlines (issue 13) -----------------------------------------------------------------------
@@ -662,10 +745,8 @@ class RegistryClient:
             return not already
         if scheme != "bearer" or "realm" not in params:
             return False
-        realm = params["realm"]
+        realm = _checked_url(params["realm"], f"the token realm of registry {host}")
         parts = urlsplit(realm)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise RegistryError(f"registry {host} sent an invalid token realm {realm[:100]!r}")
         scopes = sorted(s for s in {scope, params.get("scope") or ""} if s)
         creds = self._credentials(host)
         if creds and parts.scheme == "http" and not (is_loopback(parts.netloc) or self.config.is_insecure(parts.netloc)):
@@ -705,17 +786,15 @@ class RegistryClient:
             )
         if status != 200:
             raise RegistryError(f"token server {parts.netloc} answered HTTP {status}", status=status)
-        try:
-            doc = json.loads(body)
-            token = doc.get("token") or doc.get("access_token")
-            lifetime = doc.get("expires_in", MIN_TOKEN_LIFETIME)
-        except (ValueError, AttributeError):
-            token, lifetime = None, 0
-        if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
+        doc = _json_answer(body, f"the answer of token server {parts.netloc}")
+        token = (doc.get("token") or doc.get("access_token")) if isinstance(doc, dict) else None
+        lifetime = doc.get("expires_in", MIN_TOKEN_LIFETIME) if isinstance(doc, dict) else None
+        if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+            # No CR/LF (header injection), other control or non-ASCII character: it goes into a header as is.
             raise RegistryError(f"token server {parts.netloc} returned an invalid answer")
-        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
-            lifetime = MIN_TOKEN_LIFETIME
-        lifetime = max(float(lifetime), MIN_TOKEN_LIFETIME)
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not (0 <= lifetime < 1e12):
+            lifetime = MIN_TOKEN_LIFETIME  # absent, a string, negative, NaN or 10^1000 (issued_at is not used)
+        lifetime = min(max(float(lifetime), MIN_TOKEN_LIFETIME), MAX_TOKEN_LIFETIME)
         with self._lock:
             # Renew a little early, so a token does not expire between the check and the request.
             self._tokens[(host, scope)] = (token, time.monotonic() + lifetime - TOKEN_MARGIN)
@@ -734,6 +813,7 @@ class RegistryClient:
         tried_auth = False
         redirects = 0
         retries = 0
+        visited = {url}
         while True:
             h = dict(headers or {})
             same_origin = urlsplit(url)[:2] == origin and not ep.foreign
@@ -790,9 +870,9 @@ class RegistryClient:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
                     raise RegistryError(f"too many redirects for {_redact(url)}")
-                url = urljoin(url, resp.headers["location"])
-                if urlsplit(url).scheme not in ("http", "https"):
-                    raise RegistryError(f"{ep.label} redirected to an unsupported URL")
+                previous = url
+                url = _joined_url(url, resp.headers["location"], f"{ep.label} redirected to a URL that")
+                self._check_redirect(ep, previous, url, visited)
                 self._log(f"redirected to {urlsplit(url).netloc}")  # never the query: it may hold a signature
                 continue
             try:
@@ -801,6 +881,20 @@ class RegistryClient:
                 resp.close()
                 _set_limit(None)
             return
+
+    def _check_redirect(self, ep: Endpoint, previous: str, url: str, visited: set[str]) -> None:
+        """Refuse a redirect back to a URL already visited, or from https to plain http
+        (allowed only to a loopback or insecure registry)."""
+        if url in visited:
+            raise RegistryError(f"{ep.label} redirected in a loop ({_redact(url)})")
+        visited.add(url)
+        host = urlsplit(url).netloc
+        if (
+            urlsplit(previous).scheme == "https"
+            and urlsplit(url).scheme == "http"
+            and not (is_loopback(host) or self.config.is_insecure(host))
+        ):
+            raise RegistryError(f"{ep.label} redirected from https to plain http ({_redact(url)}): refused")
 
     @contextmanager
     def _request(
@@ -1055,31 +1149,43 @@ class RegistryClient:
             raise TransportError(f"blob {digest}: {ep.label} ended the stream at byte {state.got} of {size}")
 
     def list_tags(self, domain: str, path: str, *, display: str) -> list[str]:
-        """Every tag of a repository, from the first endpoint that lists them all."""
-        return self._first(domain, f"tags of {path}", lambda ep, base: self._tags_from(ep, base, path, display))
-
-    def _tags_from(self, ep: Endpoint, base: str, path: str, display: str) -> list[str]:
+        """Every tag of a repository (at most MAX_TAGS), from the first endpoint that answers."""
         tags: list[str] = []
-        url: str | None = f"{base}/v2/{path}/tags/list?n=1000"
-        origin = urlsplit(base)[:2]
-        pages = 0
-        while url and pages < 10000:
-            pages += 1
+        for page in self.iter_tags(domain, path, display=display):
+            tags.extend(page)
+            if len(tags) > MAX_TAGS:
+                raise RegistryError(f"{display} has more than {MAX_TAGS} tags; stopped")
+        return tags
+
+    def iter_tags(self, domain: str, path: str, *, display: str) -> Iterator[list[str]]:
+        """The tags of a repository page by page, as they arrive (memory: one page).
+
+        The first endpoint (mirrors, then the registry) that answers the first page serves the
+        rest: what was already given out cannot be taken back, so a later failure is final.
+        """
+        first, rest = self._first(domain, f"tags of {path}", lambda ep, base: self._tags_from(ep, base, path, display))
+        yield first
+        yield from rest
+
+    def _tags_from(self, ep: Endpoint, base: str, path: str, display: str) -> tuple[list[str], Iterator[list[str]]]:
+        """(the first page, an iterator of the pages after it) of ``ep``'s tag list."""
+        pages = self._tag_pages(ep, f"{base}/v2/{path}/tags/list?n=1000", path, display)
+        return next(pages), pages
+
+    def _tag_pages(self, ep: Endpoint, url: str | None, path: str, display: str) -> Iterator[list[str]]:
+        pager = _Pages(url, ep.label, "tag list")
+        while url:
             with self._open("GET", ep, url, f"repository:{path}:pull") as resp:
                 if resp.status_code != 200:
                     self._raise_for(resp, what="tags", display=display, path=path)
                 body = _read_capped(resp, MAX_MANIFEST_SIZE, what=f"tag list of {display}")
                 link = resp.headers.get("link")
-            try:
-                page = json.loads(body).get("tags") or []
-            except (ValueError, AttributeError):
-                raise RegistryError(f"registry answered an invalid tag list for {display}") from None
-            tags.extend(t for t in page if isinstance(t, str))
-            m = _LINK_RE.search(link or "")
-            url = urljoin(url, m.group(1)) if m else None
-            if url and urlsplit(url)[:2] != origin:
-                raise RegistryError(f"{ep.label} sent a tag list page link to another host")
-        return tags
+            doc = _json_answer(body, f"the tag list of {display} from {ep.label}")
+            page = doc.get("tags") if isinstance(doc, dict) else None
+            if page is not None and not isinstance(page, list):
+                raise RegistryError(f"registry answered an invalid tag list for {display}")
+            url = pager.next(url, link, len(body))
+            yield [t for t in page or () if isinstance(t, str)]
 
     def check_login(self, domain: str) -> None:
         """Verify the credentials for ``domain``'s registry (never a mirror) with ``GET /v2/``."""
@@ -1111,24 +1217,16 @@ class RegistryClient:
 
     def _json_pages(self, ep: Endpoint, url: str, scope: str, *, what: str) -> Iterator[object]:
         """Decoded JSON answers of ``url`` and of the pages its ``Link: <...>; rel="next"`` headers name."""
-        origin = urlsplit(url)[:2]
-        for _ in range(100_000):
+        pager = _Pages(url, ep.label, what)
+        while url:
             with self._open("GET", ep, url, scope, retry=False) as resp:  # search: fall back, don't wait
                 if resp.status_code != 200:
                     raise self._status_error(url, resp)
                 body = _read_capped(resp, MAX_MANIFEST_SIZE, what=f"{what} from {_redact(url)}")
                 link = resp.headers.get("link")
-            try:
-                doc = json.loads(body)
-            except ValueError:
-                raise RegistryError(f"GET {_redact(url)}: the answer is not valid JSON") from None
+            doc = _json_answer(body, f"GET {_redact(url)}: the answer")
+            url = pager.next(url, link, len(body))
             yield doc
-            m = _LINK_RE.search(link or "")
-            if not m:
-                return
-            url = urljoin(url, m.group(1))
-            if urlsplit(url)[:2] != origin:
-                raise RegistryError(f"{ep.label} sent a page link to another host")
 
     def search_v1(self, ep: Endpoint, term: str, *, n: int, page: int = 1) -> dict:
         """One page of a Docker Hub style answer to ``GET /v1/search?q=TERM&n=N[&page=P]``."""
@@ -1139,18 +1237,16 @@ class RegistryClient:
             raise RegistryError(f"GET {_redact(url)}: not a search answer")
         return doc
 
-    def catalog(self, ep: Endpoint, *, page_size: int = 100, max_entries: int = 100_000) -> list[str]:
-        """Repositories of ``GET /v2/_catalog`` (scope ``registry:catalog:*``), every ``Link`` page followed."""
-        repos: list[str] = []
+    def catalog_pages(self, ep: Endpoint, *, page_size: int = 100) -> Iterator[list[str]]:
+        """Pages of repository names of ``GET /v2/_catalog`` (scope ``registry:catalog:*``), as they arrive."""
         url = f"{self._resolve(ep)}/v2/_catalog?n={page_size}"
         for doc in self._json_pages(ep, url, "registry:catalog:*", what="catalog"):
             page = doc.get("repositories") if isinstance(doc, dict) else None
             if not isinstance(page, list):
                 raise RegistryError(f"GET {_redact(url)}: not a catalog answer")
-            repos.extend(r for r in page if isinstance(r, str))
-            if not page or len(repos) >= max_entries:
-                break
-        return repos[:max_entries]
+            yield [r for r in page if isinstance(r, str)]
+            if not page:
+                return
 
     # -- errors -------------------------------------------------------------------------
     def _raise_for(self, resp: httpx.Response, *, what: str, display: str, path: str) -> None:
@@ -1320,7 +1416,7 @@ def _detail_text(code: str | None, message: str | None) -> str:
 
 def _error_detail(body: bytes) -> tuple[str | None, str | None]:
     try:
-        doc = json.loads(body)
+        doc = jsonlimit.loads(body)  # an error body nested too deep has no detail
         err = doc["errors"][0]
         code = err.get("code") if isinstance(err.get("code"), str) else None
         msg = err.get("message") if isinstance(err.get("message"), str) else None

@@ -78,17 +78,25 @@ def tags_cmd(
 ) -> None:
     """List the tags of a repository in a registry."""
     talks_to_registries()
-    from imgctl.search import list_tags
+    from imgctl.formatting import Template, format_rows
+    from imgctl.search import tag_pages
 
+    # Tags are printed as their pages arrive (memory: one page), except in a table, which is
+    # aligned over all of its rows.
+    table = format_ is not None and (format_ in ("", "table") or Template(format_).is_table)
+    rows: list[dict] = []
     with _client() as client:
-        found = list_tags(name, client=client, limit=limit)
-    if format_ is None:
-        if found.tags:
-            print("\n".join(found.tags))
-        return
-    from imgctl.formatting import format_rows
-
-    rows = [{"Repository": found.repository, "Tag": t} for t in found.tags]
-    text = format_rows(format_, rows, default_table=TAGS_TABLE, headers=TAGS_HEADERS, type_name="*formatter.tagContext")
-    if text:
-        print(text)
+        repository, pages = tag_pages(name, client=client, limit=limit)
+        for page in pages:
+            if format_ is None:
+                text = "\n".join(page)
+            else:
+                page_rows = [{"Repository": repository, "Tag": t} for t in page]
+                if table:
+                    rows.extend(page_rows)
+                    continue
+                text = format_rows(format_, page_rows, default_table=TAGS_TABLE, headers=TAGS_HEADERS, type_name="*formatter.tagContext")
+            if text:
+                print(text, flush=True)
+    if table:
+        print(format_rows(format_, rows, default_table=TAGS_TABLE, headers=TAGS_HEADERS, type_name="*formatter.tagContext"))
