@@ -271,6 +271,20 @@ def _checked_url(url: str, what: str) -> str:
     return url
 
 
+def _bad_location(e: Exception) -> bool:
+    """httpx builds the request a redirect leads to even when not following it: its error for a
+    ``Location`` that is not a URL (a redirect answer, not a transport failure)."""
+    return isinstance(e, httpx.InvalidURL) or str(e).startswith("Invalid URL in location header")
+
+
+def _usable_url(url: str) -> bool:
+    """A foreign layer's URL worth trying (others are skipped, as docker skips non-http ones)."""
+    try:
+        return bool(_checked_url(url, "URL"))
+    except RegistryError:
+        return False
+
+
 def _joined_url(base: str, ref: str, what: str) -> str:
     """``ref`` (a Link or Location value) resolved against ``base``, checked like _checked_url."""
     try:
@@ -678,14 +692,14 @@ class RegistryClient:
             with self._http.stream("GET", url):
                 pass  # only the status matters: the body is never read
             return ep.url
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, httpx.InvalidURL) as e:  # (InvalidURL: a redirect to a non-URL)
             https_error = e
         plain = f"http://{parts.netloc}{parts.path}"
         try:
             _set_limit(self._limit())
             with self._http.stream("GET", f"{plain}/v2/") as resp:
                 pass
-        except httpx.HTTPError as e2:
+        except (httpx.HTTPError, httpx.InvalidURL) as e2:
             raise _Unreachable(f"cannot reach {what} {ep.host} (GET {plain}/v2/): {_reason(e2)}") from e2
         if resp.status_code == 400 and _ssl_verify_error(https_error) is not None:
             # An HTTPS server refusing plain HTTP: the certificate is the problem, say so.
@@ -777,6 +791,8 @@ class RegistryClient:
                 resp.close()
         except httpx.HTTPError as e:
             raise TransportError(f"cannot get a token from {parts.netloc}: {_reason(e)}") from e
+        except httpx.InvalidURL as e:  # httpx reads a redirect's Location even when not following it
+            raise RegistryError(f"token server {parts.netloc} redirected to a URL that is not a valid http(s) URL ({e})") from e
         status = resp.status_code
         if status in (401, 403):
             raise Unauthorized(
@@ -839,6 +855,10 @@ class RegistryClient:
                     with self._lock:
                         self._dead.setdefault(ep.url, f"{ep.label} is unreachable: {_reason(e)}")
                 raise err from e
+            except (httpx.InvalidURL, httpx.RemoteProtocolError) as e:
+                if not _bad_location(e):
+                    raise TransportError(f"{method} {_redact(url)}: {_reason(e)}") from e
+                raise RegistryError(f"{ep.label} redirected to a URL that is not a valid http(s) URL ({e})") from e
             except httpx.HTTPError as e:
                 raise TransportError(f"{method} {_redact(url)}: {_reason(e)}") from e
             if resp.status_code == 401 and same_origin and not tried_auth:
@@ -1017,7 +1037,7 @@ class RegistryClient:
         digest = validate_digest(digest)
         algo = digest.split(":", 1)[0]
         endpoints = self.endpoints(domain)
-        endpoints += [Endpoint(u, urlsplit(u).netloc, foreign=True) for u in urls if urlsplit(u).scheme in ("http", "https")]
+        endpoints += [Endpoint(u, urlsplit(u).netloc, foreign=True) for u in urls if _usable_url(u)]
         if offset and digest_so_far is None:
             raise ValueError("fetch_blob: resuming from an offset needs digest_so_far")
         new_hasher = (lambda: None) if digest_so_far is not None else (lambda: hashlib.new(algo))
@@ -1184,8 +1204,8 @@ class RegistryClient:
             page = doc.get("tags") if isinstance(doc, dict) else None
             if page is not None and not isinstance(page, list):
                 raise RegistryError(f"registry answered an invalid tag list for {display}")
-            url = pager.next(url, link, len(body))
             yield [t for t in page or () if isinstance(t, str)]
+            url = pager.next(url, link, len(body))
 
     def check_login(self, domain: str) -> None:
         """Verify the credentials for ``domain``'s registry (never a mirror) with ``GET /v2/``."""
@@ -1225,8 +1245,8 @@ class RegistryClient:
                 body = _read_capped(resp, MAX_MANIFEST_SIZE, what=f"{what} from {_redact(url)}")
                 link = resp.headers.get("link")
             doc = _json_answer(body, f"GET {_redact(url)}: the answer")
-            url = pager.next(url, link, len(body))
             yield doc
+            url = pager.next(url, link, len(body))
 
     def search_v1(self, ep: Endpoint, term: str, *, n: int, page: int = 1) -> dict:
         """One page of a Docker Hub style answer to ``GET /v1/search?q=TERM&n=N[&page=P]``."""
@@ -1306,7 +1326,7 @@ class RegistryClient:
             _set_limit(None)  # uploads: only the idle timeout
             try:
                 resp = self._http.send(req, stream=True)
-            except httpx.HTTPError as e:
+            except (httpx.HTTPError, httpx.InvalidURL) as e:
                 raise TransportError(f"{method} {_redact(url)}: {_reason(e)}") from e
             try:
                 data = _read_capped(resp, MAX_ERROR_SIZE, what="registry answer", truncate=True)
@@ -1337,10 +1357,7 @@ class RegistryClient:
         location = resp.headers.get("location")
         if not location:
             raise RegistryError(f"{what}: the registry started an upload without a Location")
-        url = urljoin(request_url, location)
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise RegistryError(f"{what}: the registry gave an unsupported upload URL")
-        return url
+        return _joined_url(request_url, location, f"{what}: the registry's upload URL")
 
     def blob_exists(self, domain: str, path: str, digest: str) -> bool:
         """``HEAD /v2/<path>/blobs/<digest>`` at the registry: does the repository have the blob?"""

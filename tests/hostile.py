@@ -548,7 +548,7 @@ Answer = bytes | Iterable[bytes | float]  # bytes, or pieces to send with pauses
 
 def http_answer(status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, reason: str = "X") -> bytes:
     """A whole HTTP/1.1 answer with an honest Content-Length (``headers`` may override it)."""
-    head = {"Content-Type": "application/json", "Content-Length": str(len(body)), **(headers or {})}
+    head = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Connection": "close", **(headers or {})}
     lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in head.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
@@ -570,7 +570,7 @@ def forever(piece: bytes, every: float = 0.05) -> Iterator[bytes | float]:
 class RawServer:
     """HTTP on 127.0.0.1 where ``route(method, target, headers)`` returns the raw answer.
 
-    Each connection carries one request; the answer's pieces are written as they come (a float
+    Each connection carries one request (``http_answer`` says ``Connection: close``); the answer's pieces are written as they come (a float
     is a pause) and the connection is closed after it.  With ``route`` returning ``None`` the
     server plays an honest registry ping: ``GET /v2/`` -> 200 ``{}``, anything else -> 404.
     ``requests`` lists (method, target, headers) in order.
@@ -606,8 +606,8 @@ class RawServer:
             data = b""
             while b"\r\n\r\n" not in data and len(data) < 1 << 20:
                 piece = conn.recv(65536)
-                if not piece:
-                    return
+                if not piece or data + piece[:1] == b"\x16":
+                    return  # closed, or a TLS handshake (an https probe): plain HTTP only here
                 data += piece
             head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
             method, target = head[0].split(" ")[:2]
