@@ -539,13 +539,15 @@ def big_cert_file(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "args",
-    [("pull", "BAD::ref"), ("tags", "127.0.0.1:1/x"), ("search", "127.0.0.1:1/x"), ("pull", "127.0.0.1:1/x")],
-    ids=["pull-bad-reference", "tags-unreachable", "search-unreachable", "pull-unreachable"],
+    "args, runs",
+    [(("pull", "BAD::ref"), 4), (("tags", "BAD::ref"), 4), (("pull", "127.0.0.1:1/x"), 1)],
+    ids=["pull-bad-reference", "tags-bad-reference", "pull-unreachable"],
 )
-def test_early_failure_with_a_large_trust_store_never_crashes(store_root, big_cert_file, args):
+def test_early_failure_with_a_large_trust_store_never_crashes(store_root, big_cert_file, args, runs):
+    """The CA bundle loads on a thread; an error before it is needed must not end the process
+    while OpenSSL is still parsing it (before: SIGSEGV in about two runs of three)."""
     env = dict(os.environ, SSL_CERT_FILE=str(big_cert_file))
-    for _ in range(6):
+    for _ in range(runs):
         m = imgctl(*args, env=env)
-        assert m.code != -signal.SIGSEGV and m.code != 139, f"crashed: {m.err[-1000:]}"
+        assert m.code not in (-signal.SIGSEGV, 128 + signal.SIGSEGV), f"crashed: {m.err[-1000:]}"
         assert_failed_closed(m, store_root, within=30)
