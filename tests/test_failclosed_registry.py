@@ -197,6 +197,38 @@ def test_slow_but_steady_blob_is_not_a_stall(store_root):
     assert len(image_ids(store_root)) == 1
 
 
+@pytest.mark.parametrize("what", ["manifest", "blob"])
+def test_trickling_mirror_is_left_for_the_registry(store_root, cfg_file, what):
+    """A mirror that trickles (a manifest past its deadline, a blob below the rate) is a failure
+    of that mirror: the pull goes on at the registry and succeeds."""
+    img = small_image("mirror")
+    layer = img.layers[0]
+    data = img.manifest_bytes if what == "manifest" else layer.data
+
+    def slow():
+        for i in range(len(data)):
+            yield data[i:i + 1]
+            time.sleep(SLOW)
+
+    switch = {"manifest_stream": slow} if what == "manifest" else {"blob_stream": {layer.digest: slow}}
+    with HostileRegistry(img, **switch) as mirror, HostileRegistry(img) as upstream:
+        cfg_file.write_text(cfg_file.read_text() + f'[registries."{upstream.host}"]\nmirrors = ["{mirror.url}"]\n')
+        m = imgctl("pull", upstream.name)
+        assert mirror.seen("/manifests/" if what == "manifest" else layer.digest)
+    assert m.code == 0, m.err
+    assert m.seconds < WITHIN
+    assert len(image_ids(store_root)) == 1
+    assert run("verify").code == 0
+
+
+@pytest.mark.parametrize("value", ['"30"', "0", "-1", "nan", "inf", "true", "100000"])
+def test_request_timeout_must_be_sensible(cfg_file, value):
+    cfg_file.write_text(f"request-timeout = {value}\n")
+    r = run("tags", "127.0.0.1:1/x")  # (the configuration is read once a command needs it)
+    assert r.code == 1 and r.err.count("\n") == 1, r.err
+    assert "request-timeout must be a number of seconds from 0.05 to 3600" in r.err
+
+
 # -- class 4: listings that never end --------------------------------------------------------------
 def linked(body: bytes, link: str) -> bytes:
     return http_answer(200, body, {"Link": f'<{link}>; rel="next"'})
