@@ -13,6 +13,7 @@ delivers ``MIN_BLOB_RATE * 0.5`` = 512 bytes of a blob in a window.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -124,11 +125,11 @@ def test_trickled_document_meets_the_deadline(store_root, what):
     elif what == "error body":
         body = json.dumps({"errors": [{"code": "UNKNOWN", "message": "x" * 200}]}).encode()
         head = b"HTTP/1.1 503 X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
-        srv = routes({path: lambda t, h: [head, *trickle(body, SLOW)]})
+        srv = routes({path: lambda t, h: itertools.chain([head], trickle(body, SLOW))})
     elif what == "100 continue":
         srv = routes({path: lambda t, h: forever(b"HTTP/1.1 100 Continue\r\n\r\n", 0.01)})
     else:
-        srv = routes({path: lambda t, h: [b"HTTP/1.1 200 OK\r\n", *forever(b"X-Pad: 0123456789\r\n", 0.01)]})
+        srv = routes({path: lambda t, h: itertools.chain([b"HTTP/1.1 200 OK\r\n"], forever(b"X-Pad: 0123456789\r\n", 0.01))})
     with srv:
         m = imgctl("tags", f"{srv.host}/{REPO}")
     error = assert_failed_closed(m, store_root)
