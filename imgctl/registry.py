@@ -615,11 +615,6 @@ class RegistryClient:
         """Wake every retry wait at once (Ctrl-C): the waiting requests fail instead of retrying."""
         self._stop.set()
 
-    def _limit(self, blob: bool = False) -> _Limit:
-        """A new exchange's limit: the whole answer within request-timeout, or (a blob) a minimum rate."""
-        t = self.config.request_timeout
-        return _Limit(t, max(1, int(MIN_BLOB_RATE * t))) if blob else _Limit(t)
-
     def _backoff(self, what: str, attempt: int, retry_after: float | None, error: BaseException | None) -> None:
         """Wait before retry ``attempt`` (1-based) of ``what``, saying so; Retry-After wins over doubling."""
         if retry_after is not None:
@@ -636,6 +631,11 @@ class RegistryClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _limit(self, blob: bool = False) -> _Limit:
+        """A new exchange's limit: the whole answer within request-timeout, or (a blob) a minimum rate."""
+        t = self.config.request_timeout
+        return _Limit(t, max(1, int(MIN_BLOB_RATE * t))) if blob else _Limit(t)
 
     # -- endpoints ------------------------------------------------------------------
     def endpoints(self, domain: str, *, mirrors: bool = True) -> list[Endpoint]:
