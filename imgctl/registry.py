@@ -829,7 +829,6 @@ class RegistryClient:
         tried_auth = False
         redirects = 0
         retries = 0
-        visited = {url}
         while True:
             h = dict(headers or {})
             same_origin = urlsplit(url)[:2] == origin and not ep.foreign
@@ -892,6 +891,7 @@ class RegistryClient:
                     raise RegistryError(f"too many redirects for {_redact(url)}")
                 previous = url
                 url = _joined_url(url, resp.headers["location"], f"{ep.label} redirected to a URL that")
+                visited = {previous} if redirects == 1 else visited  # (this chain of redirects)
                 self._check_redirect(ep, previous, url, visited)
                 self._log(f"redirected to {urlsplit(url).netloc}")  # never the query: it may hold a signature
                 continue
