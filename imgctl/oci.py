@@ -155,17 +155,22 @@ def _descriptor(obj: object, what: str, *, with_platform: bool = False) -> Descr
     return Descriptor(mt, dg, size, plat, tuple(urls), ann)
 
 
+def _json_document(data: bytes, error: type[Exception], what: str) -> object:
+    """``data`` as JSON (nested at most jsonlimit.MAX_DEPTH levels); ``error("WHAT: ...")`` otherwise."""
+    try:
+        return jsonlimit.loads(data)
+    except jsonlimit.TooDeep as e:
+        raise error(f"{what}: {e}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise error(f"{what}: not valid JSON") from None
+
+
 def parse_document(data: bytes, content_type: str | None = None) -> Manifest | Index:
     """Parse a manifest or index.  Refuses schema 1 and ambiguous documents."""
     ct = (content_type or "").split(";")[0].strip()
     if ct in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED):
         raise UnsupportedManifest(SCHEMA1_MESSAGE)
-    try:
-        doc = jsonlimit.loads(data)
-    except jsonlimit.TooDeep as e:
-        raise UnsupportedManifest(f"invalid manifest: {e}") from None
-    except (ValueError, UnicodeDecodeError):
-        raise UnsupportedManifest("invalid manifest: not valid JSON") from None
+    doc = _json_document(data, UnsupportedManifest, "invalid manifest")
     if not isinstance(doc, dict):
         raise UnsupportedManifest("invalid manifest: not a JSON object")
     if doc.get("schemaVersion") == 1:
@@ -210,12 +215,7 @@ class ImageConfig:
 
 
 def parse_config(data: bytes) -> ImageConfig:
-    try:
-        doc = jsonlimit.loads(data)
-    except jsonlimit.TooDeep as e:
-        raise VerificationError(f"invalid image config: {e}") from None
-    except (ValueError, UnicodeDecodeError):
-        raise VerificationError("invalid image config: not valid JSON") from None
+    doc = _json_document(data, VerificationError, "invalid image config")
     if not isinstance(doc, dict):
         raise VerificationError("invalid image config: not a JSON object")
     rootfs = doc.get("rootfs")
