@@ -16,7 +16,7 @@ Budgets: a pipe or a compressed archive is spooled into ``ingest/`` up to ``max_
 (default 100) times the compressed bytes read beyond ``SPOOL_FLOOR`` (256 MiB), and never
 into the last 5% (at most 1 GiB) of the filesystem; the spool is removed whatever happens.
 At most ``MAX_MEMBERS`` tar members, headers bounded as in ``export``, JSON documents at
-most ``MAX_JSON_DEPTH`` deep; images are recorded only once the whole archive verified, and
+most ``jsonlimit.MAX_DEPTH`` deep; images are recorded only once the whole archive verified, and
 each distinct layer is read once however many images share it.  ``save`` checks every
 document and blob it writes against its digest and size as it reads it (a damaged store
 fails the save, naming ``imgctl verify``; ``-o`` leaves no file), and writes docker's
