@@ -16,7 +16,7 @@ Budgets: a pipe or a compressed archive is spooled into ``ingest/`` up to ``max_
 (default 100) times the compressed bytes read beyond ``SPOOL_FLOOR`` (256 MiB), and never
 into the last 5% (at most 1 GiB) of the filesystem; the spool is removed whatever happens.
 At most ``MAX_MEMBERS`` tar members, headers bounded as in ``export``, JSON documents at
-most ``MAX_JSON_DEPTH`` deep; images are recorded only once the whole archive verified, and
+most ``jsonlimit.MAX_DEPTH`` deep; images are recorded only once the whole archive verified, and
 each distinct layer is read once however many images share it.  ``save`` checks every
 document and blob it writes against its digest and size as it reads it (a damaged store
 fails the save, naming ``imgctl verify``; ``-o`` leaves no file), and writes docker's
@@ -511,42 +511,28 @@ def _reserve(st: os.statvfs_result) -> int:
 def _spool(store: Store, src: BinaryIO, head: bytes, compression: str, max_ratio: float) -> Path:
     """Copy (and decompress) a non-seekable or compressed input next to the store's blobs.
 
-    Bounded (see ``_SpoolLimit``); on any failure the spool file is removed before raising."""
+    Bounded (see ``_SpoolLimit``); the store's scratch file is removed on any failure (a full
+    disk gives the store's one-line error)."""
     from imgctl.pull import _Decoder
-    from imgctl.store import _disk_error
 
     step = CHUNK if compression == "none" else 64 * 1024  # small steps: the ratio is checked per step
-    try:
-        store.ingest_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise _disk_error(store, e) from e
-    path = store.ingest_dir / f"load.{os.getpid()}.{uuid.uuid4().hex[:8]}.tar"
-    try:
-        with open(path, "wb") as out:
-            limit = _SpoolLimit(out, store.ingest_dir, compression, max_ratio)
-            dec = _Decoder(compression, sink=limit.write)
-            try:
-                data = head or _read(src, step)
-                while data:
-                    limit.consumed += len(data)
-                    dec.feed(data)
-                    data = _read(src, step)
-                dec.finish()
-            except VerificationError as e:
-                if limit.error is not None:  # raised by the sink, inside the decoder
-                    raise limit.error from None
-                raise VerificationError(f"invalid archive: {e}") from None
-    except BaseException as e:
+    with store.scratch("load", ".tar") as out:
+        limit = _SpoolLimit(out, store.ingest_dir, compression, max_ratio)
+        dec = _Decoder(compression, sink=limit.write)
         try:
-            os.unlink(path)
-        except OSError:
-            pass
-        if isinstance(e, OSError) and not isinstance(e, _InputError):
-            raise _disk_error(store, e) from e
-        if isinstance(e, _InputError):
+            data = head or _read(src, step)
+            while data:
+                limit.consumed += len(data)
+                dec.feed(data)
+                data = _read(src, step)
+            dec.finish()
+        except VerificationError as e:
+            if limit.error is not None:  # raised by the sink, inside the decoder
+                raise limit.error from None
+            raise VerificationError(f"invalid archive: {e}") from None
+        except _InputError as e:
             raise ImgctlError(f"cannot read the archive: {e.strerror or e}") from e
-        raise
-    return path
+        return out.finish()
 
 
 class _InputError(OSError):

@@ -58,6 +58,7 @@ class Config:
     max_concurrent_downloads: int = 3
     max_download_attempts: int = 5  # docker's key: tries per request or blob on transient failures
     retry_delay: float = 1.0  # seconds before the first retry; doubles each time (Retry-After wins)
+    request_timeout: float = 30.0  # seconds for a whole document answer; a blob's stall window
     index_server: str = "https://index.docker.io"
     registries: dict[str, tuple[str, ...]] = field(default_factory=dict)  # host -> mirrors
     certs_dir: Path | None = None  # certs.d for HOST[:PORT]/ca.crt, client.cert, client.key
@@ -124,7 +125,7 @@ def _host_list(value: object, key: str, where: str) -> tuple[str, ...]:
 
 _KNOWN = {
     "registry-mirrors", "insecure-registries", "max-concurrent-downloads", "max-download-attempts",
-    "retry-delay", "index-server", "registries", "certs-dir",
+    "retry-delay", "index-server", "registries", "certs-dir", "request-timeout",
 }
 
 
@@ -168,6 +169,11 @@ def load_config(path: Path | None = None) -> Config:
         if isinstance(d, bool) or not isinstance(d, int | float) or not 0 <= d <= 300:
             raise ConfigError(f"{where}: retry-delay must be a number of seconds from 0 to 300")
         kw["retry_delay"] = float(d)
+    if "request-timeout" in data:
+        d = data["request-timeout"]
+        if isinstance(d, bool) or not isinstance(d, int | float) or not 0.05 <= d <= 3600:
+            raise ConfigError(f"{where}: request-timeout must be a number of seconds from 0.05 to 3600")
+        kw["request_timeout"] = float(d)
     if "index-server" in data:
         v = data["index-server"]
         parts = urlsplit(v) if isinstance(v, str) else None

@@ -26,6 +26,9 @@ __all__ = [
     "PlatformNotFound",
     "Interrupted",
     "PartialFailure",
+    "IndexCorrupt",
+    "ReadOnlyStore",
+    "StrayEntry",
 ]
 
 
@@ -122,6 +125,20 @@ class PartialFailure(ImgctlError):
         super().__init__("; ".join(str(e) for e in errors))
         self.errors = errors
         self.exit_code = max((e.exit_code for e in errors), default=1)
+
+
+class IndexCorrupt(StoreError):
+    """The store's index (index.db) is damaged or is not an imgctl index: nothing is removed
+    on its word; ``imgctl verify --repair`` rebuilds it from the blobs."""
+
+
+class ReadOnlyStore(StoreError):
+    """The store is on a read-only filesystem or not writable by this user: reads work, writes do not."""
+
+
+class StrayEntry(StoreError):
+    """Something that is not a verified blob sits where a blob should be (a directory, a symlink,
+    a file with a name that is not a digest); ``imgctl verify --repair`` moves it aside."""
 
 
 class PushRefused(ImgctlError):

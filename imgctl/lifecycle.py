@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from imgctl.errors import ConflictError, ImageNotFound, ImgctlError, UsageError
 from imgctl.images import familiar_repository, resolve_image, resolve_image_id
 from imgctl.reference import parse
-from imgctl.store import Store, collect_garbage
+from imgctl.store import Store, collect_garbage, is_blob_name
 
 __all__ = ["tag_image", "remove_images", "RemoveOutcome", "prune_images", "PruneResult", "disk_usage", "DiskUsage"]
 
@@ -139,6 +139,7 @@ def _image_blob_order(store: Store, image_id: str) -> list[str]:
 
 def remove_images(store: Store, names: list[str], *, force: bool = False, prune: bool = True) -> list[RemoveOutcome]:
     """``rmi``: each name is handled on its own; failures don't stop the rest."""
+    store.check_removable()  # nothing is removed on the word of an index that was not checked
     outcomes = []
     for name in names:
         out = RemoveOutcome(name)
@@ -167,6 +168,7 @@ class PruneResult:
 def prune_images(store: Store, *, all_untagged: bool = False) -> PruneResult:
     """Remove dangling images (``all_untagged``: every image without a tag) and their unshared blobs."""
     lines: list[str] = []
+    store.check_removable()  # nothing is removed on the word of an index that was not checked
     with store.transaction() as con:
         if all_untagged:
             victims = [r[0] for r in con.execute(
@@ -215,7 +217,11 @@ def disk_usage(store: Store) -> DiskUsage:
         import os
 
         for entry in os.scandir(store.blobs_dir):
-            sizes[f"sha256:{entry.name}"] = entry.stat().st_size
+            if is_blob_name(entry.name) and entry.is_file(follow_symlinks=False):  # strays are not blobs
+                try:
+                    sizes[f"sha256:{entry.name}"] = entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    pass  # removed meanwhile
     users: dict[str, set[str]] = {}
     for image_id, digest in con.execute("SELECT image_id, digest FROM image_blobs"):
         users.setdefault(digest, set()).add(image_id)

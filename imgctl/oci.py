@@ -6,10 +6,10 @@ already checked).  No I/O, no HTTP.
 
 from __future__ import annotations
 
-import json
 import platform as _platform
 from dataclasses import dataclass, field
 
+from imgctl import jsonlimit
 from imgctl.errors import ImgctlError, PlatformNotFound, UnsupportedManifest, UsageError, VerificationError
 from imgctl.reference import is_valid_digest
 
@@ -28,12 +28,10 @@ __all__ = [
     "choose_manifest",
     "best_match",
     "layer_compression",
-    "MAX_JSON_DEPTH",
     "load_json",
 ]
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024  # manifests and configs, as containers/image
-MAX_JSON_DEPTH = 200  # nesting of arrays and objects in any document imgctl parses
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -159,24 +157,16 @@ def _descriptor(obj: object, what: str, *, with_platform: bool = False) -> Descr
     return Descriptor(mt, dg, size, plat, tuple(urls), ann)
 
 
-def load_json(data: bytes | str, what: str, error: type[ImgctlError] = UnsupportedManifest, *, max_depth: int = MAX_JSON_DEPTH) -> object:
+def load_json(data: bytes | str, what: str, error: type[ImgctlError] = UnsupportedManifest) -> object:
     """``json.loads`` for untrusted documents: ``error(f"{what}: ...")`` (one line) for text that is
-    not JSON or nests arrays/objects more than ``max_depth`` deep, never RecursionError.  The
-    depth check is iterative, so later code may walk the result recursively."""
+    not JSON or nests more than ``jsonlimit.MAX_DEPTH`` levels (checked before parsing, so never
+    RecursionError); later code may walk the result recursively."""
     try:
-        doc = json.loads(data)
-    except RecursionError:
-        raise error(f"{what}: nested more than {max_depth} levels deep") from None
+        return jsonlimit.loads(data)
+    except jsonlimit.TooDeep as e:
+        raise error(f"{what}: {e}") from None
     except (ValueError, UnicodeDecodeError):
         raise error(f"{what}: not valid JSON") from None
-    todo: list[tuple[object, int]] = [(doc, 1)]
-    while todo:
-        value, depth = todo.pop()
-        children = value.values() if isinstance(value, dict) else value
-        if depth > max_depth:
-            raise error(f"{what}: nested more than {max_depth} levels deep")
-        todo.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return doc
 
 
 def parse_document(data: bytes, content_type: str | None = None) -> Manifest | Index:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
-import json
 import os
 import re
 import ssl
@@ -32,9 +31,10 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
+import httpcore
 import httpx
 
-from imgctl import __version__, trust
+from imgctl import __version__, jsonlimit, trust
 from imgctl.auth import IDENTITY_TOKEN_USER, Credential
 from imgctl.config import Config
 from imgctl.errors import (
@@ -56,6 +56,11 @@ __all__ = ["RegistryClient", "Endpoint", "FetchedManifest", "Retry", "api_host",
 MAX_TOKEN_SIZE = 1024 * 1024
 MAX_ERROR_SIZE = 1024 * 1024
 MAX_REDIRECTS = 10
+MAX_PAGES = 1000  # pages of one listing (tags, catalog) before it is stopped as endless
+MAX_LISTING_BYTES = 64 * 1024 * 1024  # bytes of one listing, all pages together
+MAX_TAGS = 100_000  # tags list_tags() collects (``iter_tags`` streams them instead)
+MAX_URL_LENGTH = 8192
+MAX_TOKEN_LIFETIME = 86400.0  # seconds: a longer expires_in is capped
 USER_AGENT = f"imgctl/{__version__}"
 MIN_TOKEN_LIFETIME = 60.0  # seconds; also the default when a token answer has no expires_in
 TOKEN_MARGIN = 5.0  # renew a token this long before it expires
@@ -149,6 +154,7 @@ class FetchedManifest:
     digest: str
 
 
+_TOKEN_RE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,65535}")  # printable ASCII: what a header value may hold
 _CHALLENGE_RE = re.compile(r'([A-Za-z0-9_\-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 
 
@@ -174,6 +180,8 @@ def _reason(exc: Exception) -> str:
     if verify is not None:
         return f"TLS certificate verification failed: {verify.verify_message or verify.reason or verify}"
     text = str(exc) or exc.__class__.__name__
+    if isinstance(exc, httpx.TimeoutException) and text.startswith(_LIMIT_MESSAGES):
+        return text  # an exchange's deadline or a blob's minimum rate (see _Limit)
     low = text.lower()
     if "connection refused" in low:
         return "connection refused"
@@ -197,6 +205,13 @@ class _Unreachable(TransportError):
 
 class _Skipped(_Unreachable):
     """An endpoint found unreachable earlier in this run (not logged again)."""
+
+
+class _Stalled(TransportError):
+    """A blob stream slower than MIN_BLOB_RATE: a stall (backoff, shown), never progress to resume at once."""
+
+
+_LIMIT_MESSAGES = ("no complete answer within ", "stalled: ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +268,206 @@ def _proxy_environment() -> dict[str, str]:
     import urllib.request
 
     return urllib.request.getproxies_environment()
+
+
+_URL_BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
+
+
+def _checked_url(url: str, what: str) -> str:
+    """``url`` when it is an absolute http(s) URL with a host that httpx can send, else RegistryError.
+
+    Whitespace and control characters are refused rather than stripped (``urlsplit`` drops
+    some silently), so is a user name or password in the URL, a bad port or IPv6 literal.
+    """
+    bad = RegistryError(f"{what} is not a valid http(s) URL: {ascii(url[:100])}")
+    if len(url) > MAX_URL_LENGTH or _URL_BAD_CHARS.search(url):
+        raise bad
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.username is None
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+        if ok:
+            httpx.URL(url).host  # noqa: B018 - and httpx's own parser (IDNA, IPv6) accepts it
+    except (ValueError, UnicodeError, httpx.InvalidURL):
+        ok = False
+    if not ok:
+        raise bad
+    return url
+
+
+def _bad_location(e: Exception) -> bool:
+    """httpx builds the request a redirect leads to even when not following it: its error for a
+    ``Location`` that is not a URL (a redirect answer, not a transport failure)."""
+    return isinstance(e, httpx.InvalidURL) or str(e).startswith("Invalid URL in location header")
+
+
+def _usable_url(url: str) -> bool:
+    """A foreign layer's URL worth trying (others are skipped, as docker skips non-http ones)."""
+    try:
+        return bool(_checked_url(url, "URL"))
+    except RegistryError:
+        return False
+
+
+def _joined_url(base: str, ref: str, what: str) -> str:
+    """``ref`` (a Link or Location value) resolved against ``base``, checked like _checked_url."""
+    try:
+        url = ref if _URL_BAD_CHARS.search(ref) else urljoin(base, ref)  # (urljoin drops some silently)
+    except ValueError:
+        url = ref
+    return _checked_url(url, what)
+
+
+class _Pages:
+    """Where a listing (tags, catalog) goes next after each page.
+
+    It follows ``Link: <...>; rel="next"`` on the same origin only, and stops with an error
+    at a link back to a page already read, after MAX_PAGES pages or MAX_LISTING_BYTES bytes.
+    """
+
+    def __init__(self, url: str, label: str, what: str) -> None:
+        self.origin, self.label, self.what = urlsplit(url)[:2], label, what
+        self.seen = {hashlib.sha256(url.encode()).digest()}  # 32 bytes a page, whatever the URL
+        self.pages = self.bytes = 0
+
+    def next(self, url: str, link: str | None, size: int) -> str | None:
+        """The next page's URL after ``url`` (``size`` bytes, ``link`` its Link header), or None."""
+        self.pages += 1
+        self.bytes += size
+        m = _LINK_RE.search(link or "")
+        if not m:
+            return None
+        nxt = _joined_url(url, m.group(1), f"{self.label}: the {self.what} page link")
+        if urlsplit(nxt)[:2] != self.origin:
+            raise RegistryError(f"{self.label} sent a {self.what} page link to another host")
+        key = hashlib.sha256(nxt.encode()).digest()
+        if key in self.seen:
+            raise RegistryError(f"{self.label} sent a {self.what} page link back to an earlier page (after {self.pages} pages)")
+        if self.pages >= MAX_PAGES or self.bytes >= MAX_LISTING_BYTES:
+            raise RegistryError(
+                f"{self.label}: the {self.what} goes on for more than {self.pages} pages ({self.bytes} bytes); "
+                f"stopped (limits: {MAX_PAGES} pages, {MAX_LISTING_BYTES} bytes)"
+            )
+        self.seen.add(key)
+        return nxt
+
+
+def _json_answer(body: bytes, what: str) -> object:
+    """A registry answer's JSON; RegistryError naming ``what`` when it is not JSON or nests too deep."""
+    try:
+        return jsonlimit.loads(body)
+    except jsonlimit.TooDeep as e:
+        raise RegistryError(f"{what} is {e}") from None
+    except ValueError:
+        raise RegistryError(f"{what} is not valid JSON") from None
+
+
+# -- deadlines (issue 13) -----------------------------------------------------------------------
+# An idle timeout alone lets a server that sends one byte a second (or endless ``100 Continue``
+# lines, or a header that never ends) hold a command for ever.  So every exchange runs under a
+# limit that covers all of it, from connecting to the last byte of the answer: documents (a
+# manifest, a token, a page of tags or search results, an error body) must be complete within
+# ``request-timeout`` seconds; a blob must deliver at least MIN_BLOB_RATE bytes a second over
+# each window of ``request-timeout`` seconds, or it is a stall (retried, then the next endpoint).
+# The limit is enforced below httpx, on each socket read, write and connect of the exchange.
+MIN_BLOB_RATE = 1024  # bytes per second, averaged over each request-timeout window
+
+
+class _Limit:
+    """The limit of the exchange running on this thread: a deadline, or a minimum rate per window."""
+
+    __slots__ = ("window", "min_bytes", "start", "got", "message")
+
+    def __init__(self, window: float, min_bytes: int | None = None) -> None:
+        self.window, self.min_bytes = window, min_bytes
+        self.start, self.got, self.message = time.monotonic(), 0, None
+
+    def until(self, now: float) -> float:
+        """Seconds left before the next check; raises (a read timeout) when the limit is broken."""
+        left = self.start + self.window - now
+        if left > 0:
+            return left
+        if self.min_bytes is not None and self.got >= self.min_bytes:
+            self.start, self.got = now, 0  # enough bytes in this window: a new window starts
+            return self.window
+        n = seconds_text(self.window)
+        if self.min_bytes is None:
+            self.message = f"no complete answer within {n} (request-timeout)"
+        else:
+            self.message = f"stalled: fewer than {self.min_bytes} bytes in {n} (request-timeout)"
+        raise httpcore.ReadTimeout(self.message)
+
+
+_exchange = threading.local()  # .limit: the _Limit of the exchange this thread is running, or None
+
+
+def _set_limit(limit: _Limit | None) -> None:
+    """Put the next exchange on this thread under ``limit`` (every exchange sets its own)."""
+    _exchange.limit = limit
+
+
+def _bounded(timeout: float | None) -> tuple[_Limit | None, float | None]:
+    limit = getattr(_exchange, "limit", None)
+    if limit is None:
+        return None, timeout
+    left = limit.until(time.monotonic())
+    return limit, left if timeout is None else min(timeout, left)
+
+
+class _LimitedStream(httpcore.NetworkStream):
+    """A connection whose every wait is cut at the current exchange's limit."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        while True:
+            limit, wait = _bounded(timeout)
+            try:
+                data = self._stream.read(max_bytes, wait)
+            except httpcore.ReadTimeout:
+                if limit is None or wait == timeout:
+                    raise  # the idle timeout itself
+                continue  # the limit's check point: ``until`` raises if it is broken
+            if limit is not None:
+                limit.got += len(data)
+            return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout)[1])
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        return _LimitedStream(self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout)[1]))
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _LimitedBackend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, _bounded(timeout)[1], local_address, socket_options)
+        return _LimitedStream(stream)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None) -> httpcore.NetworkStream:  # pragma: no cover
+        return _LimitedStream(self._backend.connect_unix_socket(path, _bounded(timeout)[1], socket_options))
+
+    def sleep(self, seconds: float) -> None:  # pragma: no cover
+        self._backend.sleep(seconds)
+
+
+def _limited_pool(pool: httpx.HTTPTransport) -> httpx.HTTPTransport:
+    """``pool`` with its connections made by a _LimitedBackend (httpx has no argument for it)."""
+    inner = getattr(pool, "_pool", None)
+    backend = getattr(inner, "_network_backend", None)
+    if backend is not None and not isinstance(backend, _LimitedBackend):
+        inner._network_backend = _LimitedBackend(backend)
+    return pool
 
 
 class _Transport(httpx.BaseTransport):
@@ -323,7 +538,7 @@ class _Transport(httpx.BaseTransport):
                 # load a CA bundle into) a context it will not use.  Through a proxy, keep
                 # verifying, as the proxy itself may be reached over https.
                 verify = ctx if ctx is not None else (True if proxy else False)
-                pool = httpx.HTTPTransport(verify=verify, proxy=proxy, limits=self._limits, trust_env=False)
+                pool = _limited_pool(httpx.HTTPTransport(verify=verify, proxy=proxy, limits=self._limits, trust_env=False))
                 self._pools[key] = pool
         return pool.handle_request(request)
 
@@ -387,7 +602,7 @@ class RegistryClient:
         *,
         credentials: Credentials | None = None,
         log: Callable[[str], None] | None = None,
-        timeout: float = 30.0,
+        timeout: float | None = None,
         mirrors: Sequence[str] = (),
         on_retry: Callable[[Retry], None] | None = None,
     ) -> None:
@@ -400,6 +615,7 @@ class RegistryClient:
         self._mirrors = tuple(mirrors)  # from the command line: for every registry, before the configured ones
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         self._transport = _Transport(config.certs_dirs(), limits, insecure=config.is_insecure)
+        timeout = config.request_timeout if timeout is None else timeout  # idle; _Limit bounds the whole
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             follow_redirects=False,
@@ -442,6 +658,11 @@ class RegistryClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _limit(self, blob: bool = False) -> _Limit:
+        """A new exchange's limit: the whole answer within request-timeout, or (a blob) a minimum rate."""
+        t = self.config.request_timeout
+        return _Limit(t, max(1, int(MIN_BLOB_RATE * t))) if blob else _Limit(t)
 
     # -- endpoints ------------------------------------------------------------------
     def endpoints(self, domain: str, *, mirrors: bool = True) -> list[Endpoint]:
@@ -494,16 +715,18 @@ class RegistryClient:
         what = "registry" if not ep.mirror else "mirror"
         url = f"{ep.url}/v2/"
         try:
+            _set_limit(self._limit())
             with self._http.stream("GET", url):
                 pass  # only the status matters: the body is never read
             return ep.url
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, httpx.InvalidURL) as e:  # (InvalidURL: a redirect to a non-URL)
             https_error = e
         plain = f"http://{parts.netloc}{parts.path}"
         try:
+            _set_limit(self._limit())
             with self._http.stream("GET", f"{plain}/v2/") as resp:
                 pass
-        except httpx.HTTPError as e2:
+        except (httpx.HTTPError, httpx.InvalidURL) as e2:
             raise _Unreachable(f"cannot reach {what} {ep.host} (GET {plain}/v2/): {_reason(e2)}") from e2
         if resp.status_code == 400 and _ssl_verify_error(https_error) is not None:
             # An HTTPS server refusing plain HTTP: the certificate is the problem, say so.
@@ -564,10 +787,8 @@ class RegistryClient:
             return not already
         if scheme != "bearer" or "realm" not in params:
             return False
-        realm = params["realm"]
+        realm = _checked_url(params["realm"], f"the token realm of registry {host}")
         parts = urlsplit(realm)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise RegistryError(f"registry {host} sent an invalid token realm {realm[:100]!r}")
         scopes = sorted(s for s in {scope, params.get("scope") or ""} if s)
         creds = self._credentials(host)
         if creds and parts.scheme == "http" and not (is_loopback(parts.netloc) or self.config.is_insecure(parts.netloc)):
@@ -599,17 +820,15 @@ class RegistryClient:
             )
         if status != 200:
             raise RegistryError(f"token server {parts.netloc} answered HTTP {status}", status=status)
-        try:
-            doc = json.loads(body)
-            token = doc.get("token") or doc.get("access_token")
-            lifetime = doc.get("expires_in", MIN_TOKEN_LIFETIME)
-        except (ValueError, AttributeError):
-            token, lifetime = None, 0
-        if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
+        doc = _json_answer(body, f"the answer of token server {parts.netloc}")
+        token = (doc.get("token") or doc.get("access_token")) if isinstance(doc, dict) else None
+        lifetime = doc.get("expires_in", MIN_TOKEN_LIFETIME) if isinstance(doc, dict) else None
+        if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+            # No CR/LF (header injection), other control or non-ASCII character: it goes into a header as is.
             raise RegistryError(f"token server {parts.netloc} returned an invalid answer")
-        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
-            lifetime = MIN_TOKEN_LIFETIME
-        lifetime = max(float(lifetime), MIN_TOKEN_LIFETIME)
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not (0 <= lifetime < 1e12):
+            lifetime = MIN_TOKEN_LIFETIME  # absent, a string, negative, NaN or 10^1000 (issued_at is not used)
+        lifetime = min(max(float(lifetime), MIN_TOKEN_LIFETIME), MAX_TOKEN_LIFETIME)
         with self._lock:
             # Renew a little early, so a token does not expire between the check and the request.
             self._tokens[(host, scope)] = (token, time.monotonic() + lifetime - TOKEN_MARGIN)
@@ -624,11 +843,14 @@ class RegistryClient:
         while True:
             wait: float | None | bool = None
             try:
+                _set_limit(self._limit())
                 resp = self._http.send(request, stream=True)
                 try:
                     body = _read_capped(resp, MAX_TOKEN_SIZE, what="token answer")
                 finally:
                     resp.close()
+            except httpx.InvalidURL as e:  # httpx reads a redirect's Location even when not following it
+                raise RegistryError(f"token server {netloc} redirected to a URL that is not a valid http(s) URL ({e})") from e
             except (httpx.HTTPError, TransportError) as e:
                 cause = e.__cause__ if isinstance(e, TransportError) else e
                 error = TransportError(f"cannot get a token from {netloc}: {_reason(cause or e)}")
@@ -651,7 +873,7 @@ class RegistryClient:
     @contextmanager
     def _open(
         self, method: str, ep: Endpoint, url: str, scope: str, headers: dict[str, str] | None = None,
-        *, retry: bool = True, digest: str | None = None,
+        *, retry: bool = True, digest: str | None = None, blob: bool = False,
     ) -> Iterator[httpx.Response]:
         """Send to one endpoint with that host's auth; follow redirects, never taking credentials
         to another origin (scheme, host or port); yield a streaming response.  ``digest`` names
@@ -667,6 +889,7 @@ class RegistryClient:
             if same_origin:
                 h.update(self._auth_header(ep.host, scope))
             req = self._http.build_request(method, url, headers=h)
+            _set_limit(self._limit(blob))  # each request sent, from connecting to its last byte
             try:
                 resp = self._http.send(req, stream=True)
             except (httpx.ReadTimeout, httpx.WriteTimeout) as e:
@@ -685,6 +908,10 @@ class RegistryClient:
                     with self._lock:
                         self._dead.setdefault(ep.url, f"{ep.label} is unreachable: {_reason(e)}")
                 raise err from e
+            except (httpx.InvalidURL, httpx.RemoteProtocolError) as e:
+                if not _bad_location(e):
+                    raise TransportError(f"{method} {_redact(url)}: {_reason(e)}") from e
+                raise RegistryError(f"{ep.label} redirected to a URL that is not a valid http(s) URL ({e})") from e
             except httpx.HTTPError as e:
                 raise TransportError(f"{method} {_redact(url)}: {_reason(e)}") from e
             limits = [f"{k}: {resp.headers[k]}" for k in RATE_LIMIT_HEADERS if k in resp.headers]
@@ -718,16 +945,32 @@ class RegistryClient:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
                     raise RegistryError(f"too many redirects for {_redact(url)}")
-                url = urljoin(url, resp.headers["location"])
-                if urlsplit(url).scheme not in ("http", "https"):
-                    raise RegistryError(f"{ep.label} redirected to an unsupported URL")
+                previous = url
+                url = _joined_url(url, resp.headers["location"], f"{ep.label} redirected to a URL that")
+                visited = {previous} if redirects == 1 else visited  # (this chain of redirects)
+                self._check_redirect(ep, previous, url, visited)
                 self._log(f"redirected to {urlsplit(url).netloc}")  # never the query: it may hold a signature
                 continue
             try:
                 yield resp
             finally:
                 resp.close()
+                _set_limit(None)
             return
+
+    def _check_redirect(self, ep: Endpoint, previous: str, url: str, visited: set[str]) -> None:
+        """Refuse a redirect back to a URL already visited, or from https to plain http
+        (allowed only to a loopback or insecure registry)."""
+        if url in visited:
+            raise RegistryError(f"{ep.label} redirected in a loop ({_redact(url)})")
+        visited.add(url)
+        host = urlsplit(url).netloc
+        if (
+            urlsplit(previous).scheme == "https"
+            and urlsplit(url).scheme == "http"
+            and not (is_loopback(host) or self.config.is_insecure(host))
+        ):
+            raise RegistryError(f"{ep.label} redirected from https to plain http ({_redact(url)}): refused")
 
     @contextmanager
     def _request(
@@ -850,7 +1093,7 @@ class RegistryClient:
         digest = validate_digest(digest)
         algo = digest.split(":", 1)[0]
         endpoints = self.endpoints(domain)
-        endpoints += [Endpoint(u, urlsplit(u).netloc, foreign=True) for u in urls if urlsplit(u).scheme in ("http", "https")]
+        endpoints += [Endpoint(u, urlsplit(u).netloc, foreign=True) for u in urls if _usable_url(u)]
         if offset and digest_so_far is None:
             raise ValueError("fetch_blob: resuming from an offset needs digest_so_far")
         new_hasher = (lambda: None) if digest_so_far is not None else (lambda: hashlib.new(algo))
@@ -888,7 +1131,7 @@ class RegistryClient:
                         break
                     if isinstance(error, _Unreachable) or not _transient(error):
                         break  # an answer rather than a broken stream: next endpoint
-                    if state.got > before:
+                    if state.got > before and not isinstance(error, _Stalled):
                         resumes += 1  # progress: resume at once with Range
                         limit = RESUME_ATTEMPTS * (1 if ep.mirror or ep.foreign else self.config.max_download_attempts)
                         if resumes >= limit:
@@ -944,7 +1187,7 @@ class RegistryClient:
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        with self._open("GET", ep, url, f"repository:{path}:pull", headers, digest=digest) as resp:
+        with self._open("GET", ep, url, f"repository:{path}:pull", headers, digest=digest, blob=True) as resp:
             status = resp.status_code
             if status == 206 and offset:
                 start, total = _content_range(resp.headers.get("content-range"))
@@ -976,36 +1219,49 @@ class RegistryClient:
                     part[2] = state.got
                     yield chunk
             except httpx.HTTPError as e:
-                raise TransportError(f"reading blob {digest} from {ep.label}: {_reason(e)}") from e
+                cls = _Stalled if _reason(e).startswith("stalled") else TransportError
+                raise cls(f"reading blob {digest} from {ep.label}: {_reason(e)}") from e
         if state.got != size:
             raise TransportError(f"blob {digest}: {ep.label} ended the stream at byte {state.got} of {size}")
 
     def list_tags(self, domain: str, path: str, *, display: str) -> list[str]:
-        """Every tag of a repository, from the first endpoint that lists them all."""
-        return self._first(domain, f"tags of {path}", lambda ep, base: self._tags_from(ep, base, path, display))
-
-    def _tags_from(self, ep: Endpoint, base: str, path: str, display: str) -> list[str]:
+        """Every tag of a repository (at most MAX_TAGS), from the first endpoint that answers."""
         tags: list[str] = []
-        url: str | None = f"{base}/v2/{path}/tags/list?n=1000"
-        origin = urlsplit(base)[:2]
-        pages = 0
-        while url and pages < 10000:
-            pages += 1
+        for page in self.iter_tags(domain, path, display=display):
+            tags.extend(page)
+            if len(tags) > MAX_TAGS:
+                raise RegistryError(f"{display} has more than {MAX_TAGS} tags; stopped")
+        return tags
+
+    def iter_tags(self, domain: str, path: str, *, display: str) -> Iterator[list[str]]:
+        """The tags of a repository page by page, as they arrive (memory: one page).
+
+        The first endpoint (mirrors, then the registry) that answers the first page serves the
+        rest: what was already given out cannot be taken back, so a later failure is final.
+        """
+        first, rest = self._first(domain, f"tags of {path}", lambda ep, base: self._tags_from(ep, base, path, display))
+        yield first
+        yield from rest
+
+    def _tags_from(self, ep: Endpoint, base: str, path: str, display: str) -> tuple[list[str], Iterator[list[str]]]:
+        """(the first page, an iterator of the pages after it) of ``ep``'s tag list."""
+        pages = self._tag_pages(ep, f"{base}/v2/{path}/tags/list?n=1000", path, display)
+        return next(pages), pages
+
+    def _tag_pages(self, ep: Endpoint, url: str | None, path: str, display: str) -> Iterator[list[str]]:
+        pager = _Pages(url, ep.label, "tag list")
+        while url:
             with self._open("GET", ep, url, f"repository:{path}:pull") as resp:
                 if resp.status_code != 200:
                     self._raise_for(resp, what="tags", display=display, path=path)
                 body = _read_capped(resp, MAX_MANIFEST_SIZE, what=f"tag list of {display}")
                 link = resp.headers.get("link")
-            try:
-                page = json.loads(body).get("tags") or []
-            except (ValueError, AttributeError):
-                raise RegistryError(f"registry answered an invalid tag list for {display}") from None
-            tags.extend(t for t in page if isinstance(t, str))
-            m = _LINK_RE.search(link or "")
-            url = urljoin(url, m.group(1)) if m else None
-            if url and urlsplit(url)[:2] != origin:
-                raise RegistryError(f"{ep.label} sent a tag list page link to another host")
-        return tags
+            doc = _json_answer(body, f"the tag list of {display} from {ep.label}")
+            page = doc.get("tags") if isinstance(doc, dict) else None
+            if page is not None and not isinstance(page, list):
+                raise RegistryError(f"registry answered an invalid tag list for {display}")
+            yield [t for t in page or () if isinstance(t, str)]
+            url = pager.next(url, link, len(body))
 
     def check_login(self, domain: str) -> None:
         """Verify the credentials for ``domain``'s registry (never a mirror) with ``GET /v2/``."""
@@ -1037,24 +1293,16 @@ class RegistryClient:
 
     def _json_pages(self, ep: Endpoint, url: str, scope: str, *, what: str) -> Iterator[object]:
         """Decoded JSON answers of ``url`` and of the pages its ``Link: <...>; rel="next"`` headers name."""
-        origin = urlsplit(url)[:2]
-        for _ in range(100_000):
+        pager = _Pages(url, ep.label, what)
+        while url:
             with self._open("GET", ep, url, scope, retry=False) as resp:  # search: fall back, don't wait
                 if resp.status_code != 200:
                     raise self._status_error(url, resp)
                 body = _read_capped(resp, MAX_MANIFEST_SIZE, what=f"{what} from {_redact(url)}")
                 link = resp.headers.get("link")
-            try:
-                doc = json.loads(body)
-            except ValueError:
-                raise RegistryError(f"GET {_redact(url)}: the answer is not valid JSON") from None
+            doc = _json_answer(body, f"GET {_redact(url)}: the answer")
             yield doc
-            m = _LINK_RE.search(link or "")
-            if not m:
-                return
-            url = urljoin(url, m.group(1))
-            if urlsplit(url)[:2] != origin:
-                raise RegistryError(f"{ep.label} sent a page link to another host")
+            url = pager.next(url, link, len(body))
 
     def search_v1(self, ep: Endpoint, term: str, *, n: int, page: int = 1) -> dict:
         """One page of a Docker Hub style answer to ``GET /v1/search?q=TERM&n=N[&page=P]``."""
@@ -1065,18 +1313,16 @@ class RegistryClient:
             raise RegistryError(f"GET {_redact(url)}: not a search answer")
         return doc
 
-    def catalog(self, ep: Endpoint, *, page_size: int = 100, max_entries: int = 100_000) -> list[str]:
-        """Repositories of ``GET /v2/_catalog`` (scope ``registry:catalog:*``), every ``Link`` page followed."""
-        repos: list[str] = []
+    def catalog_pages(self, ep: Endpoint, *, page_size: int = 100) -> Iterator[list[str]]:
+        """Pages of repository names of ``GET /v2/_catalog`` (scope ``registry:catalog:*``), as they arrive."""
         url = f"{self._resolve(ep)}/v2/_catalog?n={page_size}"
         for doc in self._json_pages(ep, url, "registry:catalog:*", what="catalog"):
             page = doc.get("repositories") if isinstance(doc, dict) else None
             if not isinstance(page, list):
                 raise RegistryError(f"GET {_redact(url)}: not a catalog answer")
-            repos.extend(r for r in page if isinstance(r, str))
-            if not page or len(repos) >= max_entries:
-                break
-        return repos[:max_entries]
+            yield [r for r in page if isinstance(r, str)]
+            if not page:
+                return
 
     # -- errors -------------------------------------------------------------------------
     def _raise_for(self, resp: httpx.Response, *, what: str, display: str, path: str) -> None:
@@ -1139,9 +1385,10 @@ class RegistryClient:
             if same_origin:
                 h.update(self._auth_header(ep.host, scope))
             req = self._http.build_request(method, url, headers=h, content=body() if body is not None else None)
+            _set_limit(None)  # uploads: only the idle timeout
             try:
                 resp = self._http.send(req, stream=True)
-            except httpx.HTTPError as e:
+            except (httpx.HTTPError, httpx.InvalidURL) as e:
                 raise TransportError(f"{method} {_redact(url)}: {_reason(e)}") from e
             try:
                 data = _read_capped(resp, MAX_ERROR_SIZE, what="registry answer", truncate=True)
@@ -1172,10 +1419,7 @@ class RegistryClient:
         location = resp.headers.get("location")
         if not location:
             raise RegistryError(f"{what}: the registry started an upload without a Location")
-        url = urljoin(request_url, location)
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise RegistryError(f"{what}: the registry gave an unsupported upload URL")
-        return url
+        return _joined_url(request_url, location, f"{what}: the registry's upload URL")
 
     def blob_exists(self, domain: str, path: str, digest: str) -> bool:
         """``HEAD /v2/<path>/blobs/<digest>`` at the registry: does the repository have the blob?"""
@@ -1291,7 +1535,7 @@ def _challenge_error(resp: httpx.Response) -> tuple[str, str] | None:
 
 def _error_detail(body: bytes) -> tuple[str | None, str | None]:
     try:
-        doc = json.loads(body)
+        doc = jsonlimit.loads(body)  # an error body nested too deep has no detail
         err = doc["errors"][0]
         code = err.get("code") if isinstance(err.get("code"), str) else None
         msg = err.get("message") if isinstance(err.get("message"), str) else None

@@ -15,7 +15,7 @@ are applied before ``limit`` is counted: further pages are asked for until
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -29,6 +29,7 @@ __all__ = [
     "split_search_term",
     "search",
     "list_tags",
+    "tag_pages",
     "TagList",
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
@@ -39,6 +40,7 @@ MAX_LIMIT = 100
 V1_PAGE_MAX = 100  # Hub's largest page; asked for when filters may drop results
 V1_MAX_PAGES = 20  # at most this many /v1/search pages per endpoint
 CATALOG_PAGE_SIZE = 100  # distribution's default; read at call time (tests lower it)
+CATALOG_MAX_ENTRIES = 100_000  # catalog names looked at, at most
 
 _FILTER_KEYS = ("is-automated", "is-official", "stars")
 
@@ -222,14 +224,32 @@ def _result(x: object) -> SearchResult | None:
 
 
 def _search_catalog(client, ep, term, limit, filters, name_of, hub: bool) -> list[SearchResult]:
+    """Catalog names containing ``term``, exact matches first, read page by page: only what can
+    still be shown is kept, and the reading stops once nothing later can change the answer."""
     term = term.lower()
-    repos = client.catalog(ep, page_size=CATALOG_PAGE_SIZE)
     exact = {term, OFFICIAL_REPO_PREFIX + term} if hub else {term}
-    matches = [r for r in repos if term in r]
-    ordered = [r for r in matches if r in exact] + [r for r in matches if r not in exact]
-    # On a Docker Hub mirror, ``library/NAME`` is an official image, as on Hub.
-    results = (SearchResult(name_of(r), is_official=hub and _hub_name(r) != r) for r in ordered)
-    return [r for r in results if filters.match(r)][:limit]
+    first: list[SearchResult] = []  # exact matches
+    rest: list[SearchResult] = []
+    exact_seen: set[str] = set()
+    entries = 0
+    for page in client.catalog_pages(ep, page_size=CATALOG_PAGE_SIZE):
+        for r in page[: CATALOG_MAX_ENTRIES - entries]:
+            if term not in r:
+                continue
+            # On a Docker Hub mirror, ``library/NAME`` is an official image, as on Hub.
+            result = SearchResult(name_of(r), is_official=hub and _hub_name(r) != r)
+            if r in exact:
+                exact_seen.add(r)
+            if not filters.match(result):
+                continue
+            if r in exact:
+                first.append(result)
+            elif len(rest) < limit:
+                rest.append(result)
+        entries += len(page)
+        if entries >= CATALOG_MAX_ENTRIES or len(first) >= limit or (len(rest) >= limit and exact_seen == exact):
+            break
+    return (first + rest)[:limit]
 
 
 # -- tags ---------------------------------------------------------------------------------------
@@ -241,10 +261,29 @@ class TagList:
 
 def list_tags(name: str, *, client, limit: int | None = None) -> TagList:
     """Tags of repository ``name`` in the registry's order: its mirrors in turn, then the registry."""
+    repository, pages = tag_pages(name, client=client, limit=limit)
+    return TagList(repository, [t for page in pages for t in page])
+
+
+def tag_pages(name: str, *, client, limit: int | None = None) -> tuple[str, Iterator[list[str]]]:
+    """(familiar repository name, its tags page by page as the registry sends them, ``limit`` at most).
+
+    Nothing is asked before the first page is wanted; reading stops once ``limit`` tags came.
+    """
     if limit is not None and limit < 1:
         raise UsageError(f"limit {limit} must be at least 1")
     ref = parse(name, default_tag=False)
     if ref.tag is not None or ref.digest is not None:
         raise UsageError(f"{name}: give a repository without a tag or digest, e.g. {ref.familiar_repository}")
-    tags = client.list_tags(ref.domain, ref.path, display=ref.familiar_repository)
-    return TagList(ref.familiar_repository, tags[:limit])
+    return ref.familiar_repository, _at_most(client.iter_tags(ref.domain, ref.path, display=ref.familiar_repository), limit)
+
+
+def _at_most(pages: Iterator[list[str]], limit: int | None) -> Iterator[list[str]]:
+    left = limit
+    for page in pages:
+        if left is not None:
+            page = page[:left]
+            left -= len(page)
+        yield page
+        if left == 0:
+            return

@@ -4,6 +4,10 @@ Loading the CA bundle costs about 17 ms, every run that talks to a registry need
 (even a plain-HTTP loopback registry is first probed over https), and OpenSSL parses
 the bundle without holding the GIL.  Commands that will talk to a registry call
 ``prefetch()`` first thing, so the bundle loads while the rest of imgctl is imported.
+
+The loader is not a daemon thread: a command that fails before it needs the context (a bad
+reference, say) exits only once the bundle is loaded.  Ending the interpreter while OpenSSL is
+still parsing crashed the process (SIGSEGV, exit 139) with a large ``SSL_CERT_FILE``.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ def prefetch() -> None:
                 _loader.join()
             _shared, _loader, _loaded_for = None, None, _environment()
         if _loader is None and _shared is None:
-            _loader = threading.Thread(target=_load, name="trust-store", daemon=True)
+            _loader = threading.Thread(target=_load, name="trust-store", daemon=False)
             _loader.start()
 
 

@@ -1,7 +1,12 @@
 """``imgctl verify``: re-hash every blob and check every image against the index.
 
 Blobs are hashed in parallel (hashlib releases the GIL on large updates), each
-streamed in 1 MiB reads so memory stays flat whatever the blob size.
+streamed in 1 MiB reads so memory stays flat whatever the blob size.  The index
+itself is checked first (``Store.check_index``); a damaged one is reported, and
+``--repair`` rebuilds it from what the blobs prove: every image whose manifest,
+config and layers are present and verify, and the tags and repo digests the
+reference journal (``refs.journal``) records for those images.  Entries in
+``blobs/sha256`` that are not blobs are reported and moved to ``lost+found``.
 """
 
 from __future__ import annotations
@@ -10,9 +15,13 @@ import concurrent.futures as cf
 import hashlib
 import json
 import os
+import stat
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from imgctl.store import Store
+from imgctl.errors import ImgctlError, IndexCorrupt, StoreError
+from imgctl.store import Store, is_blob_name, read_ref_journal
 
 __all__ = ["Problem", "VerifyReport", "verify_store"]
 
@@ -21,7 +30,7 @@ READ = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    kind: str  # corrupt-blob | missing-blob | bad-manifest | bad-config
+    kind: str  # corrupt-blob | missing-blob | bad-manifest | bad-config | damaged | stray | damaged-index
     digest: str
     detail: str
     images: tuple[str, ...] = ()
@@ -37,28 +46,78 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)  # what --repair did besides removing blobs, one line each
 
 
 def _hash_file(path: str) -> tuple[str, int] | None:
     h = hashlib.sha256()
     n = 0
     try:
-        with open(path, "rb", buffering=0) as f:
-            while chunk := f.read(READ):
-                h.update(chunk)
-                n += len(chunk)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return None  # removed meanwhile by a concurrent prune: not a problem
+    except OSError:
+        return "", 0  # replaced meanwhile by something that is not a blob: it does not hash to its name
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return "", 0
+    os.set_blocking(fd, True)
+    with open(fd, "rb", buffering=0) as f:
+        while chunk := f.read(READ):
+            h.update(chunk)
+            n += len(chunk)
     return f"sha256:{h.hexdigest()}", n
+
+
+def _scan(store: Store) -> tuple[list[str], list[tuple[str, str]]]:
+    """Names of blob files, and (name, what it is) of every other entry in blobs/sha256."""
+    names: list[str] = []
+    strays: list[tuple[str, str]] = []
+    try:
+        entries = sorted(os.listdir(store.blobs_dir))
+    except FileNotFoundError:
+        return names, strays
+    except OSError as e:
+        raise StoreError(f"cannot read {store.blobs_dir}: {e.strerror}") from None
+    for name in entries:
+        try:
+            mode = os.lstat(store.blobs_dir / name).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode):
+            strays.append((name, "a symlink"))
+        elif stat.S_ISDIR(mode):
+            strays.append((name, "a directory"))
+        elif not stat.S_ISREG(mode):
+            strays.append((name, "not a regular file"))
+        elif not is_blob_name(name):
+            strays.append((name, "its name is not a sha256 digest"))
+        else:
+            names.append(name)
+    return names, strays
 
 
 def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None) -> VerifyReport:
     report = VerifyReport()
-    names = sorted(os.listdir(store.blobs_dir)) if store.blobs_dir.is_dir() else []
-    con = store.db
+    if repair:
+        try:
+            store._refuse_if_read_only()
+        except IndexCorrupt:
+            pass  # judged below; a damaged index is what --repair is for
+    names, strays = _scan(store)
+    for name, what in strays:
+        report.problems.append(Problem("stray", name, f"{store.blobs_dir / name} is not a blob: {what}"))
+
+    index_error: IndexCorrupt | None = None
     users: dict[str, list[str]] = {}
-    for image_id, digest in con.execute("SELECT image_id, digest FROM image_blobs ORDER BY image_id"):
-        users.setdefault(digest, []).append(image_id)
+    try:
+        store.check_index()
+        for image_id, digest in store.db.execute("SELECT image_id, digest FROM image_blobs ORDER BY image_id"):
+            users.setdefault(digest, []).append(image_id)
+    except IndexCorrupt as e:
+        index_error = e
+        detail = str(e) + (" --repair to rebuild it from the blobs" if str(e).endswith("run imgctl verify") else "")
+        report.problems.append(Problem("damaged-index", "", detail))
 
     corrupt: set[str] = set()
     workers = jobs or min(8, (os.cpu_count() or 2))
@@ -78,6 +137,97 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
                 )
 
     present = {f"sha256:{n}" for n in names}
+    fixes: list[tuple] = []
+    if index_error is None:
+        _check_images(store, report, present, corrupt, repair)
+        fixes = _check_refs(store, report)
+
+    if repair:
+        for p in report.problems:
+            if p.kind == "corrupt-blob":
+                try:
+                    os.unlink(store.blob_path(p.digest))
+                    report.removed.append(p.digest)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    report.repairs.append(f"Cannot remove corrupt blob {p.digest}: {e.strerror}")
+        _move_strays(store, strays, report)
+        if index_error is not None:
+            _rebuild_index(store, present - corrupt, report)
+        else:
+            damaged: set[str] = set()
+            for p in report.problems:
+                damaged.update(p.images)
+            good = present - corrupt
+            for image_id in sorted(damaged):
+                if _reprove(store, image_id, good):
+                    damaged.discard(image_id)
+                    report.repairs.append(f"Image {image_id[7:19]}: its blob list was rebuilt from its manifest")
+            if report.removed:
+                with store.transaction() as tx:
+                    tx.executemany("DELETE FROM layers WHERE digest = ?", [(d,) for d in report.removed])
+            store.mark_damaged(sorted(damaged))
+            report.damaged = sorted(damaged)
+            _fix_refs(store, fixes, report)
+    return report
+
+
+def _check_refs(store: Store, report: VerifyReport) -> list[tuple]:
+    """The index's references against the reference journal; returns what ``--repair`` does
+    about each difference."""
+    from imgctl.images import familiar_repository
+
+    images = {r[0] for r in store.db.execute("SELECT id FROM images")}
+    fixes: list[tuple] = []
+    for kind, key, have, want in store.ref_differences():
+        name = f"{familiar_repository(key[0])}{':' if kind == 'tag' else '@'}{key[1]}"
+        want_id = want[0] if kind == "tag" and want else want
+        if want is None:
+            detail = "is in the index but not in the reference journal"
+            fixes.append(("journal", kind, key, have))
+        elif want_id not in images:
+            detail = f"the reference journal names image {want_id[7:19]}, which the index does not hold"
+            fixes.append(("journal", kind, key, have))  # have may be None: the journal drops it
+        else:
+            detail = f"the index says {_ref_text(kind, have)}, the reference journal {_ref_text(kind, want)}"
+            fixes.append(("index", kind, key, want))
+        report.problems.append(Problem("reference", name, f"{'tag' if kind == 'tag' else 'digest'} {name}: {detail}"))
+    return fixes
+
+
+def _ref_text(kind: str, value) -> str:
+    if value is None:
+        return "nothing"
+    if kind == "tag":
+        return f"image {value[0][7:19]}" + (f" pulled as {value[1]}" if value[1] else "")
+    return f"image {value[7:19]}"
+
+
+def _fix_refs(store: Store, fixes: list[tuple], report: VerifyReport) -> None:
+    """Index and journal agree again: the journal's value where its image is in the index,
+    else the index's value is written to the journal."""
+    records: list[tuple] = []
+    with store.transaction() as con:
+        for side, kind, (repo, name), value in fixes:
+            if side == "index" and kind == "tag":
+                con.execute(
+                    "INSERT INTO tags (repository, tag, image_id, digest) VALUES (?,?,?,?) ON CONFLICT(repository, tag) "
+                    "DO UPDATE SET image_id = excluded.image_id, digest = excluded.digest", (repo, name, *value),
+                )
+            elif side == "index":
+                con.execute("INSERT OR REPLACE INTO digests (repository, digest, image_id) VALUES (?,?,?)", (repo, name, value))
+            elif value is None:
+                records.append(("untag" if kind == "tag" else "unpin", repo, name))
+            else:
+                records.append((kind, repo, name, *value) if kind == "tag" else (kind, repo, name, value))
+    store.journal_refs(records)
+    if fixes:
+        report.repairs.append(f"Made {len(fixes)} references of the index and the reference journal agree again")
+
+
+def _check_images(store: Store, report: VerifyReport, present: set[str], corrupt: set[str], repair: bool) -> None:
+    con = store.db
     images = con.execute("SELECT id, manifest_digest FROM images ORDER BY id").fetchall()
     report.images = len(images)
     damaged = store.damaged()
@@ -99,22 +249,214 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
             if problem:
                 report.problems.append(problem)
 
-    if repair:
-        damaged: set[str] = set()
-        for p in report.problems:
-            damaged.update(p.images)
-            if p.kind == "corrupt-blob":
-                try:
-                    os.unlink(store.blob_path(p.digest))
-                    report.removed.append(p.digest)
-                except FileNotFoundError:
-                    pass
-        if report.removed:
-            with store.transaction() as tx:
-                tx.executemany("DELETE FROM layers WHERE digest = ?", [(d,) for d in report.removed])
-        store.mark_damaged(sorted(damaged))
-        report.damaged = sorted(damaged)
-    return report
+
+def _lost_and_found(store: Store) -> Path:
+    d = store.root / "lost+found"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def _move_aside(store: Store, path: Path, stamp: str) -> Path:
+    dest = _lost_and_found(store) / f"{path.name}.{stamp}"
+    n = 1
+    while dest.exists() or dest.is_symlink():
+        n += 1
+        dest = dest.with_name(f"{path.name}.{stamp}.{n}")
+    os.rename(path, dest)
+    return dest
+
+
+def _move_strays(store: Store, strays: list[tuple[str, str]], report: VerifyReport) -> None:
+    """Nothing that is not a blob stays among the blobs: strays go to lost+found (kept, not deleted)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for name, _ in strays:
+        try:
+            dest = _move_aside(store, store.blobs_dir / name, stamp)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            report.repairs.append(f"Cannot move stray {store.blobs_dir / name} aside: {e.strerror}")
+            continue
+        report.repairs.append(f"Moved stray {store.blobs_dir / name} to {dest}")
+
+
+# -- rebuilding a damaged index -------------------------------------------------------------
+def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
+    """Move the damaged index to lost+found and record again what the blobs prove."""
+    from imgctl.images import familiar_repository
+    from imgctl.oci import MAX_MANIFEST_SIZE, Index, Manifest, parse_config, parse_document
+
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    store.close()
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(f"{store.index_path}{suffix}")
+            if path.exists():
+                dest = _move_aside(store, path, stamp)
+                if not suffix:
+                    report.repairs.append(f"Moved the damaged index to {dest}")
+    except OSError as e:
+        raise StoreError(f"cannot move the damaged index aside: {e.strerror}") from None
+    store._checked = store._removable_checked = False
+    store.read_only = None
+    store._rebuilding = True
+
+    docs: dict[str, Manifest | Index] = {}
+    for digest in sorted(good):
+        data = _small_json(store, digest, MAX_MANIFEST_SIZE)
+        if data is None:
+            continue
+        try:
+            docs[digest] = parse_document(data)
+        except (ImgctlError, RecursionError, ValueError):
+            continue
+    tags, pins, bad_lines = read_ref_journal(store.root)
+    wanted = {d for _, d in tags.values() if d} | {d for (_, d) in pins}
+
+    layers: dict[str, object] = {}
+    images: dict[str, tuple] = {}  # image id -> (ImageRecord, blobs)
+    for mdigest in sorted(docs, key=lambda d: (d not in wanted, d)):  # the digest a tag names wins
+        doc = docs[mdigest]
+        if not isinstance(doc, Manifest) or doc.config.digest in images or doc.config.digest not in good:
+            continue
+        built = _prove_image(store, mdigest, doc, good, layers, parse_config)
+        if built is not None:
+            images[doc.config.digest] = built
+
+    by_manifest = {rec.manifest_digest: image_id for image_id, (rec, _) in images.items()}
+    for idigest in sorted(docs, key=lambda d: (d not in wanted, d)):
+        doc = docs[idigest]
+        if isinstance(doc, Index):
+            for entry in doc.manifests:
+                image_id = by_manifest.get(entry.digest)
+                if image_id and not any(k == "index" for k, _, _ in images[image_id][1]):
+                    images[image_id][1].append(("index", idigest, 0))
+
+    def names(image_id: str, digest: str | None) -> bool:
+        """DIGEST is what the image was pulled as: its manifest, or an index listing that manifest."""
+        if not digest or image_id not in images:
+            return False
+        rec, blobs = images[image_id]
+        return digest == rec.manifest_digest or ("index", digest, 0) in blobs
+
+    for rec in layers.values():
+        if rec is not None:
+            store.record_layer(rec)
+    for image_id, (rec, blobs) in sorted(images.items()):
+        store.add_image(rec, blobs)
+    restored_tags = restored_pins = 0
+    lost: list[str] = []
+    forget: list[tuple] = []  # the journal follows the index for what the blobs cannot prove
+    for (repo, tag), (image_id, digest) in sorted(tags.items()):
+        if image_id in images:
+            rec, blobs = images[image_id]
+            store.add_image(rec, blobs, repository=repo, tag=tag, digest=digest if names(image_id, digest) else None)
+            restored_tags += 1
+        else:
+            lost.append(f"{familiar_repository(repo)}:{tag}")
+            forget.append(("untag", repo, tag))
+    for (repo, digest), image_id in sorted(pins.items()):
+        if names(image_id, digest):
+            rec, blobs = images[image_id]
+            store.add_image(rec, blobs, repository=repo, digest=digest, pinned=True)
+            restored_pins += 1
+        else:
+            lost.append(f"{familiar_repository(repo)}@{digest}")
+            forget.append(("unpin", repo, digest))
+    store.journal_refs(forget)
+    report.repairs.append(
+        f"Rebuilt the index from the blobs: {len(images)} images, {restored_tags} tags and "
+        f"{restored_pins} repo digests restored"
+    )
+    for name in lost:
+        report.repairs.append(f"Could not restore {name}: its image is not complete in the store (pull it again)")
+    if bad_lines:
+        report.repairs.append(f"Skipped {bad_lines} damaged lines of {store.journal_path}")
+
+
+def _reprove(store: Store, image_id: str, good: set[str]) -> bool:
+    """Rewrite an image's blob list from its manifest when the manifest, config and every
+    layer are present and verify (rows that named wrong or missing blobs); False if not."""
+    from imgctl.oci import MAX_MANIFEST_SIZE, Manifest, parse_config, parse_document
+
+    rec = store.image(image_id)
+    if rec is None or rec.manifest_digest not in good:
+        return False
+    data = _small_json(store, rec.manifest_digest, MAX_MANIFEST_SIZE)
+    try:
+        doc = parse_document(data) if data is not None else None
+    except (ImgctlError, RecursionError, ValueError):
+        return False
+    if not isinstance(doc, Manifest) or doc.config.digest != image_id or image_id not in good:
+        return False
+    layers: dict = {}
+    built = _prove_image(store, rec.manifest_digest, doc, good, layers, parse_config)
+    if built is None:
+        return False
+    _, blobs = built
+    blobs += [(k, d, p) for k, d, p in store.db.execute(
+        "SELECT kind, digest, position FROM image_blobs WHERE image_id = ? AND kind = 'index'", (image_id,)
+    ) if d in good]
+    for layer in layers.values():
+        store.record_layer(layer)
+    store.add_image(rec, blobs)
+    return True
+
+
+def _small_json(store: Store, digest: str, limit: int) -> bytes | None:
+    """A blob that could be a manifest or index (small, a JSON object), else None."""
+    try:
+        with store.open_blob(digest) as f:
+            head = f.read(1)
+            if head != b"{":
+                return None
+            data = head + f.read(limit)
+    except (OSError, StoreError):
+        return None
+    return data if len(data) <= limit else None
+
+
+def _prove_image(store: Store, mdigest: str, doc, good: set[str], layers: dict, parse_config) -> tuple | None:
+    """(ImageRecord, blobs) when the manifest's config and every layer are present and verify."""
+    from imgctl.oci import MAX_MANIFEST_SIZE, layer_compression
+    from imgctl.pull import image_record
+
+    try:
+        config = parse_config(store.read_blob(doc.config.digest, MAX_MANIFEST_SIZE))
+    except (ImgctlError, RecursionError, ValueError):
+        return None
+    if len(config.diff_ids) != len(doc.layers) or not all(l.digest in good for l in doc.layers):
+        return None
+    records = []
+    for desc, diff_id in zip(doc.layers, config.diff_ids):
+        if desc.digest not in layers:
+            layers[desc.digest] = _layer_record(store, desc, layer_compression)
+        rec = layers[desc.digest]
+        if rec is None or rec.diff_id != diff_id:
+            return None
+        records.append(rec)
+    blobs = [("manifest", mdigest, 0), ("config", doc.config.digest, 0)]
+    blobs += [("layer", r.digest, i) for i, r in enumerate(records)]
+    return image_record(mdigest, doc, config, records), blobs
+
+
+def _layer_record(store: Store, desc, layer_compression):
+    """Decompress a layer blob to learn (and so prove) its diff_id and size; None if it cannot be."""
+    from imgctl.pull import _Decoder
+    from imgctl.store import LayerRecord
+
+    try:
+        dec = _Decoder(layer_compression(desc.media_type))
+        with store.open_blob(desc.digest) as f:
+            n = 0
+            while chunk := f.read(READ):
+                dec.feed(chunk)
+                n += len(chunk)
+        if n != desc.size:
+            return None
+        return LayerRecord(desc.digest, dec.finish(), desc.size, dec.size, desc.media_type)
+    except (ImgctlError, OSError):
+        return None
 
 
 def _check_manifest(store: Store, image_id: str, manifest_digest: str, layers: list[str]) -> Problem | None:
@@ -122,7 +464,7 @@ def _check_manifest(store: Store, image_id: str, manifest_digest: str, layers: l
         doc = json.loads(store.read_blob(manifest_digest))
         config = doc["config"]["digest"]
         listed = [l["digest"] for l in doc["layers"]]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError, StoreError):
         return Problem("bad-manifest", manifest_digest, f"image {image_id[7:19]}: manifest {manifest_digest} is not an image manifest", (image_id,))
     if config != image_id:
         return Problem("bad-manifest", manifest_digest, f"image {image_id[7:19]}: manifest {manifest_digest} names config {config}", (image_id,))

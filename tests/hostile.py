@@ -540,3 +540,103 @@ def run_measured(
         else:  # killed before imgctl ended
             maxrss, code = 0, proc.returncode
     return Measured(code=code, out=stdout, err=stderr, maxrss_kib=maxrss, seconds=seconds, timed_out=timed_out)
+
+
+# -- a server that sends any bytes at any pace (issue 13: deadlines, broken HTTP) ---------------
+Answer = bytes | Iterable[bytes | float]  # bytes, or pieces to send with pauses (float seconds)
+
+
+def http_answer(status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, reason: str = "X") -> bytes:
+    """A whole HTTP/1.1 answer with an honest Content-Length (``headers`` may override it)."""
+    head = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Connection": "close", **(headers or {})}
+    lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in head.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def trickle(data: bytes, every: float = 0.05, step: int = 1) -> Iterator[bytes | float]:
+    """``data`` ``step`` bytes at a time, ``every`` seconds apart."""
+    for i in range(0, len(data), step):
+        yield data[i:i + step]
+        yield every
+
+
+def forever(piece: bytes, every: float = 0.05) -> Iterator[bytes | float]:
+    """``piece`` again and again, ``every`` seconds apart, until the server stops."""
+    while True:
+        yield piece
+        yield every
+
+
+class RawServer:
+    """HTTP on 127.0.0.1 where ``route(method, target, headers)`` returns the raw answer.
+
+    Each connection carries one request (``http_answer`` says ``Connection: close``); the answer's pieces are written as they come (a float
+    is a pause) and the connection is closed after it.  With ``route`` returning ``None`` the
+    server plays an honest registry ping: ``GET /v2/`` -> 200 ``{}``, anything else -> 404.
+    ``requests`` lists (method, target, headers) in order.
+    """
+
+    def __init__(self, route: Callable[[str, str, dict[str, str]], Answer | None]) -> None:
+        self.route = route
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self._stop = threading.Event()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.05)
+        self.host = f"127.0.0.1:{self._sock.getsockname()[1]}"
+        self.url = f"http://{self.host}"
+        self._threads: list[threading.Thread] = []
+        self._accept = threading.Thread(target=self._serve, daemon=True)
+        self._accept.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            t = threading.Thread(target=self._one, args=(conn,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _one(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(5)
+            data = b""
+            while b"\r\n\r\n" not in data and len(data) < 1 << 20:
+                piece = conn.recv(65536)
+                if not piece or data + piece[:1] == b"\x16":
+                    return  # closed, or a TLS handshake (an https probe): plain HTTP only here
+                data += piece
+            head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+            method, target = head[0].split(" ")[:2]
+            headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}
+            self.requests.append((method, target, headers))
+            answer = self.route(method, target, headers)
+            if answer is None:
+                answer = http_answer(200, b"{}") if target == "/v2/" else http_answer(404, b'{"errors":[]}')
+            for piece in (answer,) if isinstance(answer, bytes) else answer:
+                if self._stop.is_set():
+                    break
+                if isinstance(piece, float):
+                    self._stop.wait(piece)
+                else:
+                    conn.sendall(piece)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._accept.join(5)
+        self._sock.close()
+        for t in self._threads:
+            t.join(5)
+
+    def __enter__(self) -> "RawServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -366,15 +366,15 @@ def _hostile_archives() -> dict[str, tuple[bytes, str]]:
     oci_index = b'{"schemaVersion":2,"manifests":' + nested(100_000) + b"}"
     layout = b'{"imageLayoutVersion":"1.0.0"}'
     return {
-        "manifest.json-nested": (with_manifest(nested(100_000)), "invalid archive: manifest.json: nested more than 200 levels deep"),
-        "manifest.json-nested-250": (with_manifest(nested(250)), "nested more than 200 levels deep"),
+        "manifest.json-nested": (with_manifest(nested(100_000)), "invalid archive: manifest.json: nested deeper than 100 levels"),
+        "manifest.json-nested-250": (with_manifest(nested(250)), "nested deeper than 100 levels"),
         "index.json-nested": (
             _archive_with([(info("oci-layout", size=len(layout)), layout), (info("index.json", size=len(oci_index)), oci_index)]),
-            "invalid manifest: nested more than 200 levels deep",
+            "invalid manifest: nested deeper than 100 levels",
         ),
         "config-nested": (
             docker_archive([], ["evil/app:1"], config=deep_config),
-            "invalid image config: nested more than 200 levels deep",
+            "invalid image config: nested deeper than 100 levels",
         ),
         "absolute-config": (with_manifest([{**good[0], "Config": "/etc/passwd"}]), "etc/passwd is missing"),
         "dotdot-layer": (with_manifest([{**good[0], "Layers": ["../../" + lname]}]), "is missing"),

@@ -128,15 +128,18 @@ def verify_cmd(
 ) -> None:
     """Re-hash every blob and check every image; one line per problem, exit 1 if any."""
     from imgctl.errors import StoreError
+    from imgctl.formatting import terminal_safe
     from imgctl.images import familiar_repository
     from imgctl.verify import verify_store
 
     store = state.store()
     report = verify_store(store, repair=repair)
-    for problem in report.problems:
-        print(problem)
+    for problem in report.problems:  # may quote names found on disk (stray entries)
+        print(terminal_safe(str(problem)))
     for digest in report.removed:
         print(f"Removed corrupt blob {digest}")
+    for line in report.repairs:
+        print(terminal_safe(line))
     if report.damaged:
         names = {}
         for repo, tag, image_id in store.db.execute("SELECT repository, tag, image_id FROM tags ORDER BY repository, tag"):

@@ -81,21 +81,30 @@ def tags_cmd(
 ) -> None:
     """List the tags of a repository in a registry."""
     talks_to_registries()
-    from imgctl.search import list_tags
-
-    with _client(authfile) as client:
-        found = list_tags(name, client=client, limit=limit)
+    from imgctl.formatting import Template, rows_output
     from imgctl.reference import is_valid_tag
+    from imgctl.search import tag_pages
 
-    tags = _valid_only(found.tags, is_valid_tag, "tag(s)")
-    if format_ is None:
-        for tag in tags:  # one per line as they come
-            sys.stdout.write(tag + "\n")
-        return
-    from imgctl.formatting import rows_output
-
-    rows = [{"Repository": found.repository, "Tag": t} for t in tags]
-    sys.stdout.write(rows_output(format_, rows, default_table=TAGS_TABLE, headers=TAGS_HEADERS, type_name="*formatter.tagContext"))
+    # Tags are printed as their pages arrive (memory: one page), except in a table, which is
+    # aligned over all of its rows.
+    table = format_ is not None and (format_ in ("", "table") or Template(format_).is_table)
+    kw = {"default_table": TAGS_TABLE, "headers": TAGS_HEADERS, "type_name": "*formatter.tagContext"}
+    rows: list[dict] = []
+    with _client(authfile) as client:
+        repository, pages = tag_pages(name, client=client, limit=limit)
+        for page in _valid_pages(pages, is_valid_tag, "tag(s)"):
+            if format_ is None:
+                text = "".join(t + "\n" for t in page)
+            else:
+                page_rows = [{"Repository": repository, "Tag": t} for t in page]
+                if table:
+                    rows.extend(page_rows)
+                    continue
+                text = rows_output(format_, page_rows, **kw)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    if table:
+        sys.stdout.write(rows_output(format_, rows, **kw))
 
 
 def _valid_repository(name: str) -> bool:
@@ -119,5 +128,19 @@ def _valid_only(items, valid, what: str):
             yield x
         else:
             skipped += 1
+    _warn_skipped(skipped, what)
+
+
+def _warn_skipped(skipped: int, what: str) -> None:
     if skipped:
         print(f"WARNING: skipped {skipped} {what} from the registry: not valid names", file=sys.stderr)
+
+
+def _valid_pages(pages, valid, what: str):
+    """``_valid_only`` page by page: each page's valid names, as the pages come."""
+    skipped = 0
+    for page in pages:
+        kept = [x for x in page if valid(x)]
+        skipped += len(page) - len(kept)
+        yield kept
+    _warn_skipped(skipped, what)
