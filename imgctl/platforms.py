@@ -455,6 +455,7 @@ def remove_platform(store: Store, image_id: str, want: Platform, name: str) -> s
 
 
 def _remove_platform(store: Store, image_id: str, want: Platform, name: str) -> str:
+    store.check_removable()  # nothing is removed on the word of an index that was not checked
     rec = select_record(store, image_id, want, name)
     records = platform_records(store, image_id)
     if len(records) == 1:
@@ -537,3 +538,29 @@ def keep_attestations(store: Store, image_id: str) -> None:
     with store.transaction() as tx:
         if tx.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone() is not None:
             sync_platforms(store, tx, image_id)
+
+
+def regroup(store: Store) -> int:
+    """After ``verify --repair`` rebuilt the index from the blobs (one image per manifest):
+    each reference that names an index gets its image back whole -- every platform present
+    joins it, and the rows the rebuild made for those platforms go.  Returns how many
+    images were regrouped."""
+    refs = store.db.execute(
+        "SELECT repository, tag, image_id, digest, 0 FROM tags WHERE digest IS NOT NULL "
+        "UNION ALL SELECT repository, NULL, image_id, digest, 1 FROM digests ORDER BY 1, 2"
+    ).fetchall()
+    done = 0
+    for repository, tag, image_id, digest, pinned in refs:
+        index = load_index(store, digest)
+        rec = store.image(image_id)
+        if index is None or rec is None:
+            continue
+        blobs = manifest_blobs(store, rec.manifest_digest) + [("index", digest, 0)]
+        new_id, _ = record_image(store, rec, blobs, index, repository=repository, tag=tag, digest=digest, pinned=bool(pinned))
+        members = {d.digest for d in image_entries(index.index)}
+        with store.transaction() as tx:
+            for other_id, manifest in tx.execute("SELECT id, manifest_digest FROM images").fetchall():
+                if other_id != new_id and manifest in members:
+                    _drop_if_unreferenced(tx, other_id)
+        done += 1
+    return done

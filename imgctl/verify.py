@@ -364,6 +364,9 @@ def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
             lost.append(f"{familiar_repository(repo)}@{digest}")
             forget.append(("unpin", repo, digest))
     store.journal_refs(forget)
+    from imgctl.platforms import regroup
+
+    regroup(store)  # an image pulled through an index is one image again, with all its platforms
     report.repairs.append(
         f"Rebuilt the index from the blobs: {len(images)} images, {restored_tags} tags and "
         f"{restored_pins} repo digests restored"

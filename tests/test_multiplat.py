@@ -622,3 +622,20 @@ def test_concurrent_pulls_of_several_platforms_make_one_image(registry, unique_r
         assert image_ids(root) == {host.config_digest}  # no stray row, the host's platform shows
         assert _available(root) == {host.manifest_digest, other.manifest_digest, armv7.manifest_digest}
         assert_store_verifies(root)
+
+
+def test_repair_after_a_lost_index_gives_the_image_back_whole(multi, store_root):
+    name, idx, host, other, armv7 = multi
+    assert run("pull", "--platform", f"linux/{OTHER}", name).code == 0
+    assert run("pull", name).code == 0
+    before = run("images", "--digests").out
+    for n in ("index.db", "index.db-wal", "index.db-shm"):
+        if (store_root / n).exists():
+            (store_root / n).unlink()
+    r = run("verify", "--repair")
+    assert "Rebuilt the index from the blobs" in r.out, (r.out, r.err)
+    assert run("verify").code == 0
+    assert run("images", "--digests").out == before
+    assert image_ids(store_root) == {host.config_digest}
+    assert _available(store_root) == {host.manifest_digest, other.manifest_digest}
+    assert_store_verifies(store_root)
