@@ -639,3 +639,18 @@ def test_repair_after_a_lost_index_gives_the_image_back_whole(multi, store_root)
     assert image_ids(store_root) == {host.config_digest}
     assert _available(store_root) == {host.manifest_digest, other.manifest_digest}
     assert_store_verifies(store_root)
+
+
+def test_pull_by_index_digest_adds_platforms_to_the_pinned_image(multi, store_root):
+    name, idx, host, other, armv7 = multi
+    pinned = f"{name.rsplit(':', 1)[0]}@{idx.manifest_digest}"
+    assert run("pull", pinned).code == 0
+    assert run("pull", "--platform", f"linux/{OTHER}", pinned).code == 0
+    assert image_ids(store_root) == {host.config_digest}
+    assert _available(store_root) == {host.manifest_digest, other.manifest_digest}
+    assert run("images", "--digests", "--format", "{{.Tag}} {{.Digest}}").out == f"<none> {idx.manifest_digest}\n"
+    # the tag pulled later is the same image
+    assert run("pull", name).code == 0
+    assert image_ids(store_root) == {host.config_digest}
+    assert run("push", pinned).code == 0  # by digest: the index, whose entries the repository has
+    assert_store_verifies(store_root)
