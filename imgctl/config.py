@@ -57,6 +57,7 @@ class Config:
     insecure_registries: tuple[str, ...] = ()
     max_concurrent_downloads: int = 3
     max_download_attempts: int = 5  # docker's key: tries per request or blob on transient failures
+    max_layers: int = 10_000  # layers per image manifest a pull accepts (``max-layers``)
     retry_delay: float = 1.0  # seconds before the first retry; doubles each time (Retry-After wins)
     index_server: str = "https://index.docker.io"
     registries: dict[str, tuple[str, ...]] = field(default_factory=dict)  # host -> mirrors

@@ -472,10 +472,14 @@ class Store:
         return LayerRecord(*row) if row else None
 
     def record_layer(self, rec: LayerRecord) -> None:
+        self.record_layers([rec])
+
+    def record_layers(self, recs: Iterable[LayerRecord]) -> None:
+        """Record verified layers in one transaction (a pull of many small layers batches them)."""
         with self.transaction() as con:
-            con.execute(
+            con.executemany(
                 "INSERT OR REPLACE INTO layers (digest, diff_id, size, uncompressed_size, media_type) VALUES (?,?,?,?,?)",
-                (rec.digest, rec.diff_id, rec.size, rec.uncompressed_size, rec.media_type),
+                [(r.digest, r.diff_id, r.size, r.uncompressed_size, r.media_type) for r in recs],
             )
 
     # -- images -----------------------------------------------------------------
