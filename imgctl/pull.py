@@ -528,22 +528,21 @@ def image_record(manifest_digest: str, manifest: Manifest, config: ImageConfig, 
 def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tuple[str, ...]) -> list[LayerRecord]:
     progress = p.progress
     todo = []
-    present = []
     for i, desc in enumerate(manifest.layers):
         layer_compression(desc.media_type)  # refuse unknown layer types before downloading anything
         known = p.store.layer(desc.digest)
-        if known is not None and p.store.has_blob(desc.digest):
-            present.append(i)
-        else:
+        if known is None or not p.store.has_blob(desc.digest):
             todo.append(i)
     # An image already complete shows no layer lines at all (docker skips the layers when it
-    # has the image's config); otherwise the layers already here are "Already exists".
+    # has the image's config); otherwise each layer in order: "Already exists" or "Pulling fs layer".
+    todo_set = set(todo)
     if todo or p.fetched:
-        for i in present:
-            progress(Event("exists", _short(manifest.layers[i].digest)))
+        for i, desc in enumerate(manifest.layers):
+            if i in todo_set:
+                progress(Event("pulling", _short(desc.digest), 0, desc.size))
+            else:
+                progress(Event("exists", _short(desc.digest)))
     workers = max(1, p.config.max_concurrent_downloads)
-    for i in todo:
-        progress(Event("pulling", _short(manifest.layers[i].digest), 0, manifest.layers[i].size))
     for n, i in enumerate(todo):
         if n >= workers:
             progress(Event("waiting", _short(manifest.layers[i].digest)))
@@ -558,7 +557,6 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
             f = pool.submit(p.layer, ref, desc, diff_ids[i])
             f.add_done_callback(lambda _f, i=i: finished.put(i))
             futures.append(f)
-        todo_set = set(todo)
         done_upto = 0
         recorded_at = time.monotonic()
         try:
