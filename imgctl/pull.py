@@ -266,6 +266,7 @@ class _Puller:
         with self._lock:
             recs, self._unrecorded = self._unrecorded, []
         if recs:
+            self.store.sync_blobs()  # their blobs' names are durable before the index has them
             self.store.record_layers(recs)
 
     def _count(self, n: int, blobs: int = 0) -> None:
@@ -376,7 +377,7 @@ class _Puller:
             self._count(writer.written - resumed, 1)
             self.progress(Event("verifying", short))
             got_diff_id = decoder.finish()
-            writer.commit()  # checks size and digest again; publishes the blob
+            writer.commit(sync_dir=False)  # checks size and digest again; publishes the blob (record() syncs)
         except VerificationError:
             writer.abort()  # bad bytes are never kept for a resume
             raise
