@@ -1,7 +1,8 @@
 """Configuration: ``config.toml`` and where things live.
 
 A missing file means defaults.  A broken file is a ``ConfigError`` that names
-the file and, for syntax errors, the line.
+the file, the key and the line (syntax errors: line and column).  Every command
+loads it (``imgctl.cli``), so a mistake shows whatever the command.
 """
 
 from __future__ import annotations
