@@ -7,6 +7,7 @@ than ``max-layers`` (default 10,000) are refused before anything is fetched or w
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import pytest
@@ -50,11 +51,17 @@ def test_a_5000_layer_image_pulls_within_a_bound(registry, unique_repo, store_ro
     push_raw_manifest(registry.url, unique_repo, "v1", img.manifest_bytes, img.manifest_media_type)
     name = registry.ref(unique_repo, "v1")
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = run_measured(["pull", name], timeout=180)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # imgctl's CPU, reaped by run_measured's launcher
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert (r.code, r.timed_out) == (0, False), r.err
-    # 97 s before (68 s of it one thread re-scanning every pending layer); about 40 s on a busy
-    # 2-core machine now, where the registry's own CPU is more than half of it (see README).
-    assert r.seconds < 90, r.seconds
+    # Wall time depends on the machine's load and on the registry (whose own CPU is more than
+    # imgctl's here): a generous bound.  imgctl's CPU time is the regression check: 31-36 s
+    # before (an O(n^2) wait for finished layers, a thread and a transaction per layer),
+    # about 12 s after, measured on a 2-core machine under a load average of 10.
+    assert r.seconds < 150, r.seconds
+    assert cpu < 20, cpu
     assert r.maxrss_kib < 200 * 1024, r.maxrss_kib
     lines = r.out.splitlines()
     assert sum(l.endswith(": Pull complete") for l in lines) == 5000
