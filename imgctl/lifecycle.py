@@ -59,6 +59,19 @@ def _refs(con, image_id: str) -> list[tuple[str, str | None, str | None]]:
     return rows
 
 
+def _repo_digest_lines(con, image_id: str, repository: str | None, tag_digests: set[tuple[str, str]]) -> list[str]:
+    """Drop the repo digests (``repo@sha256:...``) of ``repository`` (None: every repository) and
+    say so, as docker does: pinned digests and the digests the removed tags were pulled as."""
+    pinned = con.execute(
+        "SELECT repository, digest FROM digests WHERE image_id = ? AND (? IS NULL OR repository = ?)",
+        (image_id, repository, repository),
+    ).fetchall()
+    for repo, digest in pinned:
+        _drop_ref(con, repo, None, digest)
+    wanted = {(r, d) for r, d in tag_digests if repository is None or r == repository}
+    return [f"Untagged: {_familiar(r, None, d)}" for r, d in sorted(wanted | set(pinned))]
+
+
 def _remove_one(store: Store, name: str, image_id: str, is_id: bool, force: bool) -> tuple[list[str], str | None]:
     """Docker's ImageDelete for one argument; returns (lines, image id deleted or None)."""
     lines: list[str] = []
@@ -71,9 +84,11 @@ def _remove_one(store: Store, name: str, image_id: str, is_id: bool, force: bool
             repos = {r for r, _, _ in refs}
             tags = [x for x in refs if x[1] is not None]
             if len(tags) <= 1 and len(repos) <= 1 or force:
-                for repo, tag, digest in refs:
-                    _drop_ref(con, repo, tag, digest)
-                    lines.append(f"Untagged: {_familiar(repo, tag, digest)}")
+                tag_digests = _tag_digests(con, image_id)
+                for repo, tag, _ in tags:
+                    _drop_ref(con, repo, tag, None)
+                    lines.append(f"Untagged: {_familiar(repo, tag)}")
+                lines.extend(_repo_digest_lines(con, image_id, None, tag_digests))
             else:
                 raise ConflictError(
                     f"conflict: unable to delete {image_id[7:19]} (must be forced) - "
@@ -103,21 +118,27 @@ def _remove_one(store: Store, name: str, image_id: str, is_id: bool, force: bool
                 if row is None:
                     raise ImageNotFound(f"No such image: {_familiar(ref.repository, tag)}")
                 image_id = row[0]
+                tag_digests = _tag_digests(con, image_id, ref.repository, tag)
                 _drop_ref(con, ref.repository, tag, None)
                 lines.append(f"Untagged: {_familiar(ref.repository, tag)}")
                 # The last tag of a repository takes that repository's digest references with it.
                 if not con.execute(
                     "SELECT 1 FROM tags WHERE image_id = ? AND repository = ?", (image_id, ref.repository)
                 ).fetchone():
-                    for (digest,) in con.execute(
-                        "SELECT digest FROM digests WHERE image_id = ? AND repository = ?", (image_id, ref.repository)
-                    ).fetchall():
-                        _drop_ref(con, ref.repository, None, digest)
-                        lines.append(f"Untagged: {_familiar(ref.repository, None, digest)}")
+                    lines.extend(_repo_digest_lines(con, image_id, ref.repository, tag_digests))
             if _refs(con, image_id):
                 return lines, None  # other references remain: the untag was the whole removal
         con.execute("DELETE FROM images WHERE id = ?", (image_id,))
     return lines, image_id
+
+
+def _tag_digests(con, image_id: str, repository: str | None = None, tag: str | None = None) -> set[tuple[str, str]]:
+    """(repository, digest) each tag of the image (or just ``repository:tag``) was pulled as."""
+    return set(con.execute(
+        "SELECT repository, digest FROM tags WHERE image_id = ? AND digest IS NOT NULL "
+        "AND (? IS NULL OR (repository = ? AND tag = ?))",
+        (image_id, repository, repository, tag),
+    ).fetchall())
 
 
 def _drop_ref(con, repository: str, tag: str | None, digest: str | None) -> None:

@@ -125,8 +125,12 @@ def search(
     limit: int = DEFAULT_LIMIT,
     filters: SearchFilters = SearchFilters(),
     log: Callable[[str], None] | None = None,
+    on_fallback: Callable[[str], None] | None = None,
 ) -> list[SearchResult]:
     """Up to ``limit`` results for ``term`` (``TERM`` on Docker Hub, or ``HOST[:PORT]/TERM``).
+
+    ``on_fallback(message)`` is called once when the answer comes from a mirror because the
+    index server (or the registry) could not be searched; the message says which and why.
 
     Raises ``UsageError`` for a bad limit or term, else ``RegistryError`` naming every
     endpoint tried and why each failed.
@@ -152,19 +156,24 @@ def search(
         name_of, first = (lambda path: prefix + path), registry  # noqa: E731
 
     failures: list[RegistryError | VerificationError] = []
+
+    def answered(ep, results: list[SearchResult], api: str) -> list[SearchResult]:
+        log(f"search: {ep.url} answered {api}")
+        if ep is not first and on_fallback is not None:
+            source = "the index server" if hub else f"registry {domain}"
+            what = "the catalog of mirror" if api == "/v2/_catalog" else "mirror"
+            on_fallback(f"{source} could not be searched ({failures[0]}); results from {what} {ep.url}")
+        return results
+
     for ep in (first, *mirrors):
         try:
-            results = _search_v1(client, ep, remote, limit, filters, prefix)
-            log(f"search: {ep.url} answered /v1/search")
-            return results
+            return answered(ep, _search_v1(client, ep, remote, limit, filters, prefix), "/v1/search")
         except (RegistryError, VerificationError) as e:
             failures.append(e)
             if (hub and not ep.mirror) or isinstance(e, TransportError):
                 continue  # Hub's index has no catalog; an unreachable host has none either
         try:
-            results = _search_catalog(client, ep, remote, limit, filters, name_of, hub)
-            log(f"search: {ep.url} answered /v2/_catalog")
-            return results
+            return answered(ep, _search_catalog(client, ep, remote, limit, filters, name_of, hub), "/v2/_catalog")
         except (RegistryError, VerificationError) as e:
             failures.append(e)
     cls = TransportError if all(isinstance(e, TransportError) for e in failures) else RegistryError

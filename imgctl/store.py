@@ -287,8 +287,12 @@ class BlobWriter:
         self._hash.update(data)
         self.written += n
 
-    def commit(self) -> Path:
-        """Verify size and digest, then move the blob into place atomically."""
+    def commit(self, *, sync_dir: bool = True) -> Path:
+        """Verify size and digest, then move the blob into place atomically.
+
+        ``sync_dir=False`` leaves the directory's fsync to the caller, who must call
+        ``Store.sync_blobs()`` before the index names the blob (a pull of many layers: one
+        directory fsync instead of one per blob)."""
         try:
             if self.expected_size is not None and self.written != self.expected_size:
                 raise VerificationError(
@@ -311,10 +315,8 @@ class BlobWriter:
             self._f.close()
             self._closed = True
             self._committed = True
-            try:
-                self.store._fsync_dir(final.parent)
-            except OSError as e:
-                raise _disk_error(self.store, e) from e
+            if sync_dir:
+                self.store.sync_blobs()
             return final
         finally:
             if not self._committed:
@@ -475,6 +477,13 @@ class Store:
         if algo != "sha256":
             raise StoreError(f"{algo} content addresses are not supported by the store (use the image's sha256 digest)")
         return self.blobs_dir / hexd
+
+    def sync_blobs(self) -> None:
+        """Make the blobs renamed into place so far durable (fsync of their directory)."""
+        try:
+            self._fsync_dir(self.blobs_dir)
+        except OSError as e:
+            raise _disk_error(self, e) from e
 
     def has_blob(self, digest: str) -> bool:
         """A regular file under the digest's name (a directory or symlink there is not a blob)."""
@@ -814,10 +823,14 @@ class Store:
         return LayerRecord(*row) if row else None
 
     def record_layer(self, rec: LayerRecord) -> None:
+        self.record_layers([rec])
+
+    def record_layers(self, recs: Iterable[LayerRecord]) -> None:
+        """Record verified layers in one transaction (a pull of many small layers batches them)."""
         with self.transaction() as con:
-            con.execute(
+            con.executemany(
                 "INSERT OR REPLACE INTO layers (digest, diff_id, size, uncompressed_size, media_type) VALUES (?,?,?,?,?)",
-                (rec.digest, rec.diff_id, rec.size, rec.uncompressed_size, rec.media_type),
+                [(r.digest, r.diff_id, r.size, r.uncompressed_size, r.media_type) for r in recs],
             )
 
     # -- images -----------------------------------------------------------------

@@ -192,9 +192,9 @@ def test_broken_config_is_a_clear_error(cfg_file):
     assert r.err.startswith(f"Error: {cfg_file}: invalid TOML: ")
     assert "line 4" in r.err
     cfg_file.write_text("max-concurrent-downloads = 0\n")
-    assert run("pull", "x").err == f"Error: {cfg_file}: max-concurrent-downloads must be an integer from 1 to 64\n"
+    assert run("pull", "x").err == f"Error: {cfg_file}: max-concurrent-downloads must be an integer from 1 to 64 (at line 1)\n"
     cfg_file.write_text("registry-mirror = ['https://x']\n")
-    assert run("pull", "x").err == f"Error: {cfg_file}: unknown configuration key 'registry-mirror'\n"
+    assert run("pull", "x").err == f"Error: {cfg_file}: unknown configuration key 'registry-mirror' (at line 1)\n"
 
 
 def test_version():

@@ -72,6 +72,7 @@ def test_rmi_last_tag_deletes_image_and_unshared_blobs(two_images, store_root):
     assert r.code == 0, r.err
     assert r.lines == [
         f"Untagged: {repo}:a",
+        f"Untagged: {repo}@{a.manifest_digest}",  # the repo digest it was pulled as, as docker prints
         f"Deleted: {a.config_digest}",
         f"Deleted: {unique_a}",
         f"Deleted: {a.manifest_digest}",
@@ -93,7 +94,7 @@ def test_rmi_no_prune_keeps_blobs(two_images, store_root):
     repo, a, b, base = two_images
     before = set(blob_files(store_root))
     r = run("rmi", "--no-prune", f"{repo}:a")
-    assert r.lines == [f"Untagged: {repo}:a", f"Deleted: {a.config_digest}"]
+    assert r.lines == [f"Untagged: {repo}:a", f"Untagged: {repo}@{a.manifest_digest}", f"Deleted: {a.config_digest}"]
     assert set(blob_files(store_root)) == before
     assert image_ids(store_root) == {b.config_digest}
 
@@ -110,7 +111,9 @@ def test_rmi_by_id_referenced_in_several_repositories(two_images, store_root):
     assert a.config_digest in image_ids(store_root)
     r = run("rmi", "-f", short(a.config_digest))
     assert r.code == 0
-    assert r.lines[:3] == [f"Untagged: {repo}:a", "Untagged: other/name:1", f"Deleted: {a.config_digest}"]
+    assert r.lines[:4] == [
+        f"Untagged: {repo}:a", "Untagged: other/name:1", f"Untagged: {repo}@{a.manifest_digest}", f"Deleted: {a.config_digest}"
+    ]
     assert a.config_digest not in image_ids(store_root)
     assert_store_verifies(store_root)
 
@@ -119,7 +122,7 @@ def test_rmi_by_id_single_reference(two_images, store_root):
     repo, a, b, base = two_images
     r = run("rmi", short(b.config_digest))
     assert r.code == 0
-    assert r.lines[:2] == [f"Untagged: {repo}:b", f"Deleted: {b.config_digest}"]
+    assert r.lines[:3] == [f"Untagged: {repo}:b", f"Untagged: {repo}@{b.manifest_digest}", f"Deleted: {b.config_digest}"]
 
 
 def test_rmi_several_arguments_continue_after_failure(two_images, store_root):
@@ -228,7 +231,9 @@ def test_same_config_through_two_manifests_stays_consistent(registry, repo_facto
     assert run("pull", "-q", f"{registry.host}/{a}:v").code == 0
     assert run("pull", "-q", f"{registry.host}/{b}:v").code == 0
     assert run("verify").code == 0
-    assert run("rmi", f"{registry.host}/{b}:v").lines == [f"Untagged: {registry.host}/{b}:v"]
+    assert run("rmi", f"{registry.host}/{b}:v").lines == [
+        f"Untagged: {registry.host}/{b}:v", f"Untagged: {registry.host}/{b}@{zs.manifest_digest}"
+    ]
     assert run("verify").code == 0
     r = run("image", "prune", "-f")  # nothing dangling, but the unused manifest's blobs go
     assert r.code == 0

@@ -93,12 +93,10 @@ def test_up_to_date_pull_fetches_only_the_manifest(registry_factory, store_root)
 
     r = run("pull", f"{reg.host}/app/uptodate")
     assert r.code == 0, r.err
-    ids = [short(l.digest) for l in img.layers]
     name = f"{reg.host}/app/uptodate:latest"
     assert r.lines == [
         "Using default tag: latest",
-        "latest: Pulling from app/uptodate",
-        *(f"{i}: Already exists" for i in ids),
+        "latest: Pulling from app/uptodate",  # no per-layer lines: docker skips the layers of an image it has
         f"Digest: {img.manifest_digest}",
         f"Status: Image is up to date for {name}",
         name,

@@ -26,6 +26,7 @@ class _State:
         self.root: Path | None = None
         self.config_path: Path | None = None
         self.debug = False
+        self.wants_help = False  # -h/--help: help is shown whatever the configuration says
         self._config = None
         self._store = None
 
@@ -89,6 +90,8 @@ def _global(
     state.root = root
     state.config_path = config
     state.debug = debug or state.debug
+    if not state.wants_help:
+        state.config()  # every command refuses a broken config.toml (no file: one failed open)
 
 
 def talks_to_registries() -> None:
@@ -312,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     state.__init__()
     state.debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
+    state.wants_help = bool({"-h", "--help"} & set(args[: args.index("--")] if "--" in args else args))
     _register_commands(args)
     code = 0
     try:

@@ -44,14 +44,17 @@ def search_cmd(
 ) -> None:
     """Search Docker Hub (or any registry) for images."""
     talks_to_registries()
-    from imgctl.formatting import rows_output, truncate_display
+    from imgctl.formatting import rows_output, terminal_safe, truncate_display
     from imgctl.search import parse_filters, search
 
     filters = parse_filters(filter_ or [])
     if filters.is_automated is not None:
         print(AUTOMATED_WARNING, file=sys.stderr)
     with _client(authfile) as client:
-        results = search(term, client=client, config=state.config(), limit=limit, filters=filters, log=state.log)
+        results = search(
+            term, client=client, config=state.config(), limit=limit, filters=filters, log=state.log,
+            on_fallback=lambda message: print(f"WARNING: {terminal_safe(message)}", file=sys.stderr),
+        )
     results = list(_valid_only(results, lambda r: _valid_repository(r.name), "search result(s)"))
     # docker's searchContext: IsOfficial is "[OK]"/"" in text, "true"/"false" when marshalled to JSON.
     as_json = format_ is not None and format_.strip() in ("json", "{{json .}}")
