@@ -418,15 +418,12 @@ def sync_platforms(store: Store, con, image_id: str) -> None:
         )
     }
     kept = [(d, mt) for d, mt in indexes if d in named] or indexes
-    for d, _ in indexes:
-        if (d, _) not in kept:
+    for d, mt in indexes:
+        if (d, mt) not in kept:
             con.execute("DELETE FROM image_indexes WHERE image_id = ? AND digest = ?", (image_id, d))
             con.execute("DELETE FROM image_blobs WHERE image_id = ? AND kind = 'index' AND digest = ?", (image_id, d))
-    members: set[str] = set()
-    for d, mt in kept:
-        doc = load_index(store, d, mt)
-        if doc is not None:
-            members.update(e.digest for e in image_entries(doc.index))
+    docs = [doc for d, mt in kept if (doc := load_index(store, d, mt)) is not None]
+    members = {e.digest for doc in docs for e in image_entries(doc.index)}
     rows = con.execute("SELECT manifest_digest FROM image_platforms WHERE image_id = ?", (image_id,)).fetchall()
     con.execute("DELETE FROM image_blobs WHERE image_id = ? AND kind = 'platform'", (image_id,))
     need: set[str] = set()
@@ -437,9 +434,8 @@ def sync_platforms(store: Store, con, image_id: str) -> None:
             con.execute("DELETE FROM image_platforms WHERE image_id = ? AND manifest_digest = ?", (image_id, m))
             continue
         need.update(d for _, d, _ in blobs)
-    for d, mt in kept:  # attestations pulled or loaded with the image stay with it
-        doc = load_index(store, d, mt)
-        for att in attestation_entries(doc.index) if doc is not None else []:
+    for doc in docs:  # attestations pulled or loaded with the image stay with it
+        for att in attestation_entries(doc.index):
             need.update(attestation_blobs(store, att.digest) or ())
     con.executemany(
         "INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,'platform',0)",
@@ -485,10 +481,8 @@ def _remove_platform(store: Store, image_id: str, want: Platform, name: str) -> 
         for r in rest:
             if r is not new:
                 _put_platform(tx, new.id, r)
-        for table, key in (("tags", "tag"), ("digests", "digest")):
-            tx.execute(
-                f"UPDATE OR REPLACE {table} SET image_id = ? WHERE image_id = ?", (new.id, image_id)
-            )
+        for table in ("tags", "digests"):  # every reference moves to the new row
+            tx.execute(f"UPDATE {table} SET image_id = ? WHERE image_id = ?", (new.id, image_id))
         tx.execute("DELETE FROM images WHERE id = ?", (image_id,))
         sync_platforms(store, tx, new.id)
     return rec.manifest_digest
