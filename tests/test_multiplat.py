@@ -654,3 +654,24 @@ def test_pull_by_index_digest_adds_platforms_to_the_pinned_image(multi, store_ro
     assert image_ids(store_root) == {host.config_digest}
     assert run("push", pinned).code == 0  # by digest: the index, whose entries the repository has
     assert_store_verifies(store_root)
+
+
+def test_tree_rendering_fits_the_width():
+    from imgctl.tree import TreeImage, TreePlatform, render_tree
+
+    img = TreeImage(
+        "sha256:" + "a" * 64, ["registry.example:5000/team/application:1.0"], 5000, 3000,
+        [TreePlatform("linux/amd64", "sha256:" + "b" * 64, True, 2000, 2000),
+         TreePlatform("linux/arm64/v8", "sha256:" + "c" * 64, False, 0, 0)],
+    )
+    wide = render_tree([img], width=200).splitlines()
+    assert wide[0] == f"{'IMAGE':<42}   ID             DISK USAGE   CONTENT SIZE   EXTRA"
+    assert wide[1] == f"{img.names[0]}   aaaaaaaaaaaa   {'5kB':>10}   {'3kB':>12}"
+    assert wide[3] == f"{'└─ linux/arm64/v8':<42}   cccccccccccc   {'0B':>10}   {'0B':>12}"
+    # 50 columns: CONTENT SIZE and EXTRA give way (the name keeps 12 or more), the name is cut
+    narrow = render_tree([img], width=50).splitlines()
+    assert narrow[0] == f"{'IMAGE':<22}   ID             DISK USAGE"
+    assert narrow[1] == f"{img.names[0][:19]}...   aaaaaaaaaaaa   {'5kB':>10}"
+    assert all(len(l) <= 50 for l in narrow)
+    # on a terminal absent platforms are dimmed
+    assert render_tree([img], width=200, faint=True).splitlines()[3].startswith("\x1b[2m└─ linux/arm64/v8")
