@@ -9,7 +9,7 @@ PlatformOpt = Annotated[
     typer.Option(
         "--platform",
         metavar="OS/ARCH[/VARIANT]",
-        help="Act on this platform of a multi-platform image (default: see the command).",
+        help="Act on this platform of a multi-platform image (default: the host's, or the whole image for save, push and rmi).",
         show_default=False,
     ),
 ]
