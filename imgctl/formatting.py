@@ -41,6 +41,8 @@ mattn/go-runewidth, golang text/template); the code here is a reimplementation:
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import operator
 import re
 import unicodedata
@@ -713,6 +715,8 @@ def _go_sprint_value(v: Any) -> str:
         return "[" + " ".join(_go_sprint_value(x) for x in v) + "]"
     if isinstance(v, bytes):
         return "[" + " ".join(str(b) for b in v) + "]"
+    if dataclasses.is_dataclass(v) and type(v).__str__ is object.__str__:
+        return "{" + " ".join(_go_sprint_value(getattr(v, f.name)) for f in dataclasses.fields(v)) + "}"
     return str(v)
 
 
@@ -1946,9 +1950,7 @@ def _truth(v: Any) -> bool:
         return False
     if isinstance(v, RowContext):
         return True  # a non-nil struct pointer
-    if isinstance(v, (bool, int, float, complex, str, list, tuple, dict, bytes)):
-        return bool(v)
-    return True
+    return bool(v)
 
 
 def _basic_kind(v: Any) -> str:
@@ -2047,17 +2049,37 @@ def _fn_index(item, *indexes):
                 raise _CallError(f"index out of range: {idx}")
             item = seq[idx]
         elif isinstance(item, dict) and not isinstance(item, RowContext):
-            if not isinstance(idx, str):
-                raise _CallError(f"value has type {_go_type(idx)}; should be string")
+            if idx is None:
+                raise _CallError("value is nil; should be of type " + _map_key_type(item))
+            key_type = _map_key_type(item)
+            if _go_type(idx) != key_type and key_type != "interface {}":
+                raise _CallError(f"value has type {_go_type(idx)}; should be {key_type}")
             if idx in item:
                 item = item[idx]
             else:
-                # zero value of the element type: "" for map[string]string
-                vals = list(item.values())
-                item = "" if vals and all(isinstance(x, str) for x in vals) else None
+                item = _zero_of(item.values())
         else:
             raise _CallError(f"can't index item of type {_go_type(item)}")
     return item
+
+
+def _map_key_type(m: dict) -> str:
+    """A Go map's key type as its keys show it: ``string`` when empty or all strings."""
+    types = {_go_type(k) for k in m}
+    if not types or types == {"string"}:
+        return "string"
+    return types.pop() if len(types) == 1 else "interface {}"
+
+
+def _zero_of(values) -> Any:
+    """The zero value of a Go map's element type, guessed from its values: "" for strings,
+    0 for ints, false for bools, else nil."""
+    types = {type(x) for x in values}
+    if len(types) == 1:
+        t = types.pop()
+        if t in (str, int, float, bool):
+            return t()
+    return None
 
 
 def _fn_slice(item, *indexes):
@@ -2251,7 +2273,45 @@ _BASIC_FUNCS: dict[str, tuple[tuple[str, ...], str | None, Callable[..., Any]]] 
     "html": ((), "any", _fn_html),
     "js": ((), "any", _fn_js),
     "urlquery": ((), "any", _fn_urlquery),
+    "call": (("any",), "any", None),  # special-cased: calls its first argument
 }
+
+
+_ANNOTATION_KINDS = {str: "str", "str": "str", int: "int", "int": "int"}
+
+
+def _py_func_spec(fn: Callable[..., Any]) -> tuple[tuple[str, ...], str | None, Callable[..., Any]]:
+    """A Python callable as a template function (Go ``FuncMap`` entry or func value):
+    positional parameters are its arguments, ``*args`` makes it variadic, and a ``str`` /
+    ``int`` annotation type-checks the argument as Go's parameter type would (anything
+    else takes any value).  An exception it raises is the call's error."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return ((), "any", fn)
+    params: list[str] = []
+    variadic = None
+    for p in sig.parameters.values():
+        kind = _ANNOTATION_KINDS.get(p.annotation, "any")
+        if p.kind == p.VAR_POSITIONAL:
+            variadic = kind
+        elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
+            params.append(kind)
+
+    def call(*args):
+        try:
+            return fn(*args)
+        except _CallError:
+            raise
+        except Exception as e:  # the Go function's error result (or a recovered panic)
+            raise _CallError(str(e)) from None
+
+    return tuple(params), variadic, call
+
+
+def _is_func(v: Any) -> bool:
+    """A Go func value: a Python function, builtin or bound method (not a callable object)."""
+    return inspect.isfunction(v) or inspect.ismethod(v) or inspect.isbuiltin(v)
 
 
 def _ident(v, *_):
@@ -2511,6 +2571,8 @@ class _State:
             val = self.eval_pipeline(dot, node.pipe)
             if not node.pipe.decl:
                 self.at(node)
+                if _is_func(val):
+                    self.errorf(f"can't print {node.pipe} of type func")
                 self.out.append("<no value>" if val is None else _go_sprint_value(val))
         elif isinstance(node, _If):
             if node.kind == "range":
@@ -2577,6 +2639,8 @@ class _State:
                 if len(node.pipe.decl) > 1:
                     self.errorf("can't use %s to iterate over more than one variable" % val)
                 items = [(i, i) for i in range(val)]
+            elif hasattr(val, "__next__"):  # an iterator: a Go channel (index, element)
+                items = list(enumerate(val))
             else:
                 self.errorf(f"range can't iterate over {_go_sprint_value(val)}")
                 items = []
@@ -2659,10 +2723,10 @@ class _State:
 
     def eval_field_chain(self, dot, receiver, node, idents, args, final):
         for name in idents[:-1]:
-            receiver = self.eval_field(name, None, _MISSING, receiver)
-        return self.eval_field(idents[-1], args, final, receiver)
+            receiver = self.eval_field(name, None, _MISSING, receiver, dot)
+        return self.eval_field(idents[-1], args, final, receiver, dot)
 
-    def eval_field(self, name: str, args, final, receiver):
+    def eval_field(self, name: str, args, final, receiver, dot=None):
         if receiver is None:
             return None  # Go: nil data, missingkey=default -> <no value>
         has_args = (args is not None and len(args) > 1) or final is not _MISSING
@@ -2681,8 +2745,24 @@ class _State:
             if name in receiver:
                 return receiver[name]
             if isinstance(receiver, GoMap):
+                key_type = _map_key_type(receiver)
+                if key_type not in ("string", "interface {}"):
+                    self.errorf(f"value has type string; should be {key_type}")
                 return None
             self.errorf(f"map has no entry for key {_go_quote(name)}")
+        if type(receiver).__module__ != "builtins" and name[:1].isupper():
+            # a struct (any Python object): an exported attribute is a field, a bound
+            # method is a Go method, called with the arguments
+            attr = getattr(receiver, name, _MISSING)
+            if inspect.ismethod(attr):
+                node = self.node
+                return self.eval_call(dot, _py_func_spec(attr), node, name, args, final)
+            if attr is not _MISSING:
+                if has_args:
+                    self.errorf(f"{name} has arguments but cannot be invoked as function")
+                return attr
+        elif name[:1].islower() and type(receiver).__module__ != "builtins" and hasattr(receiver, name):
+            self.errorf(f"{name} is an unexported field of struct type {_go_type(receiver)}")
         self.errorf(f"can't evaluate field {name} in type {_go_type(receiver)}")
 
     def eval_function(self, dot, node: _Identifier, cmd, args, final):
@@ -2706,6 +2786,8 @@ class _State:
         def kind_at(i: int) -> str:
             return params[i] if i < len(params) else (variadic or "any")
 
+        if name == "call" and fn is None:
+            return self.eval_builtin_call(dot, node, call_args, final)
         if name in ("and", "or") and fn is None:
             v: Any = None
             for a in call_args:
@@ -2725,6 +2807,40 @@ class _State:
             self.errorf(f"error calling {name}: {e}")
         except RecursionError:
             self.errorf(f"error calling {name}: too deep")
+
+    def eval_builtin_call(self, dot, node, call_args, final):
+        """``call fn args...``: fn is a Go func value (a Python function in the data)."""
+        if call_args:
+            callee, rest = self.eval_arg(dot, "any", call_args[0]), call_args[1:]
+            callee_name = str(call_args[0])
+        else:  # {{.F | call}}
+            callee, rest, final = final, [], _MISSING
+            callee_name = "call"
+        self.at(node)
+        if callee is None:
+            self.errorf("error calling call: call of nil")
+        if not _is_func(callee):
+            self.errorf(f"error calling call: non-function {callee_name} of type {_go_type(callee)}")
+        params, variadic, fn = _py_func_spec(callee)
+        n = len(rest) + (final is not _MISSING)
+        if variadic is None and n != len(params):
+            self.errorf(f"error calling call: wrong number of args for {callee_name}: got {n} want {len(params)}")
+        if variadic is not None and n < len(params):
+            self.errorf(
+                f"error calling call: wrong number of args for {callee_name}: got {n} want at least {len(params)}"
+            )
+
+        def kind_at(i: int) -> str:
+            return params[i] if i < len(params) else (variadic or "any")
+
+        values = [self.eval_arg(dot, kind_at(i), a) for i, a in enumerate(rest)]
+        if final is not _MISSING:
+            values.append(self.validate(final, kind_at(len(values))))
+        self.at(node)
+        try:
+            return fn(*values)
+        except _CallError as e:
+            self.errorf(f"error calling call: {e}")
 
     def eval_arg(self, dot, kind: str, n: _Node):
         self.at(n)
@@ -2819,12 +2935,16 @@ class Template:
     ``inspect`` ends up reporting: ``map has no entry for key "X"``).
     """
 
-    def __init__(self, text: str, *, raw: bool = False) -> None:
+    def __init__(self, text: str, *, raw: bool = False, funcs: dict[str, Callable[..., Any]] | None = None) -> None:
         self.text = text
         self.is_table = (not raw) and text.startswith("table")
         self.source = text if raw else _template_string(text)
+        self._funcs = _BASIC_FUNCS
+        if funcs:  # Go's Template.Funcs: Python callables (see _py_func_spec)
+            self._funcs = dict(_BASIC_FUNCS)
+            self._funcs.update({k: _py_func_spec(f) for k, f in funcs.items()})
         try:
-            self._root = _Parser(self.source, set(_BASIC_FUNCS)).parse()
+            self._root = _Parser(self.source, set(self._funcs)).parse()
         except _ParseFail as e:
             raise UsageError(f"template parsing error: {e}") from None
         except RecursionError:
@@ -2847,7 +2967,7 @@ class Template:
         (:func:`safe_data`; ``json`` still encodes the original), and the output then keeps
         no control character but the LF and TAB the template itself wrote.
         """
-        out, err = self._execute(safe_data(obj) if safe else obj, _BASIC_FUNCS)
+        out, err = self._execute(safe_data(obj) if safe else obj, self._funcs)
         if err is not None:
             raise UsageError(f"template parsing error: {err}") from None
         return terminal_safe(out, keep_lf_tab=True) if safe else out
