@@ -2901,6 +2901,21 @@ _KIND_NAMES = {"str": "string", "int": "int", "any": "interface {}"}
 _ESCAPES_RE = re.compile(r"\\[tn]")
 
 
+def _nodes_string(nodes: list[_Node]) -> str:
+    out = []
+    for n in nodes:
+        if isinstance(n, _Text):
+            out.append(_go_quote(n.text))
+        elif isinstance(n, _If):
+            out.append("{{%s %s}}%s" % (n.kind, n.pipe, _nodes_string(n.list)))
+            if n.else_list is not None:
+                out.append("{{else}}" + _nodes_string(n.else_list))
+            out.append("{{end}}")
+        else:
+            out.append(str(n))
+    return "".join(out)
+
+
 def _template_string(fmt: str) -> str:
     """docker/cli ``Format.templateString``."""
     if fmt == "table":
@@ -2949,6 +2964,11 @@ class Template:
             raise UsageError(f"template parsing error: {e}") from None
         except RecursionError:
             raise UsageError("template parsing error: template: :1: nesting too deep") from None
+
+    def tree_string(self) -> str:
+        """The parse tree written back as Go's ``Tree.Root.String()`` does (text as a Go
+        quoted string): ``{{if .X}}"hello"{{else}}{{if .Y}}"x"{{end}}{{end}}``."""
+        return _nodes_string(self._root)
 
     def _execute(self, obj: Any, funcs) -> tuple[str, Exception | None]:
         st = _State(self.source, funcs, obj)
