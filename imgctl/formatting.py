@@ -1228,6 +1228,30 @@ class _Lexer:
         return self.lex_inside
 
 
+_TOKEN_NAMES = {
+    T_ERROR: "error", T_BOOL: "bool", T_CHAR: "char", T_CHARCONST: "charconst",
+    T_COMPLEX: "complex", T_ASSIGN: "=", T_DECLARE: ":=", T_EOF: "EOF", T_FIELD: "field",
+    T_IDENT: "identifier", T_LEFT: "left delim", T_LPAREN: "(", T_NUMBER: "number",
+    T_PIPE: "pipe", T_RAWSTRING: "raw string", T_RIGHT: "right delim", T_RPAREN: ")",
+    T_SPACE: "space", T_STRING: "string", T_TEXT: "text", T_VARIABLE: "variable",
+    **{typ: word for word, typ in _KEYWORDS.items()},
+}
+
+
+def template_tokens(text: str) -> list[tuple[str, int, str, int]]:
+    """The lexer's items for ``text`` as Go's parse.lex emits them (comments are skipped,
+    as the parser's lexer does): ``(kind, byte offset, value, line)`` up to and including
+    the EOF or the first error, kinds named as Go's lex_test.go names them."""
+    lex = _Lexer(text)
+    out = []
+    while True:
+        tok = lex.next_item()
+        pos = len(text[: tok.pos].encode("utf-8", "surrogatepass"))
+        out.append((_TOKEN_NAMES[tok.typ], pos, tok.val, tok.line))
+        if tok.typ in (T_EOF, T_ERROR):
+            return out
+
+
 def _go_unquote(lit: str) -> str:
     """strconv.Unquote for "..." and `...` literals (and '.' for char constants)."""
     q = lit[0]

@@ -31,7 +31,7 @@ import dataclasses
 import pytest
 
 from imgctl.errors import UsageError
-from imgctl.formatting import GoMap, Template, _go_type
+from imgctl.formatting import GoMap, Template, _go_type, template_tokens
 
 # ---------------------------------------------------------------------------
 # text/template exec_test.go: the T value
@@ -1097,3 +1097,117 @@ def test_text_template_numbers(text, printed):
             Template("{{print %s}}" % text, raw=True)
     else:
         assert _run("{{print %s}}" % text, None) == printed
+
+
+# ---------------------------------------------------------------------------
+# text/template/parse lex_test.go: lexTests (kind, value) and lexPosTests (with offset and
+# line).  Go's test turns on emitComment; imgctl's lexer skips comments as the parser's
+# lexer does, so the comment items are left out of the expected lists.
+
+L, R, EOF_ = ("left delim", "{{"), ("right delim", "}}"), ("EOF", "")
+SP, DOT, PIPE = ("space", " "), (".", "."), ("pipe", "|")
+LPAR, RPAR = ("(", "("), (")", ")")
+QUOTE = ("string", '"abc \\n\\t\\" "')
+RAW = "`abc\\n\\t\\\" `"
+RAW_NL = "`now is{{\n}}the time`"
+
+
+def _n(v):
+    return ("number", v)
+
+
+LEX_TESTS = [
+    ("empty", "", [EOF_]),
+    ("spaces", " \t\n", [("text", " \t\n"), EOF_]),
+    ("text", "now is the time", [("text", "now is the time"), EOF_]),
+    ("text with comment", "hello-{{/* this is a comment */}}-world", [("text", "hello-"), ("text", "-world"), EOF_]),
+    ("punctuation", "{{,@% }}", [L, ("char", ","), ("char", "@"), ("char", "%"), SP, R, EOF_]),
+    ("parens", "{{((3))}}", [L, LPAR, LPAR, _n("3"), RPAR, RPAR, R, EOF_]),
+    ("empty action", "{{}}", [L, R, EOF_]),
+    ("for", "{{for}}", [L, ("identifier", "for"), R, EOF_]),
+    ("block", '{{block "foo" .}}', [L, ("block", "block"), SP, ("string", '"foo"'), SP, DOT, R, EOF_]),
+    ("quote", '{{"abc \\n\\t\\" "}}', [L, QUOTE, R, EOF_]),
+    ("raw quote", "{{" + RAW + "}}", [L, ("raw string", RAW), R, EOF_]),
+    ("raw quote with newline", "{{" + RAW_NL + "}}", [L, ("raw string", RAW_NL), R, EOF_]),
+    ("numbers", "{{1 02 0x14 0X14 -7.2i 1e3 1E3 +1.2e-4 4.2i 1+2i 1_2 0x1.e_fp4 0X1.E_FP4}}",
+     [L, _n("1"), SP, _n("02"), SP, _n("0x14"), SP, _n("0X14"), SP, _n("-7.2i"), SP, _n("1e3"), SP,
+      _n("1E3"), SP, _n("+1.2e-4"), SP, _n("4.2i"), SP, ("complex", "1+2i"), SP, _n("1_2"), SP,
+      _n("0x1.e_fp4"), SP, _n("0X1.E_FP4"), R, EOF_]),
+    ("characters", "{{'a' '\\n' '\\'' '\\\\' '\\u00FF' '\\xFF' '本'}}",
+     [L, ("charconst", "'a'"), SP, ("charconst", "'\\n'"), SP, ("charconst", "'\\''"), SP,
+      ("charconst", "'\\\\'"), SP, ("charconst", "'\\u00FF'"), SP, ("charconst", "'\\xFF'"), SP,
+      ("charconst", "'本'"), R, EOF_]),
+    ("bools", "{{true false}}", [L, ("bool", "true"), SP, ("bool", "false"), R, EOF_]),
+    ("dot", "{{.}}", [L, DOT, R, EOF_]),
+    ("nil", "{{nil}}", [L, ("nil", "nil"), R, EOF_]),
+    ("dots", "{{.x . .2 .x.y.z}}",
+     [L, ("field", ".x"), SP, DOT, SP, _n(".2"), SP, ("field", ".x"), ("field", ".y"), ("field", ".z"), R, EOF_]),
+    ("keywords", "{{range if else end with}}",
+     [L, ("range", "range"), SP, ("if", "if"), SP, ("else", "else"), SP, ("end", "end"), SP, ("with", "with"), R, EOF_]),
+    ("variables", "{{$c := printf $ $hello $23 $ $var.Field .Method}}",
+     [L, ("variable", "$c"), SP, (":=", ":="), SP, ("identifier", "printf"), SP, ("variable", "$"), SP,
+      ("variable", "$hello"), SP, ("variable", "$23"), SP, ("variable", "$"), SP, ("variable", "$var"),
+      ("field", ".Field"), SP, ("field", ".Method"), R, EOF_]),
+    ("variable invocation", "{{$x 23}}", [L, ("variable", "$x"), SP, _n("23"), R, EOF_]),
+    ("pipeline", 'intro {{echo hi 1.2 |noargs|args 1 "hi"}} outro',
+     [("text", "intro "), L, ("identifier", "echo"), SP, ("identifier", "hi"), SP, _n("1.2"), SP, PIPE,
+      ("identifier", "noargs"), PIPE, ("identifier", "args"), SP, _n("1"), SP, ("string", '"hi"'), R,
+      ("text", " outro"), EOF_]),
+    ("declaration", "{{$v := 3}}", [L, ("variable", "$v"), SP, (":=", ":="), SP, _n("3"), R, EOF_]),
+    ("2 declarations", "{{$v , $w := 3}}",
+     [L, ("variable", "$v"), SP, ("char", ","), SP, ("variable", "$w"), SP, (":=", ":="), SP, _n("3"), R, EOF_]),
+    ("field of parenthesized expression", "{{(.X).Y}}", [L, LPAR, ("field", ".X"), RPAR, ("field", ".Y"), R, EOF_]),
+    ("trimming spaces before and after", "hello- {{- 3 -}} -world",
+     [("text", "hello-"), L, _n("3"), R, ("text", "-world"), EOF_]),
+    ("trimming spaces before and after comment", "hello- {{- /* hello */ -}} -world",
+     [("text", "hello-"), ("text", "-world"), EOF_]),
+    # errors
+    ("badchar", "#{{\x01}}", [("text", "#"), L, ("error", "unrecognized character in action: U+0001")]),
+    ("unclosed action", "{{", [L, ("error", "unclosed action")]),
+    ("EOF in action", "{{range", [L, ("range", "range"), ("error", "unclosed action")]),
+    ("unclosed quote", '{{"\n"}}', [L, ("error", "unterminated quoted string")]),
+    ("unclosed raw quote", "{{`xx}}", [L, ("error", "unterminated raw quoted string")]),
+    ("unclosed char constant", "{{'\n}}", [L, ("error", "unterminated character constant")]),
+    ("bad number", "{{3k}}", [L, ("error", 'bad number syntax: "3k"')]),
+    ("unclosed paren", "{{(3}}", [L, LPAR, _n("3"), ("error", "unclosed left paren")]),
+    ("extra right paren", "{{3)}}", [L, _n("3"), ("error", "unexpected right paren")]),
+    ("long pipeline deadlock", "{{|||||}}", [L, PIPE, PIPE, PIPE, PIPE, PIPE, R, EOF_]),
+    ("text with bad comment", "hello-{{/*/}}-world", [("text", "hello-"), ("error", "unclosed comment")]),
+    ("text with comment close separated from delim", "hello-{{/* */ }}-world",
+     [("text", "hello-"), ("error", "comment ends before closing delimiter")]),
+    ("unmatched right delimiter", "hello-{.}}-world", [("text", "hello-{.}}-world"), EOF_]),
+]
+# Left out: lexDelimTests, TestDelimsAlphaNumeric, TestDelimsAndMarkers (custom delimiters
+# are not offered).
+
+
+@pytest.mark.parametrize("name, text, items", LEX_TESTS, ids=[c[0] for c in LEX_TESTS])
+def test_text_template_lex(name, text, items):
+    assert [(k, v) for k, _, v, _ in template_tokens(text)] == items
+
+
+LEX_POS_TESTS = [
+    ("empty", "", [("EOF", 0, "", 1)]),
+    ("punctuation", "{{,@%#}}", [("left delim", 0, "{{", 1), ("char", 2, ",", 1), ("char", 3, "@", 1),
+                                 ("char", 4, "%", 1), ("char", 5, "#", 1), ("right delim", 6, "}}", 1),
+                                 ("EOF", 8, "", 1)]),
+    ("sample", "0123{{hello}}xyz", [("text", 0, "0123", 1), ("left delim", 4, "{{", 1),
+                                    ("identifier", 6, "hello", 1), ("right delim", 11, "}}", 1),
+                                    ("text", 13, "xyz", 1), ("EOF", 16, "", 1)]),
+    ("trimafter", "{{x -}}\n{{y}}", [("left delim", 0, "{{", 1), ("identifier", 2, "x", 1),
+                                     ("right delim", 5, "}}", 1), ("left delim", 8, "{{", 2),
+                                     ("identifier", 10, "y", 2), ("right delim", 11, "}}", 2),
+                                     ("EOF", 13, "", 2)]),
+    ("trimbefore", "{{x}}\n{{- y}}", [("left delim", 0, "{{", 1), ("identifier", 2, "x", 1),
+                                      ("right delim", 3, "}}", 1), ("left delim", 6, "{{", 2),
+                                      ("identifier", 10, "y", 2), ("right delim", 11, "}}", 2),
+                                      ("EOF", 13, "", 2)]),
+    ("longcomment", '{{/*\n*/}}\n{{undefinedFunction "test"}}',
+     [("text", 9, "\n", 2), ("left delim", 10, "{{", 3), ("identifier", 12, "undefinedFunction", 3),
+      ("space", 29, " ", 3), ("string", 30, '"test"', 3), ("right delim", 36, "}}", 3), ("EOF", 38, "", 3)]),
+]
+
+
+@pytest.mark.parametrize("name, text, items", LEX_POS_TESTS, ids=[c[0] for c in LEX_POS_TESTS])
+def test_text_template_lex_positions(name, text, items):
+    assert template_tokens(text) == items
