@@ -31,7 +31,7 @@ import dataclasses
 import pytest
 
 from imgctl.errors import UsageError
-from imgctl.formatting import GoMap, Template, _go_type, template_tokens
+from imgctl.formatting import GoMap, Template, _go_type, from_human_size, ram_in_bytes, template_tokens
 
 # ---------------------------------------------------------------------------
 # text/template exec_test.go: the T value
@@ -1211,3 +1211,55 @@ LEX_POS_TESTS = [
 @pytest.mark.parametrize("name, text, items", LEX_POS_TESTS, ids=[c[0] for c in LEX_POS_TESTS])
 def test_text_template_lex_positions(name, text, items):
     assert template_tokens(text) == items
+
+
+# ---------------------------------------------------------------------------
+# docker/go-units size_test.go: TestFromHumanSize, TestRAMInBytes and their Examples.
+# (HumanSize, BytesSize and duration_test.go's vectors are in test_formatting.py and
+# test_output14.py already.)
+
+KB_, MB_, GB_, TB_, PB_ = 10**3, 10**6, 10**9, 10**12, 10**15
+KIB, MIB, GIB, TIB, PIB = 2**10, 2**20, 2**30, 2**40, 2**50
+
+FROM_HUMAN_SIZE_OK = [
+    ("0", 0), ("0b", 0), ("0B", 0), ("0 B", 0), ("32", 32), ("32b", 32), ("32B", 32),
+    ("32k", 32 * KB_), ("32K", 32 * KB_), ("32kb", 32 * KB_), ("32Kb", 32 * KB_), ("32Mb", 32 * MB_),
+    ("32Gb", 32 * GB_), ("32Tb", 32 * TB_), ("32Pb", 32 * PB_),
+    ("32.5kB", 32500), ("32.5 kB", 32500), ("32.5 B", 32), ("0.3 K", 300), (".3kB", 300),
+    ("0.", 0), ("0. ", 0), ("0.b", 0), ("0.B", 0), ("-0", 0), ("-0b", 0), ("-0B", 0), ("-0 b", 0),
+    ("-0 B", 0), ("32.", 32), ("32.b", 32), ("32.B", 32), ("32. b", 32), ("32. B", 32), ("0 ", 0),
+]
+FROM_HUMAN_SIZE_ERR = [
+    " 0", " 0b", " 0B", " 0 B", "0b ", "0B ", "0 B ", "", "hello", ".", ". ", " ", "  ", " .", " . ",
+    "-32", "-32b", "-32B", "-32 b", "-32 B", "32b.", "32B.", "32 b.", "32 B.", "32 bb", "32 BB",
+    "32 b b", "32 B B", "32  b", "32  B", " 32 ", "32m b", "32bm",
+]
+RAM_IN_BYTES_OK = [
+    ("32", 32), ("32b", 32), ("32B", 32), ("32k", 32 * KIB), ("32K", 32 * KIB), ("32kb", 32 * KIB),
+    ("32Kb", 32 * KIB), ("32Kib", 32 * KIB), ("32KIB", 32 * KIB), ("32Mb", 32 * MIB), ("32Gb", 32 * GIB),
+    ("32Tb", 32 * TIB), ("32Pb", 32 * PIB), ("32PB", 32 * PIB), ("32P", 32 * PIB),
+    ("32.3", 32), ("32.3 mb", int(32.3 * MIB)), ("0.3MB", int(0.3 * MIB)),
+]
+RAM_IN_BYTES_ERR = ["", "hello", "-32", " 32 ", "32m b", "32bm"]
+
+
+@pytest.mark.parametrize("text, want", FROM_HUMAN_SIZE_OK)
+def test_go_units_from_human_size(text, want):
+    assert from_human_size(text) == want
+
+
+@pytest.mark.parametrize("text", FROM_HUMAN_SIZE_ERR)
+def test_go_units_from_human_size_errors(text):
+    with pytest.raises(UsageError):
+        from_human_size(text)
+
+
+@pytest.mark.parametrize("text, want", RAM_IN_BYTES_OK)
+def test_go_units_ram_in_bytes(text, want):
+    assert ram_in_bytes(text) == want
+
+
+@pytest.mark.parametrize("text", RAM_IN_BYTES_ERR)
+def test_go_units_ram_in_bytes_errors(text):
+    with pytest.raises(UsageError):
+        ram_in_bytes(text)
