@@ -30,7 +30,8 @@ import dataclasses
 
 import pytest
 
-from imgctl.errors import UsageError
+from imgctl import reference
+from imgctl.errors import InvalidReference, UsageError
 from imgctl.formatting import GoMap, Template, _go_type, from_human_size, ram_in_bytes, template_tokens
 
 # ---------------------------------------------------------------------------
@@ -1263,3 +1264,127 @@ def test_go_units_ram_in_bytes(text, want):
 def test_go_units_ram_in_bytes_errors(text):
     with pytest.raises(UsageError):
         ram_in_bytes(text)
+
+
+# ---------------------------------------------------------------------------
+# distribution/reference reference_test.go.  imgctl parses the way docker does
+# (ParseNormalizedNamed: Hub normalisation, "latest" added), so each valid case is checked
+# for the reference it normalises to: (domain, path, tag, digest).  normalize_test.go's
+# tables are in test_reference.py.
+
+FF = "sha256:" + "f" * 64
+
+REFERENCE_PARSE_OK = [
+    ("test_com", ("docker.io", "library/test_com", "latest", None)),
+    ("test.com:tag", ("docker.io", "library/test.com", "tag", None)),
+    ("test.com:5000", ("docker.io", "library/test.com", "5000", None)),
+    ("test.com/repo:tag", ("test.com", "repo", "tag", None)),
+    ("test:5000/repo", ("test:5000", "repo", "latest", None)),
+    ("test:5000/repo:tag", ("test:5000", "repo", "tag", None)),
+    ("test:5000/repo@" + FF, ("test:5000", "repo", None, FF)),
+    ("test:5000/repo:tag@" + FF, ("test:5000", "repo", "tag", FF)),
+    ("lowercase:Uppercase", ("docker.io", "library/lowercase", "Uppercase", None)),
+    ("a/" * 127 + "a:tag-puts-this-over-max", ("docker.io", "a/" * 127 + "a", "tag-puts-this-over-max", None)),
+    ("sub-dom1.foo.com/bar/baz/quux", ("sub-dom1.foo.com", "bar/baz/quux", "latest", None)),
+    ("sub-dom1.foo.com/bar/baz/quux:some-long-tag", ("sub-dom1.foo.com", "bar/baz/quux", "some-long-tag", None)),
+    ("b.gcr.io/test.example.com/my-app:test.example.com",
+     ("b.gcr.io", "test.example.com/my-app", "test.example.com", None)),
+    ("xn--n3h.com/myimage:xn--n3h.com", ("xn--n3h.com", "myimage", "xn--n3h.com", None)),
+    ("xn--7o8h.com/myimage:xn--7o8h.com@" + FF, ("xn--7o8h.com", "myimage", "xn--7o8h.com", FF)),
+    ("foo_bar.com:8080", ("docker.io", "library/foo_bar.com", "8080", None)),
+    ("foo/foo_bar.com:8080", ("docker.io", "foo/foo_bar.com", "8080", None)),
+    ("192.168.1.1", ("docker.io", "library/192.168.1.1", "latest", None)),
+    ("192.168.1.1:tag", ("docker.io", "library/192.168.1.1", "tag", None)),
+    ("192.168.1.1:5000", ("docker.io", "library/192.168.1.1", "5000", None)),
+    ("192.168.1.1/repo", ("192.168.1.1", "repo", "latest", None)),
+    ("192.168.1.1:5000/repo", ("192.168.1.1:5000", "repo", "latest", None)),
+    ("192.168.1.1:5000/repo:5050", ("192.168.1.1:5000", "repo", "5050", None)),
+    ("[2001:db8::1]/repo", ("[2001:db8::1]", "repo", "latest", None)),
+    ("[2001:db8:1:2:3:4:5:6]/repo:tag", ("[2001:db8:1:2:3:4:5:6]", "repo", "tag", None)),
+    ("[2001:db8::1]:5000/repo", ("[2001:db8::1]:5000", "repo", "latest", None)),
+    ("[2001:db8::1]:5000/repo:tag", ("[2001:db8::1]:5000", "repo", "tag", None)),
+    ("[2001:db8::1]:5000/repo@" + FF, ("[2001:db8::1]:5000", "repo", None, FF)),
+    ("[2001:db8::1]:5000/repo:tag@" + FF, ("[2001:db8::1]:5000", "repo", "tag", FF)),
+    ("[2001:db8::]:5000/repo", ("[2001:db8::]:5000", "repo", "latest", None)),
+    ("[::1]:5000/repo", ("[::1]:5000", "repo", "latest", None)),
+    ("example.com/" + "a" * 255 + ":tag", ("example.com", "a" * 255, "tag", None)),
+]
+REFERENCE_PARSE_ERR = [
+    ("", "invalid reference format"),  # ErrNameEmpty in distribution; docker says this
+    (":justtag", "invalid reference format"),
+    ("@" + FF, "invalid reference format"),
+    ("repo@sha256:" + "f" * 34, "invalid checksum digest length"),
+    ("validname@invaliddigest:" + "f" * 64, "unsupported digest algorithm"),
+    ("Uppercase:tag", "must be lowercase"),
+    ("test:5000/Uppercase/lowercase:tag", "must be lowercase"),
+    ("domain/" + "a" * 256 + ":tag", "repository name must not be more than 255 characters"),
+    ("aa/asdf$$^/aa", "invalid reference format"),
+    ("[2001:db8::1]", "invalid reference format"),
+    ("[2001:db8::1]:5000", "invalid reference format"),
+    ("[2001:db8::1]:tag", "invalid reference format"),
+    ("[fe80::1%eth0]:5000/repo", "invalid reference format"),
+    ("[fe80::1%@invalidzone]:5000/repo", "invalid reference format"),
+]
+# Left out: "validname@sha512:<128 f>" -- distribution's test runs without sha512
+# registered; imgctl accepts sha512 digests (OCI's second registered algorithm).
+
+
+@pytest.mark.parametrize("text, want", REFERENCE_PARSE_OK, ids=[c[0][:60] for c in REFERENCE_PARSE_OK])
+def test_distribution_reference_parse(text, want):
+    ref = reference.parse(text)
+    assert (ref.domain, ref.path, ref.tag, ref.digest) == want
+    # the familiar form drops only what docker drops
+    assert reference.parse(ref.familiar()) == ref
+
+
+@pytest.mark.parametrize("text, message", REFERENCE_PARSE_ERR, ids=[c[0][:60] for c in REFERENCE_PARSE_ERR])
+def test_distribution_reference_parse_errors(text, message):
+    with pytest.raises(InvalidReference) as e:
+        reference.parse(text)
+    assert message in str(e.value)
+
+
+# TestWithNameFailure: a repository name alone (parse_repository); TestDomainAndPath.
+WITH_NAME_ERR = ["", ":justtag", "@" + FF, "validname@invaliddigest:" + "f" * 64, "example.com/repo:tag",
+                 "example.com/" + "a" * 256, "aa/asdf$$^/aa"]
+DOMAIN_AND_PATH = [
+    ("test.com/foo", "test.com", "foo"),
+    ("test_com/foo", "docker.io", "test_com/foo"),  # no domain: Docker Hub once normalised
+    ("test:8080/foo", "test:8080", "foo"),
+    ("test.com:8080/foo", "test.com:8080", "foo"),
+    ("test-com:8080/foo", "test-com:8080", "foo"),
+    ("xn--n3h.com:18080/foo", "xn--n3h.com:18080", "foo"),
+]
+
+
+@pytest.mark.parametrize("text", WITH_NAME_ERR, ids=[c[:40] for c in WITH_NAME_ERR])
+def test_distribution_with_name_failure(text):
+    with pytest.raises(InvalidReference):
+        reference.parse_repository(text)
+
+
+@pytest.mark.parametrize("text, domain, path", DOMAIN_AND_PATH)
+def test_distribution_domain_and_path(text, domain, path):
+    ref = reference.parse_repository(text)
+    assert (ref.domain, ref.path, ref.tag) == (domain, path, None)
+
+
+# TestWithTag / TestWithDigest (with full-length digests: imgctl refuses the tests' short
+# "sha256:1234...765" digests, since a digest names a file in its store).
+D64 = "sha256:" + "1234567890098765432112345667890098765432112345667890098765432112"
+WITH_TAG = [
+    ("test.com/foo", None, "tag", "test.com/foo:tag"),
+    ("foo", None, "tag2", "docker.io/library/foo:tag2"),
+    ("test.com:8000/foo", None, "tag4", "test.com:8000/foo:tag4"),
+    ("test.com:8000/foo", None, "TAG5", "test.com:8000/foo:TAG5"),
+    ("test.com:8000/foo", D64, "TAG5", "test.com:8000/foo:TAG5@" + D64),
+]
+
+
+@pytest.mark.parametrize("name, digest, tag, combined", WITH_TAG)
+def test_distribution_with_tag_and_digest(name, digest, tag, combined):
+    ref = reference.parse_repository(name)
+    if digest:
+        ref = ref.with_digest(digest)
+    assert str(ref.with_tag(tag)) == combined
+    assert str(reference.parse_repository(name).with_tag(tag).with_digest(D64)) == combined.split("@")[0] + "@" + D64
