@@ -1388,3 +1388,119 @@ def test_distribution_with_tag_and_digest(name, digest, tag, combined):
         ref = ref.with_digest(digest)
     assert str(ref.with_tag(tag)) == combined
     assert str(reference.parse_repository(name).with_tag(tag).with_digest(D64)) == combined.split("@")[0] + "@" + D64
+
+
+# ---------------------------------------------------------------------------
+# docker/cli cli/command/formatter/image_test.go: TestImageContextWrite and
+# TestImageContextWriteWithNoImage, through the `images` formats (NewImageFormat) and
+# format_rows/rows_output with the `images` headers.  The rows are docker's image
+# contexts as `imgctl images` builds them (untruncated IDs, as the test's Trunc=false).
+
+import time as _time  # noqa: E402
+
+from imgctl.cli.commands import IMAGES_HEADERS, _go_time, _images_format  # noqa: E402
+from imgctl.formatting import created_since, human_size, rows_output  # noqa: E402
+
+CBBF = "sha256:cbbf2f9a99b47fc460d422812b6a5adff7dfee951d8fa2e4a98caa0382cfbdbf"
+
+
+def _image_rows(now: float) -> list[dict]:
+    day_ago = now - 86400
+    rows = []
+    for image_id, repo, tag, digest, created in (
+        ("imageID1", "image", "tag1", CBBF, day_ago),
+        ("imageID2", "image", "tag2", None, None),
+        ("imageID3", None, None, None, day_ago),
+    ):
+        rows.append({
+            "Containers": "N/A", "CreatedAt": _go_time(created), "CreatedSince": created_since(created, now),
+            "Digest": digest or "<none>", "ID": image_id, "Repository": repo or "<none>", "SharedSize": "N/A",
+            "Size": human_size(0), "Tag": tag or "<none>", "UniqueSize": "N/A",
+        })
+    return rows
+
+
+def _images_write(fmt, quiet, digest, rows):
+    f = _images_format(fmt, quiet=quiet, digests=digest)
+    return rows_output(f, rows, default_table=f, headers=IMAGES_HEADERS)
+
+
+IMAGE_CONTEXT_WRITE = [
+    ("table", False, False,
+     "REPOSITORY   TAG       IMAGE ID   CREATED        SIZE\n"
+     "image        tag1      imageID1   24 hours ago   0B\n"
+     "image        tag2      imageID2   N/A            0B\n"
+     "<none>       <none>    imageID3   24 hours ago   0B\n"),
+    ("table {{.Repository}}", False, False, "REPOSITORY\nimage\nimage\n<none>\n"),
+    ("table {{.Repository}}", False, True,
+     "REPOSITORY   DIGEST\n"
+     "image        " + CBBF + "\n"
+     "image        <none>\n"
+     "<none>       <none>\n"),
+    ("table {{.Repository}}", True, False, "REPOSITORY\nimage\nimage\n<none>\n"),
+    ("table {{.Digest}}", True, False, "DIGEST\n" + CBBF + "\n<none>\n<none>\n"),
+    ("table", True, False, "imageID1\nimageID2\nimageID3\n"),
+    ("table", False, True,
+     "REPOSITORY   TAG       DIGEST                                                                    IMAGE ID   CREATED        SIZE\n"
+     "image        tag1      " + CBBF + "   imageID1   24 hours ago   0B\n"
+     "image        tag2      <none>                                                                    imageID2   N/A            0B\n"
+     "<none>       <none>    <none>                                                                    imageID3   24 hours ago   0B\n"),
+    ("table", True, True, "imageID1\nimageID2\nimageID3\n"),
+    ("raw", True, False, "image_id: imageID1\nimage_id: imageID2\nimage_id: imageID3\n"),
+    ("{{.Repository}}", False, False, "image\nimage\n<none>\n"),
+    ("{{.Repository}}", False, True, "image\nimage\n<none>\n"),
+]
+
+
+@pytest.mark.parametrize("fmt, quiet, digest, expected", IMAGE_CONTEXT_WRITE)
+def test_docker_image_context_write(fmt, quiet, digest, expected):
+    assert _images_write(fmt, quiet, digest, _image_rows(_time.time())) == expected
+
+
+@pytest.mark.parametrize("digest", [False, True])
+def test_docker_image_context_write_raw(digest):
+    now = _time.time()
+    rows = _image_rows(now)
+    blocks = []
+    for r in rows:
+        block = f"repository: {r['Repository']}\ntag: {r['Tag']}\n"
+        if digest:
+            block += f"digest: {r['Digest']}\n"
+        block += f"image_id: {r['ID']}\ncreated_at: {r['CreatedAt']}\nvirtual_size: 0B\n"
+        blocks.append(block)
+    # docker prints each raw block followed by a newline of its own
+    assert _images_write("raw", False, digest, rows) == "\n".join(blocks) + "\n"
+    assert rows[0]["CreatedAt"] == _go_time(now - 86400) != ""
+
+
+IMAGE_CONTEXT_NO_IMAGE = [
+    ("{{.Repository}}", False, ""),
+    ("table {{.Repository}}", False, "REPOSITORY\n"),
+    ("{{.Repository}}", True, ""),
+    ("table {{.Repository}}", True, "REPOSITORY   DIGEST\n"),
+    # list_test.go's goldens for an empty store: "raw" and "-q" print nothing
+    ("raw", False, ""),
+]
+
+
+@pytest.mark.parametrize("fmt, digest, expected", IMAGE_CONTEXT_NO_IMAGE)
+def test_docker_image_context_write_no_image(fmt, digest, expected):
+    assert _images_write(fmt, False, digest, []) == expected
+
+
+def test_docker_image_context_write_errors():
+    with pytest.raises(UsageError, match='^template parsing error: template: :1: function "InvalidFunction" not defined$'):
+        _images_write("{{InvalidFunction}}", False, False, _image_rows(_time.time()))
+    with pytest.raises(UsageError) as e:
+        _images_write("{{nil}}", False, False, _image_rows(_time.time()))
+    assert str(e.value) == 'template parsing error: template: :1:2: executing "" at <nil>: nil is not a command'
+
+
+# TestImageContext: single fields of a context.
+def test_docker_image_context_fields():
+    assert human_size(10) == "10B"
+    assert human_size(10000) == "10kB"
+    assert human_size(20000 - 5000) == "15kB"  # UniqueSize = Size - SharedSize
+    # the zero time: docker's field is "" and its default table prints N/A; imgctl's field
+    # says N/A itself (a known difference for custom formats)
+    assert created_since(None, _time.time()) == "N/A"
