@@ -1711,6 +1711,26 @@ class _Marker(_Node):
         return "{{" + self.kind + "}}"
 
 
+class _TemplateCall(_Node):
+    """{{template "name" pipeline}} (also what {{block}} leaves in its place)."""
+
+    __slots__ = ("name", "pipe", "line")
+    kind = "template"
+
+    def __init__(self, pos, line, name, pipe):
+        self.pos, self.line, self.name, self.pipe = pos, line, name, pipe
+
+    def __str__(self):
+        if self.pipe is None:
+            return "{{template %s}}" % _go_quote(self.name)
+        return "{{template %s %s}}" % (_go_quote(self.name), self.pipe)
+
+
+def _is_empty_tree(nodes: list[_Node]) -> bool:
+    """parse.IsEmptyTree: nothing but white space (comments are already dropped)."""
+    return all(isinstance(n, _Text) and not n.text.strip(_SPACE) for n in nodes)
+
+
 class _ParseFail(Exception):
     pass
 
@@ -1726,6 +1746,7 @@ class _Parser:
         self.lex = _Lexer(text)
         self.back: list[_Tok] = []
         self.funcs = funcs
+        self.defs: dict[str, list[_Node]] = {}  # {{define}}d and {{block}} templates
         self.vars = ["$"]
         self.range_depth = 0
         self.line = 1
@@ -1788,7 +1809,8 @@ class _Parser:
                 delim = self.next()
                 tok = self.next_non_space()
                 if tok.typ == T_DEFINE:
-                    self.errorf("{{define}} is not supported")
+                    self.parse_definition()
+                    continue
                 self.backup(tok)
                 self.backup(delim)
             n = self.text_or_action()
@@ -1796,6 +1818,60 @@ class _Parser:
                 self.errorf(f"unexpected {n}")
             root.append(n)
         return root
+
+    def add_definition(self, name: str, nodes: list[_Node]) -> None:
+        """parse's Tree.add: a template may be defined twice only if one of the two
+        definitions is empty (then the non-empty one wins)."""
+        old = self.defs.get(name)
+        if old is None or _is_empty_tree(old):
+            self.defs[name] = nodes
+        elif not _is_empty_tree(nodes):
+            self.errorf(f"template: multiple definition of template {_go_quote(name)}")
+
+    def parse_definition(self) -> None:
+        """{{define "name"}} ... {{end}} (the {{define has been read); top level only."""
+        name = self.template_name("define clause")
+        self.expect(T_RIGHT, "define clause")
+        saved, self.vars = self.vars, ["$"]
+        try:
+            body, end = self.item_list()
+        finally:
+            self.vars = saved
+        if not (isinstance(end, _Marker) and end.kind == "end"):
+            self.errorf(f"unexpected {end} in define clause")
+        self.add_definition(name, body)
+
+    def template_name(self, context: str) -> str:
+        tok = self.next_non_space()
+        if tok.typ not in (T_STRING, T_RAWSTRING):
+            self.unexpected(tok, context)
+        try:
+            return _go_unquote(tok.val)
+        except ValueError:
+            self.errorf("invalid syntax")
+            raise AssertionError
+
+    def template_control(self, tok: _Tok) -> _Node:
+        """{{template "name" [pipeline]}} and {{block "name" pipeline}} ... {{end}}."""
+        context = "block clause" if tok.typ == T_BLOCK else "template clause"
+        name = self.template_name(context)
+        pipe = None
+        if self.peek_non_space().typ != T_RIGHT:
+            pipe = self.pipeline(context)
+        else:
+            self.next_non_space()
+        if tok.typ == T_BLOCK:
+            if pipe is None:
+                self.errorf("missing value for block clause")
+            saved, self.vars = self.vars, ["$"]
+            try:
+                body, end = self.item_list()
+            finally:
+                self.vars = saved
+            if not (isinstance(end, _Marker) and end.kind == "end"):
+                self.errorf(f"unexpected {end} in block clause")
+            self.add_definition(name, body)
+        return _TemplateCall(tok.pos, tok.line, name, pipe)
 
     def item_list(self) -> tuple[list[_Node], _Node]:
         lst: list[_Node] = []
@@ -1823,8 +1899,8 @@ class _Parser:
     def action(self) -> _Node:
         tok = self.next_non_space()
         t = tok.typ
-        if t in (T_BLOCK, T_TEMPLATE, T_DEFINE):
-            self.errorf(f"{{{{{tok.val}}}}} is not supported")
+        if t in (T_BLOCK, T_TEMPLATE):
+            return self.template_control(tok)
         if t == T_ELSE:
             return self.else_control()
         if t == T_END:
@@ -2578,10 +2654,16 @@ class _Continue(Exception):
     pass
 
 
+_MAX_EXEC_DEPTH = 100  # nested {{template}} calls (Go allows 100000; Python's stack would not)
+
+
 class _State:
-    def __init__(self, text: str, funcs, root: Any) -> None:
+    def __init__(self, text: str, funcs, root: Any, defs: dict[str, list[_Node]] | None = None) -> None:
         self.text = text
         self.funcs = funcs
+        self.defs = defs or {}
+        self.name = ""  # the template being executed, for error messages
+        self.depth = 0
         self.vars: list[tuple[str, Any]] = [("$", root)]
         self.node: _Node | None = None
         self.out: list[str] = []
@@ -2593,13 +2675,13 @@ class _State:
     def errorf(self, msg: str):
         node = self.node
         if node is None:
-            raise _ExecFail(f'template: : executing "" : {msg}')
+            raise _ExecFail(f'template: : executing {_go_quote(self.name)} : {msg}')
         pos = node.pos
         before = self.text[:pos]
         nl = before.rfind("\n")
         line = 1 + before.count("\n")
         col = len(before[nl + 1 :].encode("utf-8", "surrogatepass"))
-        raise _ExecFail(f'template: :{line}:{col}: executing "" at <{node}>: {msg}')
+        raise _ExecFail(f'template: :{line}:{col}: executing {_go_quote(self.name)} at <{node}>: {msg}')
 
     def ideal(self, n: "_Number") -> Any:
         self.at(n)
@@ -2651,6 +2733,8 @@ class _State:
                 self.walk_range(dot, node)
             else:
                 self.walk_if_or_with(dot, node)
+        elif isinstance(node, _TemplateCall):
+            self.walk_template(dot, node)
         elif isinstance(node, _Marker):
             if node.kind == "break":
                 raise _Break
@@ -2658,6 +2742,23 @@ class _State:
                 raise _Continue
         else:  # pragma: no cover
             raise AssertionError(node)
+
+    def walk_template(self, dot: Any, node: _TemplateCall) -> None:
+        self.at(node)
+        body = self.defs.get(node.name)
+        if body is None:
+            self.errorf(f"template {_go_quote(node.name)} not defined")
+        if self.depth >= _MAX_EXEC_DEPTH:
+            self.errorf(f"exceeded maximum template depth ({_MAX_EXEC_DEPTH})")
+        new_dot = None if node.pipe is None else self.eval_pipeline(dot, node.pipe)
+        saved = (self.vars, self.name)
+        self.vars, self.name = [("$", new_dot)], node.name
+        self.depth += 1
+        try:
+            self.walk(new_dot, body)
+        finally:
+            self.depth -= 1
+            self.vars, self.name = saved
 
     def walk_if_or_with(self, dot: Any, node: _If) -> None:
         mark = self.mark()
@@ -3014,12 +3115,19 @@ class Template:
     and ints), ``{{- -}}`` trimming, ``{{/* comments */}}``, docker's
     functions (json split join title lower upper pad truncate) and Go's
     builtins (and or not len index slice print printf println eq ne lt le gt
-    ge html js urlquery).  ``define``/``template``/``block`` are rejected.
+    ge html js urlquery call), ``define``/``template``/``block`` (nested calls up
+    to 100 deep).  ``funcs`` adds Python callables as functions (Go's ``Funcs``).
 
     Data model: :class:`RowContext` = docker's context struct (unknown field
     is an error); :class:`GoMap` = Go map (missing key -> ``<no value>``); a
     plain ``dict`` = a Go map under ``missingkey=error`` (what docker's
-    ``inspect`` ends up reporting: ``map has no entry for key "X"``).
+    ``inspect`` ends up reporting: ``map has no entry for key "X"``); any
+    other Python object = a Go struct: its capitalised attributes are fields, its
+    bound methods are methods (called with the template's arguments, checked
+    against ``str``/``int`` annotations; an exception is the method's error), a
+    plain function in a field is a func value for ``call``, an iterator ranges
+    like a channel, and ``__str__`` is its String/Error method (a dataclass
+    without one prints as Go's ``{a b}``).
     """
 
     def __init__(self, text: str, *, raw: bool = False, funcs: dict[str, Callable[..., Any]] | None = None) -> None:
@@ -3031,7 +3139,9 @@ class Template:
             self._funcs = dict(_BASIC_FUNCS)
             self._funcs.update({k: _py_func_spec(f) for k, f in funcs.items()})
         try:
-            self._root = _Parser(self.source, set(self._funcs)).parse()
+            parser = _Parser(self.source, set(self._funcs))
+            self._root = parser.parse()
+            self._defs = parser.defs
         except _ParseFail as e:
             raise UsageError(f"template parsing error: {e}") from None
         except RecursionError:
@@ -3042,8 +3152,13 @@ class Template:
         quoted string): ``{{if .X}}"hello"{{else}}{{if .Y}}"x"{{end}}{{end}}``."""
         return _nodes_string(self._root)
 
+    @property
+    def defined(self) -> dict[str, str]:
+        """The ``{{define}}``d (and ``{{block}}``) templates: name -> tree string."""
+        return {k: _nodes_string(v) for k, v in self._defs.items()}
+
     def _execute(self, obj: Any, funcs) -> tuple[str, Exception | None]:
-        st = _State(self.source, funcs, obj)
+        st = _State(self.source, funcs, obj, self._defs)
         try:
             st.walk(obj, self._root)
         except _ExecFail as e:

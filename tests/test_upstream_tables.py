@@ -648,9 +648,9 @@ SKIPPED = {
     "range iter.Seq[int] over two var": "Python has one iterator type; Go tells iter.Seq from a channel",
     "iter.Seq2 cases (6)": "Go's iter.Seq2 push iterators",
     "range int8 .. uintptr (10)": "sized Go integer types (%T prints int8 ...); 'range int' is ported",
-    "TestExecError, TestTree, TestBlock, TestMaxExecDepth, multi_test.go":
-        "define/template/block are rejected by design (docker --format never needs them)",
-    "TestDelims": "custom delimiters (Delims) are not offered",
+    "TestDelims (and TestTree's custom delimiters)": "custom delimiters (Delims) are not offered",
+    "TestBlock's overlay, TestClone, TestAddParseTree, TestEmptyTemplate, ParseFiles/Glob/FS":
+        "one template text per Template: no Clone/AddParseTree/second Parse or files",
     "call: return-count checks (3)": "Python functions have no declared result count/types",
     "MissingFieldOnNil, ExistingFieldOnNil, MissingKeyOnNilMap*": "typed nil pointers",
     "eq .Map .V1": "a typed nil map compared with a struct; Python None carries no type",
@@ -1009,11 +1009,16 @@ PARSE_TESTS = [
     ("paren nesting in pipeline", "{{ ((( 1 ))) | printf }}", NO_ERROR, "{{(((1))) | printf}}"),
     ("paren nesting with other constructs", "{{ if ((( true ))) }}YES{{ end }}", NO_ERROR,
      '{{if (((true)))}}"YES"{{end}}'),
+    ("template", "{{template `x`}}", NO_ERROR, '{{template "x"}}'),
+    ("template with arg", "{{template `x` .Y}}", NO_ERROR, '{{template "x" .Y}}'),
+    ("block definition", '{{block "foo" .}}hello{{end}}', NO_ERROR, '{{template "foo" .}}'),
+    ("variable undefined in template", "{{template $v}}", HAS_ERROR, ""),
+    ("template with field ref", "{{template .X}}", HAS_ERROR, ""),
+    ("template with var", "{{template $v}}", HAS_ERROR, ""),
+    ("block definition no pipeline", '{{block "foo"}}hello{{end}}', HAS_ERROR, ""),
 ]
-# Left out: "template", "template with arg", "block definition" (x2), "variable undefined in
-# template", "template with field ref", "template with var" ({{template}}/{{block}} are
-# rejected by design), and the three "exceeds limit" cases (Go's test lowers
-# maxStackDepth to 3; imgctl keeps its own depth limit).
+# Left out: the three "exceeds limit" cases (Go's test lowers maxStackDepth to 3; imgctl
+# keeps its own depth limit).
 
 PARSE_FUNCS = {"contains": lambda s, sub: sub in s}
 
@@ -1063,7 +1068,10 @@ ERROR_TESTS = [
     # TestUnterminatedStringError (exec_test.go)
     ("unterminated raw", "hello\n\n{{`unterminated\n\n\n\n}}\n some more\n\n", ":3: unterminated raw quoted string"),
 ]
-# Left out: "unclosed2" and "multidefine" ({{define}} is rejected by design).
+ERROR_TESTS += [
+    ("unclosed2", "line1\n{{define `x`}}line2\n{{", ":3: unclosed action"),
+    ("multidefine", "{{define `a`}}a{{end}}{{define `a`}}b{{end}}", "multiple definition of template"),
+]
 
 
 @pytest.mark.parametrize("name, text, fragment", ERROR_TESTS, ids=[c[0] for c in ERROR_TESTS])
@@ -1504,3 +1512,150 @@ def test_docker_image_context_fields():
     # the zero time: docker's field is "" and its default table prints N/A; imgctl's field
     # says N/A itself (a known difference for custom formats)
     assert created_since(None, _time.time()) == "N/A"
+
+
+# ---------------------------------------------------------------------------
+# docker/cli cli/command/registry/formatter_search_test.go TestSearchContextWrite and
+# formatter_test.go TestContext / reflect_test.go TestMarshalMap, through format_rows with
+# the rows docker's contexts give (IsOfficial is "[OK]"/"" as text, "true"/"false" when
+# the context is marshalled to JSON).
+
+from imgctl.cli.search_cmd import SEARCH_HEADERS, SEARCH_TABLE  # noqa: E402
+from imgctl.formatting import RowContext, format_rows, go_json  # noqa: E402
+
+
+def _search_rows(as_json: bool) -> list[dict]:
+    return [
+        {"Name": "result1", "Description": "Official build", "StarCount": "5000",
+         "IsOfficial": "true" if as_json else "[OK]"},
+        {"Name": "result2", "Description": "Not official", "StarCount": "5",
+         "IsOfficial": "false" if as_json else ""},
+    ]
+
+
+SEARCH_CONTEXT_WRITE = [
+    ("{{json .}}", True,
+     '{"Description":"Official build","IsOfficial":"true","Name":"result1","StarCount":"5000"}\n'
+     '{"Description":"Not official","IsOfficial":"false","Name":"result2","StarCount":"5"}\n'),
+    ("{{json .Name}}", False, '"result1"\n"result2"\n'),
+    ("table", False, "NAME      DESCRIPTION      STARS     OFFICIAL\nresult1   Official build   5000      [OK]\n"
+                     "result2   Not official     5         \n"),
+    ("table {{.Name}}", False, "NAME\nresult1\nresult2\n"),
+    ("{{.Name}}", False, "result1\nresult2\n"),
+    ("{{.Name}} {{.StarCount}}", False, "result1 5000\nresult2 5\n"),
+]
+
+
+@pytest.mark.parametrize("fmt, as_json, expected", SEARCH_CONTEXT_WRITE)
+def test_docker_search_context_write(fmt, as_json, expected):
+    out = rows_output(fmt, _search_rows(as_json), default_table=SEARCH_TABLE, headers=SEARCH_HEADERS,
+                      type_name="*registry.searchContext")
+    assert out == expected
+
+
+@pytest.mark.parametrize("fmt", ["{{InvalidFunction}}", "{{nil}}"])
+def test_docker_search_context_write_errors(fmt):
+    with pytest.raises(UsageError, match="^template parsing error: template: :1"):
+        rows_output(fmt, _search_rows(False), default_table=SEARCH_TABLE, headers=SEARCH_HEADERS)
+
+
+def test_docker_formatter_context_and_marshal_map():
+    # TestContext: "json" and "table {{.Name}}" on a one-field context
+    assert rows_output("json", [{"Name": "test"}], default_table="", headers={"Name": "NAME"}) == '{"Name":"test"}\n'
+    assert format_rows("table {{.Name}}", [{"Name": "test"}], default_table="", headers={"Name": "NAME"}) == "NAME\ntest"
+    # TestMarshalMap: exported string/int values, keys sorted
+    assert go_json(RowContext({"Func5": "Func5", "Func1": "Func1", "Func4": 4})) == '{"Func1":"Func1","Func4":4,"Func5":"Func5"}'
+
+
+# ---------------------------------------------------------------------------
+# define / template / block: multi_test.go (multiParseTests, multiExecTests), exec_test.go
+# TestExecError, TestBlock, TestMaxExecDepth, TestTree (with the default delimiters) and
+# TestIssue19294; parse_test.go TestBlock.
+
+MULTI_PARSE_TESTS = [
+    ("empty", "", True, {}),
+    ("one", '{{define "foo"}} FOO {{end}}', True, {"foo": '" FOO "'}),
+    ("two", '{{define "foo"}} FOO {{end}}{{define "bar"}} BAR {{end}}', True,
+     {"foo": '" FOO "', "bar": '" BAR "'}),
+    ("missing end", '{{define "foo"}} FOO ', False, None),
+    ("malformed name", '{{define "foo}} FOO ', False, None),
+]
+
+
+@pytest.mark.parametrize("name, text, ok, defined", MULTI_PARSE_TESTS, ids=[c[0] for c in MULTI_PARSE_TESTS])
+def test_text_template_multi_parse(name, text, ok, defined):
+    if ok:
+        assert Template(text, raw=True).defined == defined
+    else:
+        with pytest.raises(UsageError):
+            Template(text, raw=True)
+
+
+MULTI_DEFS = ('{{define "x"}}TEXT{{end}}{{define "dotV"}}{{.V}}{{end}}'
+              '{{define "dot"}}{{.}}{{end}}{{define "nested"}}{{template "dot" .}}{{end}}')
+MULTI_EXEC_TESTS = [
+    ("empty", "", "", None),
+    ("text", "some text", "some text", None),
+    ("invoke x", '{{template "x" .SI}}', "TEXT", T_VAL),
+    ("invoke x no args", '{{template "x"}}', "TEXT", T_VAL),
+    ("invoke dot int", '{{template "dot" .I}}', "17", T_VAL),
+    ("invoke dot []int", '{{template "dot" .SI}}', "[3 4 5]", T_VAL),
+    ("invoke dotV", '{{template "dotV" .U}}', "v", T_VAL),
+    ("invoke nested int", '{{template "nested" .I}}', "17", T_VAL),
+    ("variable declared by template", '{{template "nested" $x:=.SI}},{{index $x 1}}', "[3 4 5],4", T_VAL),
+    ("testFunc literal", '{{oneArg "joe"}}', "oneArg=joe", T_VAL),
+    ("testFunc .", "{{oneArg .}}", "oneArg=joe", "joe"),
+]
+
+
+@pytest.mark.parametrize("name, text, output, data", MULTI_EXEC_TESTS, ids=[c[0] for c in MULTI_EXEC_TESTS])
+def test_text_template_multi_exec(name, text, output, data):
+    assert _run(MULTI_DEFS + text, _data(data)) == output
+
+
+def test_text_template_define_and_block():
+    # TestExecError: the error names the template it happened in
+    text = ('line 1\nline 2\nline 3\n{{template "one" .}}\n{{define "one"}}{{template "two" .}}{{end}}\n'
+            '{{define "two"}}{{template "three" .}}{{end}}\n{{define "three"}}{{index "hi" $}}{{end}}')
+    with pytest.raises(UsageError) as e:
+        _run(text, 5)
+    assert str(e.value).endswith(
+        'template: :7:20: executing "three" at <index "hi" $>: error calling index: index out of range: 5')
+    # TestBlock (first half) and parse_test.go TestBlock
+    block = 'a({{block "inner" .}}bar({{.}})baz{{end}})b'
+    assert _run(block, "hello") == "a(bar(hello)baz)b"
+    t = Template('a{{block "inner" .}}bar{{.}}baz{{end}}b', raw=True)
+    assert (t.tree_string(), t.defined) == ('"a"{{template "inner" .}}"b"', {"inner": '"bar"{{.}}"baz"'})
+    # TestMaxExecDepth
+    with pytest.raises(UsageError, match="exceeded maximum template depth"):
+        _run('{{define "tmpl"}}{{template "tmpl" .}}{{end}}{{template "tmpl" .}}', None)
+    # an undefined template is an execution error
+    with pytest.raises(UsageError, match='template "nope" not defined'):
+        _run('{{template "nope"}}', None)
+    # TestIssue19294: an empty block does not replace a non-empty definition, in either order
+    for text in ('{{define "stylesheet"}}stylesheet{{end}}{{define "xhtml"}}{{block "stylesheet" .}}{{end}}{{end}}',
+                 '{{define "xhtml"}}{{block "stylesheet" .}}{{end}}{{end}}{{define "stylesheet"}}stylesheet{{end}}'):
+        assert _run(text + '{{template "xhtml" .}}', 0) == "stylesheet"
+
+
+class Tree:
+    def __init__(self, val, left=None, right=None):
+        self.Val, self.Left, self.Right = val, left, right
+
+
+def test_text_template_tree():
+    tree = Tree(1, Tree(2, Tree(3, Tree(4)), Tree(5, Tree(6))), Tree(7, Tree(8, Tree(9)), Tree(10, Tree(11))))
+    text = """
+\t{{- define "tree" -}}
+\t[
+\t\t{{- .Val -}}
+\t\t{{- with .Left -}}
+\t\t\t{{template "tree" . -}}
+\t\t{{- end -}}
+\t\t{{- with .Right -}}
+\t\t\t{{- template "tree" . -}}
+\t\t{{- end -}}
+\t]
+\t{{- end -}}
+{{template "tree" .}}"""
+    assert _run(text, tree) == "[1[2[3[4]][5[6]]][7[8[9]][10[11]]]]"
