@@ -1659,3 +1659,171 @@ def test_text_template_tree():
 \t{{- end -}}
 {{template "tree" .}}"""
     assert _run(text, tree) == "[1[2[3[4]][5[6]]][7[8[9]][10[11]]]]"
+
+
+# ---------------------------------------------------------------------------
+# distribution/reference regexp_test.go: TestDomainRegexp (a Reference's domain is
+# checked with it), TestFullNameRegexp (parse_repository; the submatches as docker
+# normalises them: a first component that is not a registry is Docker Hub's namespace),
+# TestReferenceRegexp (parse) and TestIdentifierRegexp (what parse refuses as an ID).
+
+DOMAIN_REGEXP = [
+    ('test.com', True),
+    ('test.com:10304', True),
+    ('test.com:http', False),
+    ('localhost', True),
+    ('localhost:8080', True),
+    ('a', True),
+    ('a.b', True),
+    ('ab.cd.com', True),
+    ('a-b.com', True),
+    ('-ab.com', False),
+    ('ab-.com', False),
+    ('ab.c-om', True),
+    ('ab.-com', False),
+    ('ab.com-', False),
+    ('0101.com', True),
+    ('001a.com', True),
+    ('b.gbc.io:443', True),
+    ('b.gbc.io', True),
+    ('xn--n3h.com', True),
+    ('Asdf.com', True),
+    ('192.168.1.1:75050', True),
+    ('192.168.1.1:750050', True),
+    ('[fd00:1:2::3]:75050', True),
+    ('[fd00:1:2::3]75050', False),
+    ('[fd00:1:2::3]::75050', False),
+    ('[fd00:1:2::3%eth0]:75050', False),
+    ('[fd00123123123]:75050', True),
+    ('[2001:0db8:85a3:0000:0000:8a2e:0370:7334]:75050', True),
+    ('[2001:0db8:85a3:0000:0000:8a2e:0370:7334]:750505', True),
+    ('fd00:1:2::3:75050', False),
+]
+FULL_NAME_REGEXP = [  # (input, (domain, path) once normalised, or None: no match)
+    ('', None),
+    ('short', ('docker.io', 'library/short')),
+    ('simple/name', ('docker.io', 'simple/name')),
+    ('library/ubuntu', ('docker.io', 'library/ubuntu')),
+    ('docker/stevvooe/app', ('docker.io', 'docker/stevvooe/app')),
+    ('aa/aa/aa/aa/aa/aa/aa/aa/aa/bb/bb/bb/bb/bb/bb', ('docker.io', 'aa/aa/aa/aa/aa/aa/aa/aa/aa/bb/bb/bb/bb/bb/bb')),
+    ('aa/aa/bb/bb/bb', ('docker.io', 'aa/aa/bb/bb/bb')),
+    ('a/a/a/a', ('docker.io', 'a/a/a/a')),
+    ('a/a/a/a/', None),
+    ('a//a/a', None),
+    ('a', ('docker.io', 'library/a')),
+    ('a/aa', ('docker.io', 'a/aa')),
+    ('a/aa/a', ('docker.io', 'a/aa/a')),
+    ('foo.com', ('docker.io', 'library/foo.com')),
+    ('foo.com/', None),
+    ('foo.com:8080/bar', ('foo.com:8080', 'bar')),
+    ('foo.com:http/bar', None),
+    ('foo.com/bar', ('foo.com', 'bar')),
+    ('foo.com/bar/baz', ('foo.com', 'bar/baz')),
+    ('localhost:8080/bar', ('localhost:8080', 'bar')),
+    ('sub-dom1.foo.com/bar/baz/quux', ('sub-dom1.foo.com', 'bar/baz/quux')),
+    ('blog.foo.com/bar/baz', ('blog.foo.com', 'bar/baz')),
+    ('a^a', None),
+    ('aa/asdf$$^/aa', None),
+    ('asdf$$^/aa', None),
+    ('aa-a/a', ('docker.io', 'aa-a/a')),
+    # Go's regexp matches; 128 components are a 257-character path once on Docker Hub
+    ("a/" * 128 + "a", None),
+    ('a-/a/a/a', None),
+    ('foo.com/a-/a/a', None),
+    ('-foo/bar', None),
+    ('foo/bar-', None),
+    ('foo-/bar', None),
+    ('foo/-bar', None),
+    ('_foo/bar', None),
+    ('foo_bar', ('docker.io', 'library/foo_bar')),
+    ('foo_bar.com', ('docker.io', 'library/foo_bar.com')),
+    ('foo_bar.com:8080', None),
+    ('foo_bar.com:8080/app', None),
+    ('foo.com/foo_bar', ('foo.com', 'foo_bar')),
+    ('____/____', None),
+    ('_docker/_docker', None),
+    ('docker_/docker_', None),
+    ('b.gcr.io/test.example.com/my-app', ('b.gcr.io', 'test.example.com/my-app')),
+    ('xn--n3h.com/myimage', ('xn--n3h.com', 'myimage')),
+    ('xn--7o8h.com/myimage', ('xn--7o8h.com', 'myimage')),
+    ('example.com/xn--7o8h.com/myimage', ('example.com', 'xn--7o8h.com/myimage')),
+    ('example.com/some_separator__underscore/myimage', ('example.com', 'some_separator__underscore/myimage')),
+    ('example.com/__underscore/myimage', None),
+    ('example.com/..dots/myimage', None),
+    ('example.com/.dots/myimage', None),
+    ('example.com/nodouble..dots/myimage', None),
+    ('example.com/nodouble..dots/myimage', None),
+    ('docker./docker', None),
+    ('.docker/docker', None),
+    ('docker-/docker', None),
+    ('-docker/docker', None),
+    ('do..cker/docker', None),
+    ('do__cker:8080/docker', None),
+    ('do__cker/docker', ('docker.io', 'do__cker/docker')),
+    ('b.gcr.io/test.example.com/my-app', ('b.gcr.io', 'test.example.com/my-app')),
+    ('registry.io/foo/project--id.module--name.ver---sion--name', ('registry.io', 'foo/project--id.module--name.ver---sion--name')),
+    ('Asdf.com/foo/bar', ('Asdf.com', 'foo/bar')),
+    ('Foo/FarB', None),
+]
+REFERENCE_REGEXP = [  # (input, (domain, path, tag, digest) once normalised, or None)
+    ('registry.com:8080/myapp:tag', ('registry.com:8080', 'myapp', 'tag', None)),
+    ('registry.com:8080/myapp@sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912', ('registry.com:8080', 'myapp', None, 'sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912')),
+    ('registry.com:8080/myapp:tag2@sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912', ('registry.com:8080', 'myapp', 'tag2', 'sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912')),
+    ('registry.com:8080/myapp@sha256:badbadbadbad', None),
+    ('registry.com:8080/myapp:invalid~tag', None),
+    ('bad_hostname.com:8080/myapp:tag', None),
+    ('localhost:8080@sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912', ('docker.io', 'library/localhost', '8080', 'sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912')),
+    ('localhost:8080/name@sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912', ('localhost:8080', 'name', None, 'sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912')),
+    ('localhost:http/name@sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912', None),
+    ('localhost@sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912', ('docker.io', 'library/localhost', None, 'sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912')),
+    ('registry.com:8080/myapp@bad', None),
+    ('registry.com:8080/myapp@2bad', None),
+]
+
+
+@pytest.mark.parametrize("domain, ok", DOMAIN_REGEXP)
+def test_distribution_domain_regexp(domain, ok):
+    if ok:
+        assert reference.Reference(domain, "x").domain == domain
+    else:
+        with pytest.raises(InvalidReference):
+            reference.Reference(domain, "x")
+
+
+@pytest.mark.parametrize("text, want", FULL_NAME_REGEXP, ids=[c[0][:40] for c in FULL_NAME_REGEXP])
+def test_distribution_full_name_regexp(text, want):
+    if want is None:
+        with pytest.raises(InvalidReference):
+            reference.parse_repository(text)
+    else:
+        ref = reference.parse_repository(text)
+        assert (ref.domain, ref.path) == want
+
+
+@pytest.mark.parametrize("text, want", REFERENCE_REGEXP, ids=[c[0][:40] for c in REFERENCE_REGEXP])
+def test_distribution_reference_regexp(text, want):
+    if want is None:
+        with pytest.raises(InvalidReference):
+            reference.parse(text)
+    else:
+        ref = reference.parse(text)
+        assert (ref.domain, ref.path, ref.tag, ref.digest) == want
+
+
+IDENTIFIER_REGEXP = [
+    ("da304e823d8ca2b9d863a3c897baeb852ba21ea9a9f1414736394ae7fcaf9821", True),
+    ("7EC43B381E5AEFE6E04EFB0B3F0693FF2A4A50652D64AEC573905F2DB5889A1C", False),
+    ("da304e823d8ca2b9d863a3c897baeb852ba21ea9a9f1414736394ae7fcaf", False),
+    ("sha256:da304e823d8ca2b9d863a3c897baeb852ba21ea9a9f1414736394ae7fcaf9821", False),
+    ("da304e823d8ca2b9d863a3c897baeb852ba21ea9a9f1414736394ae7fcaf98218482", False),
+]
+
+
+@pytest.mark.parametrize("text, is_id", IDENTIFIER_REGEXP)
+def test_distribution_identifier_regexp(text, is_id):
+    try:
+        reference.parse(text)
+        message = ""
+    except InvalidReference as e:
+        message = str(e)
+    assert ("cannot specify 64-byte hexadecimal strings" in message) == is_id
