@@ -1827,3 +1827,43 @@ def test_distribution_identifier_regexp(text, is_id):
     except InvalidReference as e:
         message = str(e)
     assert ("cannot specify 64-byte hexadecimal strings" in message) == is_id
+
+
+# ---------------------------------------------------------------------------
+# The same engine behind the CLI: `images --format` and `inspect -f` with define /
+# template / block, call and Go's error wording, on an image pulled from a real registry.
+
+
+@pytest.fixture
+def pulled_image(registry, unique_repo):
+    from cli import run
+    from images import make_image, make_layer, push_image
+
+    img = make_image([make_layer({"a": "x"})], labels={"b": "2", "a": "1"})
+    push_image(registry.url, unique_repo, img, tag="v1")
+    name = f"{registry.host}/{unique_repo}"
+    assert run("pull", "-q", f"{name}:v1").code == 0
+    return name
+
+
+def test_cli_templates_with_define_block_and_call(pulled_image):
+    from cli import run
+
+    name = pulled_image
+    r = run("images", name, "--format", '{{define "r"}}{{.Repository}}:{{.Tag}}{{end}}{{template "r" .}}')
+    assert (r.code, r.out) == (0, f"{name}:v1\n")
+    # a block in a table: the header row runs it on the header names
+    r = run("images", name, "--format", 'table {{block "c" .}}{{.Tag}}{{end}}\t{{.Repository}}')
+    assert r.code == 0 and r.lines[0].split() == ["TAG", "REPOSITORY"] and r.lines[1].split() == ["v1", name]
+    r = run("inspect", "-f", '{{define "n"}}{{len .}}{{end}}{{template "n" .RepoTags}} '
+                             '{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}', f"{name}:v1")
+    assert (r.code, r.out) == (0, "1 a=1;b=2;\n")
+    # errors: docker's one-line wording, no traceback
+    r = run("images", name, "--format", "{{call .ID}}")
+    assert r.code == 2 and "Traceback" not in r.err  # a usage error, as every bad --format
+    assert r.err.strip().endswith(
+        'template: :1:2: executing "" at <call .ID>: error calling call: non-function .ID of type string')
+    r = run("inspect", "-f", '{{template "missing" .}}', f"{name}:v1")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and 'template "missing" not defined' in r.err
+    r = run("images", name, "--format", '{{define "a"}}x{{end}}{{define "a"}}y{{end}}')
+    assert r.code != 0 and "multiple definition of template" in r.err
