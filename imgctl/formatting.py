@@ -462,35 +462,105 @@ _MINWIDTH = 10
 _PADDING = 3
 
 
-def _tabwriter_lines(text: str) -> list[list[str]]:
-    """Split tabwriter input into lines of cells.
+# Writer flags, as text/tabwriter numbers them
+TW_FILTER_HTML, TW_STRIP_ESCAPE, TW_ALIGN_RIGHT, TW_DISCARD_EMPTY_COLUMNS, TW_TAB_INDENT, TW_DEBUG = (
+    1, 2, 4, 8, 16, 32
+)
+# The tabwriter's escape byte 0xff never occurs in UTF-8 text; as str it is the
+# surrogateescape'd byte.
+TW_ESCAPE = "\udcff"
 
-    Cells are terminated by TAB or VT, lines by LF or FF.  A complete line
-    always ends with its (possibly empty) newline-terminated cell; the final,
-    unterminated line keeps its trailing text only when non-empty, exactly as
-    ``Flush`` does.  FF is returned as a line holding the marker ``None`` after
-    it so blocks can be cut there.
-    """
-    lines: list[Any] = []
-    pieces = re.split(r"([\n\f])", text)
-    for k in range(0, len(pieces), 2):
-        content = pieces[k]
-        term = pieces[k + 1] if k + 1 < len(pieces) else None
-        cells = re.split(r"[\t\v]", content)
-        if term is None:
-            if cells and cells[-1] == "":
-                cells.pop()
-            lines.append(cells)
+
+class _TwCell:
+    __slots__ = ("text", "width", "htab")
+
+    def __init__(self, text: str, width: int, htab: bool) -> None:
+        self.text, self.width, self.htab = text, width, htab
+
+
+def _tw_parse(text: str, flags: int) -> list[list[list[_TwCell]] | None]:
+    """Cut ``text`` into lines of cells as the tabwriter does: TAB or VT ends a cell (a
+    VT-terminated one is "soft": may be discarded when empty), LF or FF ends a line, FF
+    also ends the section (``None`` marks it).  Between two 0xff escapes everything is
+    literal text of the cell (the escapes are dropped with ``TW_STRIP_ESCAPE`` and never
+    counted); with ``TW_FILTER_HTML`` a ``<tag>`` has width 0 and an ``&entity;`` width 1.
+    A cell's width is ``cell_width`` (docker's tabwriter: display width).  The last line
+    is the text after the last line break (its unterminated cell only when non-empty)."""
+    out: list[Any] = []
+    line: list[_TwCell] = []
+    buf: list[str] = []
+    width = 0
+    seg = 0  # start in buf of the text not yet measured
+    end_char = ""  # inside an escape / tag / entity: the character that ends it
+    html = flags & TW_FILTER_HTML
+    strip = flags & TW_STRIP_ESCAPE
+
+    def measure() -> None:
+        nonlocal width, seg
+        width += cell_width("".join(buf[seg:]))
+        seg = len(buf)
+
+    def end_escape() -> None:
+        nonlocal width, seg, end_char
+        if end_char == TW_ESCAPE:
+            measure()
+            if not strip:
+                width -= 2  # the escape characters are not counted
+        elif end_char == ";":
+            width += 1  # an entity counts as one character
+        seg = len(buf)
+        end_char = ""
+
+    def terminate(htab: bool) -> None:
+        nonlocal buf, width, seg
+        line.append(_TwCell("".join(buf), width, htab))
+        buf, width, seg = [], 0, 0
+
+    for ch in text:
+        if end_char:
+            if ch == end_char:
+                if not (ch == TW_ESCAPE and strip):
+                    buf.append(ch)
+                end_escape()
+            else:
+                buf.append(ch)
+            continue
+        if ch in "\t\v":
+            measure()
+            terminate(ch == "\t")
+        elif ch in "\n\f":
+            measure()
+            terminate(False)
+            out.append(line)
+            line = []
+            if ch == "\f":
+                out.append(None)
+        elif ch == TW_ESCAPE:
+            measure()
+            if not strip:
+                buf.append(ch)
+            seg = len(buf)
+            end_char = TW_ESCAPE
+        elif html and ch in "<&":
+            measure()
+            buf.append(ch)
+            end_char = ">" if ch == "<" else ";"
         else:
-            lines.append(cells)
-            if term == "\f":
-                lines.append(None)
-    return lines
+            buf.append(ch)
+    if buf or end_char:
+        if end_char:
+            end_escape()
+        measure()
+        terminate(False)
+    out.append(line)
+    return out
 
 
-def _tabwriter_widths(lines: list[list[str]]) -> list[list[int]]:
-    """Column widths of each line's tab-terminated cells (Go's column blocks)."""
-    cw = [[cell_width(c) for c in line] for line in lines]
+def _tw_widths(lines: list[list[_TwCell]], minwidth: int, padding: int, flags: int) -> list[list[int]]:
+    """Each line's column widths (its tab-terminated cells; the last cell of a line is no
+    column): a column block is a run of consecutive lines that have a cell in that column,
+    its width ``max(minwidth, widest cell + padding)``, or 0 for a block of empty soft
+    cells under ``TW_DISCARD_EMPTY_COLUMNS``."""
     result: list[list[int]] = [[] for _ in lines]
 
     def assign(line0: int, line1: int, column: int, widths: list[int]) -> None:
@@ -501,10 +571,16 @@ def _tabwriter_widths(lines: list[list[str]]) -> list[list[int]]:
                 i += 1
                 continue
             j = i
-            width = _MINWIDTH
+            width = minwidth
+            discardable = True
             while j < line1 and column < len(lines[j]) - 1:
-                width = max(width, cw[j][column] + _PADDING)
+                c = lines[j][column]
+                width = max(width, c.width + padding)
+                if c.width > 0 or c.htab:
+                    discardable = False
                 j += 1
+            if discardable and flags & TW_DISCARD_EMPTY_COLUMNS:
+                width = 0
             assign(i, j, column + 1, widths + [width])
             i = j
 
@@ -512,26 +588,71 @@ def _tabwriter_widths(lines: list[list[str]]) -> list[list[int]]:
     return result
 
 
-def _pad_lines(text: str) -> list[list[str]]:
-    """Each output line as a list of already padded cells (tabwriter layout)."""
-    out: list[list[str]] = []
-    section: list[list[str]] = []
-    sections: list[list[list[str]]] = []
-    for line in _tabwriter_lines(text):
-        if line is None:  # form feed: flush, blocks never span it
-            sections.append(section)
-            section = []
+def tabwriter(text: str, minwidth: int, tabwidth: int, padding: int, padchar: str = " ", flags: int = 0) -> str:
+    """What Go's ``text/tabwriter`` (docker's copy: cells measured by display width)
+    writes for ``text`` with ``NewWriter(out, minwidth, tabwidth, padding, padchar,
+    flags)`` and a final ``Flush``.  Padding with TAB pads to multiples of ``tabwidth``
+    and aligns left; ``TW_DEBUG`` writes ``|`` between columns and ``---`` at a FF."""
+    if padchar == "\t":
+        flags &= ~TW_ALIGN_RIGHT  # tab padding enforces left alignment
+    out: list[str] = []
+
+    def pad(textw: int, cellw: int, use_tabs: bool) -> None:
+        if padchar == "\t" or use_tabs:
+            if tabwidth == 0:
+                return
+            cellw = (cellw + tabwidth - 1) // tabwidth * tabwidth
+            out.append("\t" * ((cellw - textw + tabwidth - 1) // tabwidth))
         else:
+            out.append(padchar * (cellw - textw))
+
+    parsed = _tw_parse(text, flags)
+    sections: list[list[list[_TwCell]]] = [[]]
+    for item in parsed:
+        if item is None:
+            sections.append([])
+        else:
+            sections[-1].append(item)
+    for k, lines in enumerate(sections):
+        if k and flags & TW_DEBUG:
+            out.append("---\n")
+        widths = _tw_widths(lines, minwidth, padding, flags)
+        for i, (line, ws) in enumerate(zip(lines, widths)):
+            use_tabs = bool(flags & TW_TAB_INDENT)
+            for j, c in enumerate(line):
+                if j and flags & TW_DEBUG:
+                    out.append("|")
+                if not c.text:
+                    if j < len(ws):
+                        pad(c.width, ws[j], use_tabs)
+                    continue
+                use_tabs = False
+                if flags & TW_ALIGN_RIGHT:
+                    if j < len(ws):
+                        pad(c.width, ws[j], False)
+                    out.append(c.text)
+                else:
+                    out.append(c.text)
+                    if j < len(ws):
+                        pad(c.width, ws[j], False)
+            if i + 1 < len(lines) or k + 1 < len(sections):  # a FF ended the section's last line
+                out.append("\n")
+    return "".join(out)
+
+
+def _pad_lines(text: str) -> list[list[str]]:
+    """Each output line as a list of already padded cells (docker's tabwriter layout:
+    ``NewWriter(out, 10, 1, 3, ' ', 0)``); the text after the last line break is the last
+    line (empty when ``text`` ends with one)."""
+    out: list[list[str]] = []
+    section: list[list[_TwCell]] = []
+    for line in _tw_parse(text, 0) + [None]:
+        if line is not None:
             section.append(line)
-    sections.append(section)
-    for sec in sections:
-        widths = _tabwriter_widths(sec)
-        for cells, ws in zip(sec, widths):
-            padded = [
-                cell + " " * (ws[j] - cell_width(cell)) if j < len(ws) else cell
-                for j, cell in enumerate(cells)
-            ]
-            out.append(padded)
+            continue
+        for cells, ws in zip(section, _tw_widths(section, _MINWIDTH, _PADDING, 0)):
+            out.append([c.text + " " * (ws[j] - c.width) if j < len(ws) else c.text for j, c in enumerate(cells)])
+        section = []
     return out
 
 

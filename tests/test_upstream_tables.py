@@ -1867,3 +1867,94 @@ def test_cli_templates_with_define_block_and_call(pulled_image):
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and 'template "missing" not defined' in r.err
     r = run("images", name, "--format", '{{define "a"}}x{{end}}{{define "a"}}y{{end}}')
     assert r.code != 0 and "multiple definition of template" in r.err
+
+
+# ---------------------------------------------------------------------------
+# docker/cli cli/command/formatter/tabwriter/tabwriter_test.go (Go's text/tabwriter table,
+# cells measured by display width): every case through imgctl.formatting.tabwriter.  The
+# 0xff escape byte is the surrogateescape'd "\udcff".
+
+from imgctl.formatting import (  # noqa: E402
+    TW_ALIGN_RIGHT,
+    TW_DEBUG,
+    TW_DISCARD_EMPTY_COLUMNS,
+    TW_FILTER_HTML,
+    TW_STRIP_ESCAPE,
+    tabwriter,
+)
+
+TABWRITER_TESTS = [  # (name, minwidth, tabwidth, padding, padchar, flags, src, expected)
+    ('1a', 8, 0, 1, '.', 0, '', ''),
+    ('1a debug', 8, 0, 1, '.', TW_DEBUG, '', ''),
+    ('1b esc stripped', 8, 0, 1, '.', TW_STRIP_ESCAPE, '\udcff\udcff', ''),
+    ('1b esc', 8, 0, 1, '.', 0, '\udcff\udcff', '\udcff\udcff'),
+    ('1c esc stripped', 8, 0, 1, '.', TW_STRIP_ESCAPE, '\udcff\t\udcff', '\t'),
+    ('1c esc', 8, 0, 1, '.', 0, '\udcff\t\udcff', '\udcff\t\udcff'),
+    ('1d esc stripped', 8, 0, 1, '.', TW_STRIP_ESCAPE, '\udcff"foo\t\n\tbar"\udcff', '"foo\t\n\tbar"'),
+    ('1d esc', 8, 0, 1, '.', 0, '\udcff"foo\t\n\tbar"\udcff', '\udcff"foo\t\n\tbar"\udcff'),
+    ('1e esc stripped', 8, 0, 1, '.', TW_STRIP_ESCAPE, 'abc\udcff\tdef', 'abc\tdef'),
+    ('1e esc', 8, 0, 1, '.', 0, 'abc\udcff\tdef', 'abc\udcff\tdef'),
+    ('2', 8, 0, 1, '.', 0, '\n\n\n', '\n\n\n'),
+    ('3', 8, 0, 1, '.', 0, 'a\nb\nc', 'a\nb\nc'),
+    ('4a', 8, 0, 1, '.', 0, '\t', ''),
+    ('4b', 8, 0, 1, '.', TW_ALIGN_RIGHT, '\t', ''),
+    ('5', 8, 0, 1, '.', 0, '*\t*', '*.......*'),
+    ('5b', 8, 0, 1, '.', 0, '*\t*\n', '*.......*\n'),
+    ('5c', 8, 0, 1, '.', 0, '*\t*\t', '*.......*'),
+    ('5c debug', 8, 0, 1, '.', TW_DEBUG, '*\t*\t', '*.......|*'),
+    ('5d', 8, 0, 1, '.', TW_ALIGN_RIGHT, '*\t*\t', '.......**'),
+    ('6', 8, 0, 1, '.', 0, '\t\n', '........\n'),
+    ('7a', 8, 0, 1, '.', 0, 'a) foo', 'a) foo'),
+    ('7b', 8, 0, 1, ' ', 0, 'b) foo\tbar', 'b) foo  bar'),
+    ('7c', 8, 0, 1, '.', 0, 'c) foo\tbar\t', 'c) foo..bar'),
+    ('7d', 8, 0, 1, '.', 0, 'd) foo\tbar\n', 'd) foo..bar\n'),
+    ('7e', 8, 0, 1, '.', 0, 'e) foo\tbar\t\n', 'e) foo..bar.....\n'),
+    ('7f', 8, 0, 1, '.', TW_FILTER_HTML, 'f) f&lt;o\t<b>bar</b>\t\n', 'f) f&lt;o..<b>bar</b>.....\n'),
+    ('7g', 8, 0, 1, '.', TW_FILTER_HTML, 'g) f&lt;o\t<b>bar</b>\t non-terminated entity &amp', 'g) f&lt;o..<b>bar</b>..... non-terminated entity &amp'),
+    ('7g debug', 8, 0, 1, '.', TW_FILTER_HTML | TW_DEBUG, 'g) f&lt;o\t<b>bar</b>\t non-terminated entity &amp', 'g) f&lt;o..|<b>bar</b>.....| non-terminated entity &amp'),
+    ('8', 8, 0, 1, '*', 0, 'Hello, world!\n', 'Hello, world!\n'),
+    ('9a', 1, 0, 0, '.', 0, '1\t2\t3\t4\n11\t222\t3333\t44444\n', '1.2..3...4\n11222333344444\n'),
+    ('9b', 1, 0, 0, '.', TW_FILTER_HTML, '1\t2<!---\x0c--->\t3\t4\n11\t222\t3333\t44444\n', '1.2<!---\x0c--->..3...4\n11222333344444\n'),
+    ('9c', 1, 0, 0, '.', 0, '1\t2\t3\t4\x0c11\t222\t3333\t44444\n', '1234\n11222333344444\n'),
+    ('9c debug', 1, 0, 0, '.', TW_DEBUG, '1\t2\t3\t4\x0c11\t222\t3333\t44444\n', '1|2|3|4\n---\n11|222|3333|44444\n'),
+    ('10a', 5, 0, 0, '.', 0, '1\t2\t3\t4\n', '1....2....3....4\n'),
+    ('10b', 5, 0, 0, '.', 0, '1\t2\t3\t4\t\n', '1....2....3....4....\n'),
+    ('11', 8, 0, 1, '.', 0, '本\tb\tc\naa\t本本本\tcccc\tddddd\naaa\tbbbb\n', '本......b.......c\naa......本本本..cccc....ddddd\naaa.....bbbb\n'),
+    ('12a', 8, 0, 1, ' ', TW_ALIGN_RIGHT, 'a\tè\tc\t\naa\tèèè\tcccc\tddddd\t\naaa\tèèèè\t\n', '       a       è       c\n      aa     èèè    cccc   ddddd\n     aaa    èèèè\n'),
+    ('12b', 2, 0, 0, ' ', 0, 'a\tb\tc\naa\tbbb\tcccc\naaa\tbbbb\n', 'a  b  c\naa bbbcccc\naaabbbb\n'),
+    ('12c', 8, 0, 1, '_', 0, 'a\tb\tc\naa\tbbb\tcccc\naaa\tbbbb\n', 'a_______b_______c\naa______bbb_____cccc\naaa_____bbbb\n'),
+    ('13a', 4, 0, 1, '-', 0, '4444\t日本語\t22\t1\t333\n999999999\t22\n7\t22\n\t\t\t88888888\n\n666666\t666666\t666666\t4444\n1\t1\t999999999\t0000000000\n', '4444------日本語-22--1---333\n999999999-22\n7---------22\n------------------88888888\n\n666666-666666-666666----4444\n1------1------999999999-0000000000\n'),
+    ('13b', 4, 0, 3, '.', 0, '4444\t333\t22\t1\t333\n999999999\t22\n7\t22\n\t\t\t88888888\n\n666666\t666666\t666666\t4444\n1\t1\t999999999\t0000000000\n', '4444........333...22...1...333\n999999999...22\n7...........22\n....................88888888\n\n666666...666666...666666......4444\n1........1........999999999...0000000000\n'),
+    ('13c', 8, 8, 1, '\t', TW_FILTER_HTML, '4444\t333\t22\t1\t333\n999999999\t22\n7\t22\n\t\t\t88888888\n\n666666\t666666\t666666\t4444\n1\t1\t<font color=red attr=日本語>999999999</font>\t0000000000\n', '4444\t\t333\t22\t1\t333\n999999999\t22\n7\t\t22\n\t\t\t\t88888888\n\n666666\t666666\t666666\t\t4444\n1\t1\t<font color=red attr=日本語>999999999</font>\t0000000000\n'),
+    ('14', 1, 0, 2, ' ', TW_ALIGN_RIGHT, '.0\t.3\t2.4\t-5.1\t\n23.0\t12345678.9\t2.4\t-989.4\t\n5.1\t12.0\t2.4\t-7.0\t\n.0\t0.0\t332.0\t8908.0\t\n.0\t-.3\t456.4\t22.1\t\n.0\t1.2\t44.4\t-13.3\t\t', '    .0          .3    2.4    -5.1\n  23.0  12345678.9    2.4  -989.4\n   5.1        12.0    2.4    -7.0\n    .0         0.0  332.0  8908.0\n    .0         -.3  456.4    22.1\n    .0         1.2   44.4   -13.3'),
+    ('14 debug', 1, 0, 2, ' ', TW_ALIGN_RIGHT | TW_DEBUG, '.0\t.3\t2.4\t-5.1\t\n23.0\t12345678.9\t2.4\t-989.4\t\n5.1\t12.0\t2.4\t-7.0\t\n.0\t0.0\t332.0\t8908.0\t\n.0\t-.3\t456.4\t22.1\t\n.0\t1.2\t44.4\t-13.3\t\t', '    .0|          .3|    2.4|    -5.1|\n  23.0|  12345678.9|    2.4|  -989.4|\n   5.1|        12.0|    2.4|    -7.0|\n    .0|         0.0|  332.0|  8908.0|\n    .0|         -.3|  456.4|    22.1|\n    .0|         1.2|   44.4|   -13.3|'),
+    ('15a', 4, 0, 0, '.', 0, 'a\t\tb', 'a.......b'),
+    ('15b', 4, 0, 0, '.', TW_DISCARD_EMPTY_COLUMNS, 'a\t\tb', 'a.......b'),
+    ('15c', 4, 0, 0, '.', TW_DISCARD_EMPTY_COLUMNS, 'a\x0b\x0bb', 'a...b'),
+    ('15d', 4, 0, 0, '.', TW_ALIGN_RIGHT | TW_DISCARD_EMPTY_COLUMNS, 'a\x0b\x0bb', '...ab'),
+    ('16a', 100, 100, 0, '\t', 0, 'a\tb\t\td\na\tb\t\td\te\na\na\tb\tc\td\na\tb\tc\td\te\n', 'a\tb\t\td\na\tb\t\td\te\na\na\tb\tc\td\na\tb\tc\td\te\n'),
+    ('16b', 100, 100, 0, '\t', TW_DISCARD_EMPTY_COLUMNS, 'a\x0bb\x0b\x0bd\na\x0bb\x0b\x0bd\x0be\na\na\x0bb\x0bc\x0bd\na\x0bb\x0bc\x0bd\x0be\n', 'a\tb\td\na\tb\td\te\na\na\tb\tc\td\na\tb\tc\td\te\n'),
+    ('16b debug', 100, 100, 0, '\t', TW_DISCARD_EMPTY_COLUMNS | TW_DEBUG, 'a\x0bb\x0b\x0bd\na\x0bb\x0b\x0bd\x0be\na\na\x0bb\x0bc\x0bd\na\x0bb\x0bc\x0bd\x0be\n', 'a\t|b\t||d\na\t|b\t||d\t|e\na\na\t|b\t|c\t|d\na\t|b\t|c\t|d\t|e\n'),
+    ('16c', 100, 100, 0, '\t', TW_DISCARD_EMPTY_COLUMNS, 'a\tb\t\td\na\tb\t\td\te\na\na\tb\tc\td\na\tb\tc\td\te\n', 'a\tb\t\td\na\tb\t\td\te\na\na\tb\tc\td\na\tb\tc\td\te\n'),
+    ('16c debug', 100, 100, 0, '\t', TW_DISCARD_EMPTY_COLUMNS | TW_DEBUG, 'a\tb\t\td\na\tb\t\td\te\na\na\tb\tc\td\na\tb\tc\td\te\n', 'a\t|b\t|\t|d\na\t|b\t|\t|d\t|e\na\na\t|b\t|c\t|d\na\t|b\t|c\t|d\t|e\n'),
+]
+
+
+@pytest.mark.parametrize(
+    "name, minwidth, tabwidth, padding, padchar, flags, src, expected", TABWRITER_TESTS,
+    ids=[c[0] for c in TABWRITER_TESTS],
+)
+def test_docker_tabwriter(name, minwidth, tabwidth, padding, padchar, flags, src, expected):
+    assert tabwriter(src, minwidth, tabwidth, padding, padchar, flags) == expected
+
+
+def test_docker_tabwriter_is_what_tables_use():
+    """Docker's table settings (10, 1, 3, ' ', 0): the general writer and the table path agree."""
+    import random
+
+    from imgctl.formatting import _tabwrite
+
+    rng = random.Random(7)
+    for _ in range(300):
+        text = "".join(rng.choice(["a", "bb", "本", "\t", "\n", "\t", "\f", "é", " ", "\v"]) for _ in range(rng.randrange(0, 40)))
+        assert tabwriter(text, 10, 1, 3, " ", 0) == _tabwrite(text), repr(text)
