@@ -319,6 +319,11 @@ def display_width(s: str) -> int:
     return sum(_ellipsis_char_width(c) for c in s)
 
 
+def truncate_id(image_id: str) -> str:
+    """docker/cli ``formatter.TruncateID``: drop an ``algorithm:`` prefix, keep 12 characters."""
+    return image_id.partition(":")[2][:12] if ":" in image_id else image_id[:12]
+
+
 def truncate_display(s: str, width: int) -> str:
     """docker/cli ``formatter.Ellipsis(s, width)``, quirks included.
 
@@ -3195,6 +3200,9 @@ _KIND_NAMES = {"str": "string", "int": "int", "any": "interface {}"}
 _ESCAPES_RE = re.compile(r"\\[tn]")
 
 
+_FUNC_NAME_RE = re.compile(r"[^\W\d]\w*")
+
+
 def _nodes_string(nodes: list[_Node]) -> str:
     out = []
     for n in nodes:
@@ -3257,6 +3265,9 @@ class Template:
         self.source = text if raw else _template_string(text)
         self._funcs = _BASIC_FUNCS
         if funcs:  # Go's Template.Funcs: Python callables (see _py_func_spec)
+            for name in funcs:
+                if not _FUNC_NAME_RE.fullmatch(name):
+                    raise UsageError(f"function name {_go_quote(name)} is not a valid identifier")
             self._funcs = dict(_BASIC_FUNCS)
             self._funcs.update({k: _py_func_spec(f) for k, f in funcs.items()})
         try:

@@ -1958,3 +1958,33 @@ def test_docker_tabwriter_is_what_tables_use():
     for _ in range(300):
         text = "".join(rng.choice(["a", "bb", "本", "\t", "\n", "\t", "\f", "é", " ", "\v"]) for _ in range(rng.randrange(0, 40)))
         assert tabwriter(text, 10, 1, 3, " ", 0) == _tabwrite(text), repr(text)
+
+
+# docker/cli displayutils_test.go TestTruncateID; exec_test.go TestGoodFuncNames /
+# TestBadFuncNames; TestEvalFieldErrors' map case.
+from imgctl.formatting import truncate_id  # noqa: E402
+
+FULL_ID = "90435eec5c4e124e741ef731e118be2fc799a68aba0466ec17717f24ce2ae6a2"
+
+
+@pytest.mark.parametrize("image_id, expected", [
+    ("", ""), ("1234", "1234"), (FULL_ID, "90435eec5c4e"), ("sha256:" + FULL_ID, "90435eec5c4e"),
+    (FULL_ID * 2, "90435eec5c4e"),
+])
+def test_docker_truncate_id(image_id, expected):
+    assert truncate_id(image_id) == expected
+
+
+@pytest.mark.parametrize("name", ["_", "a", "a1", "Ӵ"])
+def test_text_template_good_func_names(name):
+    assert Template("{{%s}}" % name, raw=True, funcs={name: lambda: 0}).render(None, safe=False) == "0"
+
+
+@pytest.mark.parametrize("name", ["", "2", "a-b"])
+def test_text_template_bad_func_names(name):
+    with pytest.raises(UsageError):
+        Template("x", raw=True, funcs={name: lambda: 0})
+
+
+def test_text_template_missing_key_on_empty_map():
+    assert _run("{{.MissingKey}}", GoMap()) == "<no value>"
