@@ -1106,10 +1106,11 @@ def _is_alnum(ch: str) -> bool:
 
 
 class _Lexer:
-    """Go's text/template lexer (default delimiters, trim markers, comments)."""
+    """Go's text/template lexer (delimiters, trim markers, comments)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, left: str = "{{", right: str = "}}") -> None:
         self.s = text
+        self.left, self.right = left, right
         self.pos = 0
         self.start = 0
         self.paren = 0
@@ -1160,18 +1161,18 @@ class _Lexer:
 
     def at_right_delim(self) -> tuple[bool, bool]:
         rest = self.s[self.pos :]
-        if len(rest) >= 2 and rest[0] in _SPACE and rest[1] == "-" and rest[2:].startswith("}}"):
+        if len(rest) >= 2 and rest[0] in _SPACE and rest[1] == "-" and rest[2:].startswith(self.right):
             return True, True
-        if rest.startswith("}}"):
+        if rest.startswith(self.right):
             return True, False
         return False, False
 
     # -- states
     def lex_text(self):
-        x = self.s.find("{{", self.pos)
+        x = self.s.find(self.left, self.pos)
         if x >= 0:
             end = x
-            after = self.s[x + 2 :]
+            after = self.s[x + len(self.left) :]
             if len(after) >= 2 and after[0] == "-" and after[1] in _SPACE:
                 end = len(self.s[:x].rstrip(_SPACE))
                 if end < self.start:
@@ -1191,7 +1192,7 @@ class _Lexer:
         return None
 
     def lex_left_delim(self):
-        self.pos += 2
+        self.pos += len(self.left)
         rest = self.s[self.pos :]
         trim = len(rest) >= 2 and rest[0] == "-" and rest[1] in _SPACE
         after = 2 if trim else 0
@@ -1216,7 +1217,7 @@ class _Lexer:
             return self.error("comment ends before closing delimiter")
         if trim:
             self.pos += 2
-        self.pos += 2
+        self.pos += len(self.right)
         if trim:
             self.pos = len(self.s) - len(self.s[self.pos :].lstrip(_SPACE))
         self.ignore()
@@ -1227,7 +1228,7 @@ class _Lexer:
         if trim:
             self.pos += 2
             self.ignore()
-        self.pos += 2
+        self.pos += len(self.right)
         self.emit(T_RIGHT)
         if trim:
             self.pos = len(self.s) - len(self.s[self.pos :].lstrip(_SPACE))
@@ -1290,7 +1291,7 @@ class _Lexer:
             self.nxt()
             num += 1
         rest = self.s[self.pos - 1 :]
-        if len(rest) >= 2 and rest[0] in _SPACE and rest[1] == "-" and rest[2:].startswith("}}"):
+        if len(rest) >= 2 and rest[0] in _SPACE and rest[1] == "-" and rest[2:].startswith(self.right):
             self.backup()
             if num == 1:
                 return self.lex_inside
@@ -1344,7 +1345,7 @@ class _Lexer:
         r = self.peek()
         if r == "" or r in _SPACE or r in ".,|:()":
             return True
-        return self.s.startswith("}}", self.pos)
+        return self.s.startswith(self.right, self.pos)
 
     def lex_char(self):
         return self._lex_escaped("'", "character constant", T_CHARCONST)
@@ -1412,11 +1413,11 @@ _TOKEN_NAMES = {
 }
 
 
-def template_tokens(text: str) -> list[tuple[str, int, str, int]]:
+def template_tokens(text: str, delims: tuple[str, str] = ("{{", "}}")) -> list[tuple[str, int, str, int]]:
     """The lexer's items for ``text`` as Go's parse.lex emits them (comments are skipped,
     as the parser's lexer does): ``(kind, byte offset, value, line)`` up to and including
     the EOF or the first error, kinds named as Go's lex_test.go names them."""
-    lex = _Lexer(text)
+    lex = _Lexer(text, *delims)
     out = []
     while True:
         tok = lex.next_item()
@@ -1868,8 +1869,8 @@ _ARG_START = {
 
 
 class _Parser:
-    def __init__(self, text: str, funcs: set[str]) -> None:
-        self.lex = _Lexer(text)
+    def __init__(self, text: str, funcs: set[str], delims: tuple[str, str] = ("{{", "}}")) -> None:
+        self.lex = _Lexer(text, *delims)
         self.back: list[_Tok] = []
         self.funcs = funcs
         self.defs: dict[str, list[_Node]] = {}  # {{define}}d and {{block}} templates
@@ -3245,7 +3246,8 @@ class Template:
     functions (json split join title lower upper pad truncate) and Go's
     builtins (and or not len index slice print printf println eq ne lt le gt
     ge html js urlquery call), ``define``/``template``/``block`` (nested calls up
-    to 100 deep).  ``funcs`` adds Python callables as functions (Go's ``Funcs``).
+    to 100 deep).  ``funcs`` adds Python callables as functions (Go's ``Funcs``);
+    ``delims`` sets other action delimiters (Go's ``Delims``; "" keeps the default).
 
     Data model: :class:`RowContext` = docker's context struct (unknown field
     is an error); :class:`GoMap` = Go map (missing key -> ``<no value>``); a
@@ -3259,7 +3261,14 @@ class Template:
     without one prints as Go's ``{a b}``).
     """
 
-    def __init__(self, text: str, *, raw: bool = False, funcs: dict[str, Callable[..., Any]] | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        *,
+        raw: bool = False,
+        funcs: dict[str, Callable[..., Any]] | None = None,
+        delims: tuple[str, str] = ("", ""),
+    ) -> None:
         self.text = text
         self.is_table = (not raw) and text.startswith("table")
         self.source = text if raw else _template_string(text)
@@ -3271,7 +3280,7 @@ class Template:
             self._funcs = dict(_BASIC_FUNCS)
             self._funcs.update({k: _py_func_spec(f) for k, f in funcs.items()})
         try:
-            parser = _Parser(self.source, set(self._funcs))
+            parser = _Parser(self.source, set(self._funcs), (delims[0] or "{{", delims[1] or "}}"))
             self._root = parser.parse()
             self._defs = parser.defs
         except _ParseFail as e:

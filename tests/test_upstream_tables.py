@@ -648,7 +648,6 @@ SKIPPED = {
     "range iter.Seq[int] over two var": "Python has one iterator type; Go tells iter.Seq from a channel",
     "iter.Seq2 cases (6)": "Go's iter.Seq2 push iterators",
     "range int8 .. uintptr (10)": "sized Go integer types (%T prints int8 ...); 'range int' is ported",
-    "TestDelims (and TestTree's custom delimiters)": "custom delimiters (Delims) are not offered",
     "TestBlock's overlay, TestClone, TestAddParseTree, TestEmptyTemplate, ParseFiles/Glob/FS":
         "one template text per Template: no Clone/AddParseTree/second Parse or files",
     "call: return-count checks (3)": "Python functions have no declared result count/types",
@@ -1186,8 +1185,6 @@ LEX_TESTS = [
      [("text", "hello-"), ("error", "comment ends before closing delimiter")]),
     ("unmatched right delimiter", "hello-{.}}-world", [("text", "hello-{.}}-world"), EOF_]),
 ]
-# Left out: lexDelimTests, TestDelimsAlphaNumeric, TestDelimsAndMarkers (custom delimiters
-# are not offered).
 
 
 @pytest.mark.parametrize("name, text, items", LEX_TESTS, ids=[c[0] for c in LEX_TESTS])
@@ -1988,3 +1985,55 @@ def test_text_template_bad_func_names(name):
 
 def test_text_template_missing_key_on_empty_map():
     assert _run("{{.MissingKey}}", GoMap()) == "<no value>"
+
+
+# Custom delimiters (Go's Delims): lex_test.go lexDelimTests, TestDelimsAlphaNumeric,
+# TestDelimsAndMarkers; exec_test.go TestDelims and TestTree (with "(" and ")").
+LEX_DELIM_TESTS = [
+    ("punctuation", "$$,@%{{}}@@", [("left delim", "$$"), ("char", ","), ("char", "@"), ("char", "%"),
+                                    ("char", "{"), ("char", "{"), ("char", "}"), ("char", "}"),
+                                    ("right delim", "@@"), EOF_]),
+    ("empty action", "$$@@", [("left delim", "$$"), ("right delim", "@@"), EOF_]),
+    ("for", "$$for@@", [("left delim", "$$"), ("identifier", "for"), ("right delim", "@@"), EOF_]),
+    ("quote", '$$"abc \\n\\t\\" "@@', [("left delim", "$$"), QUOTE, ("right delim", "@@"), EOF_]),
+    ("raw quote", "$$" + RAW + "@@", [("left delim", "$$"), ("raw string", RAW), ("right delim", "@@"), EOF_]),
+]
+
+
+@pytest.mark.parametrize("name, text, items", LEX_DELIM_TESTS, ids=[c[0] for c in LEX_DELIM_TESTS])
+def test_text_template_lex_delims(name, text, items):
+    assert [(k, v) for k, _, v, _ in template_tokens(text, ("$$", "@@"))] == items
+
+
+def test_text_template_lex_odd_delims():
+    got = [(k, v) for k, _, v, _ in template_tokens("{{hub .host hub}}", ("{{hub", "hub}}"))]
+    assert got == [("left delim", "{{hub"), SP, ("field", ".host"), SP, ("right delim", "hub}}"), EOF_]
+    got = [(k, v) for k, _, v, _ in template_tokens("{{- .x -}} {{- - .x - -}}", ("{{- ", " -}}"))]
+    assert got == [("left delim", "{{- "), ("field", ".x"), ("right delim", " -}}"),
+                   ("left delim", "{{- "), ("field", ".x"), ("right delim", " -}}"), EOF_]
+
+
+@pytest.mark.parametrize("left, right", [("", ""), ("{{", "}}"), ("<<", ">>"), ("|", "|"), ("(日)", "(本)")])
+def test_text_template_exec_delims(left, right):
+    tl, tr = left or "{{", right or "}}"
+    text = tl + ".Str" + tr + tl + "/*comment*/" + tr + tl + '"' + tl + '"' + tr
+    out = Template(text, raw=True, delims=(left, right)).render(GoMap(Str="Hello, world"), safe=False)
+    assert out == "Hello, world" + tl
+
+
+def test_text_template_tree_with_paren_delims():
+    tree = Tree(1, Tree(2, Tree(3, Tree(4)), Tree(5, Tree(6))), Tree(7, Tree(8, Tree(9)), Tree(10, Tree(11))))
+    text = """
+\t(- define "tree" -)
+\t[
+\t\t(- .Val -)
+\t\t(- with .Left -)
+\t\t\t(template "tree" . -)
+\t\t(- end -)
+\t\t(- with .Right -)
+\t\t\t(- template "tree" . -)
+\t\t(- end -)
+\t]
+\t(- end -)
+(- template "tree" . -)"""
+    assert Template(text, raw=True, delims=("(", ")")).render(tree, safe=False) == "[1[2[3[4]][5[6]]][7[8[9]][10[11]]]]"
