@@ -1959,13 +1959,18 @@ class _Parser:
         """{{define "name"}} ... {{end}} (the {{define has been read); top level only."""
         name = self.template_name("define clause")
         self.expect(T_RIGHT, "define clause")
+        self.definition_body(name, "define clause")
+
+    def definition_body(self, name: str, context: str) -> None:
+        """The body of a {{define}} or {{block}} up to its {{end}}: a template of its own
+        (only ``$`` is defined in it)."""
         saved, self.vars = self.vars, ["$"]
         try:
             body, end = self.item_list()
         finally:
             self.vars = saved
         if not (isinstance(end, _Marker) and end.kind == "end"):
-            self.errorf(f"unexpected {end} in define clause")
+            self.errorf(f"unexpected {end} in {context}")
         self.add_definition(name, body)
 
     def template_name(self, context: str) -> str:
@@ -1990,14 +1995,7 @@ class _Parser:
         if tok.typ == T_BLOCK:
             if pipe is None:
                 self.errorf("missing value for block clause")
-            saved, self.vars = self.vars, ["$"]
-            try:
-                body, end = self.item_list()
-            finally:
-                self.vars = saved
-            if not (isinstance(end, _Marker) and end.kind == "end"):
-                self.errorf(f"unexpected {end} in block clause")
-            self.add_definition(name, body)
+            self.definition_body(name, context)
         return _TemplateCall(tok.pos, tok.line, name, pipe)
 
     def item_list(self) -> tuple[list[_Node], _Node]:
