@@ -2789,6 +2789,7 @@ class _State:
         self.defs = defs or {}
         self.name = ""  # the template being executed, for error messages
         self.depth = 0
+        self.missingkey = "default"  # Go's missingkey option, for a GoMap
         self.vars: list[tuple[str, Any]] = [("$", root)]
         self.node: _Node | None = None
         self.out: list[str] = []
@@ -3026,6 +3027,8 @@ class _State:
 
     def eval_field(self, name: str, args, final, receiver, dot=None):
         if receiver is None:
+            if self.missingkey == "error":
+                self.errorf(f"nil data; no entry for key {_go_quote(name)}")
             return None  # Go: nil data, missingkey=default -> <no value>
         has_args = (args is not None and len(args) > 1) or final is not _MISSING
         if isinstance(receiver, RowContext):
@@ -3046,6 +3049,10 @@ class _State:
                 key_type = _map_key_type(receiver)
                 if key_type not in ("string", "interface {}"):
                     self.errorf(f"value has type string; should be {key_type}")
+                if self.missingkey == "zero":
+                    return _zero_of(receiver.values())
+                if self.missingkey == "error":
+                    self.errorf(f"map has no entry for key {_go_quote(name)}")
                 return None
             self.errorf(f"map has no entry for key {_go_quote(name)}")
         if type(receiver).__module__ != "builtins" and name[:1].isupper():
@@ -3245,7 +3252,9 @@ class Template:
     builtins (and or not len index slice print printf println eq ne lt le gt
     ge html js urlquery call), ``define``/``template``/``block`` (nested calls up
     to 100 deep).  ``funcs`` adds Python callables as functions (Go's ``Funcs``);
-    ``delims`` sets other action delimiters (Go's ``Delims``; "" keeps the default).
+    ``delims`` sets other action delimiters (Go's ``Delims``; "" keeps the default);
+    ``missingkey`` is Go's ``missingkey=`` option for a :class:`GoMap` (default,
+    zero, error).
 
     Data model: :class:`RowContext` = docker's context struct (unknown field
     is an error); :class:`GoMap` = Go map (missing key -> ``<no value>``); a
@@ -3266,7 +3275,11 @@ class Template:
         raw: bool = False,
         funcs: dict[str, Callable[..., Any]] | None = None,
         delims: tuple[str, str] = ("", ""),
+        missingkey: str = "default",
     ) -> None:
+        if missingkey not in ("default", "invalid", "zero", "error"):
+            raise UsageError(f"unrecognized option: missingkey={missingkey}")
+        self.missingkey = "default" if missingkey == "invalid" else missingkey
         self.text = text
         self.is_table = (not raw) and text.startswith("table")
         self.source = text if raw else _template_string(text)
@@ -3298,6 +3311,7 @@ class Template:
 
     def _execute(self, obj: Any, funcs) -> tuple[str, Exception | None]:
         st = _State(self.source, funcs, obj, self._defs)
+        st.missingkey = self.missingkey
         try:
             st.walk(obj, self._root)
         except _ExecFail as e:

@@ -879,8 +879,16 @@ def test_text_template_small_tables():
     # TestEvalFieldErrors (the non-nil receiver)
     with pytest.raises(UsageError, match="can't evaluate field MissingField in type T"):
         _run("{{.MissingField}}", T())
-    # TestMissingMapKey: default is <no value>; a plain dict is missingkey=error
+    # TestMissingMapKey: default is <no value>, then the zero value, then an error (also
+    # for nil data); a plain dict is always missingkey=error
     assert _run("{{.x}} {{.y}}", GoMap(x=99)) == "99 <no value>"
+    for option, want in (("default", "99 <no value>"), ("invalid", "99 <no value>"), ("zero", "99 0")):
+        assert Template("{{.x}} {{.y}}", raw=True, missingkey=option).render(GoMap(x=99), safe=False) == want
+    for data in (GoMap(x=99), None):
+        with pytest.raises(UsageError, match='no entry for key "[xy]"'):
+            Template("{{.x}} {{.y}}", raw=True, missingkey="error").render(data, safe=False)
+    with pytest.raises(UsageError):
+        Template("x", raw=True, missingkey="bogus")
     with pytest.raises(UsageError, match='map has no entry for key "y"'):
         _run("{{.x}} {{.y}}", {"x": 99})
     # TestAddrOfIndex
