@@ -3087,10 +3087,6 @@ class _State:
                 self.errorf(f"wrong number of args for {name}: want at least {len(params)} got {num_in}")
         elif num_in != len(params):
             self.errorf(f"wrong number of args for {name}: want {len(params)} got {num_in}")
-
-        def kind_at(i: int) -> str:
-            return params[i] if i < len(params) else (variadic or "any")
-
         if name == "call" and fn is None:
             return self.eval_builtin_call(dot, node, call_args, final)
         if name in ("and", "or") and fn is None:
@@ -3102,6 +3098,16 @@ class _State:
             if final is not _MISSING:
                 v = final
             return v
+        return self.invoke(dot, node, spec, call_args, final, name)
+
+    def invoke(self, dot, node, spec, call_args, final, label: str):
+        """Evaluate the arguments as the parameters want them (the pipeline's value, if
+        any, last) and call; a function's error is ``error calling <label>: ...``."""
+        params, variadic, fn = spec
+
+        def kind_at(i: int) -> str:
+            return params[i] if i < len(params) else (variadic or "any")
+
         values = [self.eval_arg(dot, kind_at(i), a) for i, a in enumerate(call_args)]
         if final is not _MISSING:
             values.append(self.validate(final, kind_at(len(values))))
@@ -3109,9 +3115,9 @@ class _State:
         try:
             return fn(*values)
         except _CallError as e:
-            self.errorf(f"error calling {name}: {e}")
+            self.errorf(f"error calling {label}: {e}")
         except RecursionError:
-            self.errorf(f"error calling {name}: too deep")
+            self.errorf(f"error calling {label}: too deep")
 
     def eval_builtin_call(self, dot, node, call_args, final):
         """``call fn args...``: fn is a Go func value (a Python function in the data)."""
@@ -3126,7 +3132,8 @@ class _State:
             self.errorf("error calling call: call of nil")
         if not _is_func(callee):
             self.errorf(f"error calling call: non-function {callee_name} of type {_go_type(callee)}")
-        params, variadic, fn = _py_func_spec(callee)
+        spec = _py_func_spec(callee)
+        params, variadic, _ = spec
         n = len(rest) + (final is not _MISSING)
         if variadic is None and n != len(params):
             self.errorf(f"error calling call: wrong number of args for {callee_name}: got {n} want {len(params)}")
@@ -3134,18 +3141,7 @@ class _State:
             self.errorf(
                 f"error calling call: wrong number of args for {callee_name}: got {n} want at least {len(params)}"
             )
-
-        def kind_at(i: int) -> str:
-            return params[i] if i < len(params) else (variadic or "any")
-
-        values = [self.eval_arg(dot, kind_at(i), a) for i, a in enumerate(rest)]
-        if final is not _MISSING:
-            values.append(self.validate(final, kind_at(len(values))))
-        self.at(node)
-        try:
-            return fn(*values)
-        except _CallError as e:
-            self.errorf(f"error calling call: {e}")
+        return self.invoke(dot, node, spec, rest, final, "call")
 
     def eval_arg(self, dot, kind: str, n: _Node):
         self.at(n)
