@@ -41,6 +41,8 @@ mattn/go-runewidth, golang text/template); the code here is a reimplementation:
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import operator
 import re
 import unicodedata
@@ -197,6 +199,54 @@ def bytes_size(n: int | float) -> str:
     return _custom_size(4, n, 1024.0, _BINARY_UNITS)
 
 
+_GO_FLOAT_RE = re.compile(
+    r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+    r"|0[xX](?:[0-9a-fA-F]+(?:\.[0-9a-fA-F]*)?|\.[0-9a-fA-F]+)[pP][+-]?\d+)"
+)
+
+
+def _parse_size(text: str, base: int) -> int:
+    """go-units ``parseSize``: a number (Go ``strconv.ParseFloat`` syntax), then either one
+    space and a suffix, or the suffix right after the last digit or dot; the suffix is
+    ``b``, or ``k m g t p`` optionally followed by ``b`` or ``ib`` (any case).  The result
+    is truncated to an integer; negative sizes are refused."""
+    num, sep, sfx = text.partition(" ")
+    if not sep:
+        i = max(text.rfind(c) for c in "0123456789.")
+        if i < 0:
+            raise UsageError(f"invalid size: '{text}'")
+        num, sfx = text[: i + 1], text[i + 1 :]
+    if not _GO_FLOAT_RE.fullmatch(num):
+        raise UsageError(f'strconv.ParseFloat: parsing "{num}": invalid syntax')
+    size = float.fromhex(num) if "x" in num.lower() else float(num)
+    if size < 0:
+        raise UsageError(f"invalid size: '{text}'")
+    if size == float("inf"):
+        raise UsageError(f'strconv.ParseFloat: parsing "{num}": value out of range')
+    low = sfx.lower()
+    if low:
+        mul = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5}.get(low[0])
+        if len(low) > 3 or (low[0] == "b" and len(low) > 1):
+            raise UsageError(f"invalid suffix: '{low if len(low) <= 3 else sfx}'")
+        if low[0] != "b":
+            if mul is None or (len(low) == 2 and low[1] != "b") or (len(low) == 3 and low[1:] != "ib"):
+                raise UsageError(f"invalid suffix: '{low}'")
+            size *= float(base**mul)
+    if size >= 2.0**63:
+        raise UsageError(f"invalid size: '{text}' (too large)")
+    return int(size)
+
+
+def from_human_size(text: str) -> int:
+    """go-units ``FromHumanSize``: ``"32kb"`` -> 32000 (decimal units)."""
+    return _parse_size(text, 1000)
+
+
+def ram_in_bytes(text: str) -> int:
+    """go-units ``RAMInBytes``: ``"32kb"`` -> 32768 (binary units)."""
+    return _parse_size(text, 1024)
+
+
 _NS_SECOND = 1_000_000_000
 _NS_MINUTE = 60 * _NS_SECOND
 _NS_HOUR = 60 * _NS_MINUTE
@@ -267,6 +317,11 @@ def display_width(s: str) -> int:
     if s.isascii():
         return len(s)
     return sum(_ellipsis_char_width(c) for c in s)
+
+
+def truncate_id(image_id: str) -> str:
+    """docker/cli ``formatter.TruncateID``: drop an ``algorithm:`` prefix, keep 12 characters."""
+    return image_id.partition(":")[2][:12] if ":" in image_id else image_id[:12]
 
 
 def truncate_display(s: str, width: int) -> str:
@@ -412,35 +467,105 @@ _MINWIDTH = 10
 _PADDING = 3
 
 
-def _tabwriter_lines(text: str) -> list[list[str]]:
-    """Split tabwriter input into lines of cells.
+# Writer flags, as text/tabwriter numbers them
+TW_FILTER_HTML, TW_STRIP_ESCAPE, TW_ALIGN_RIGHT, TW_DISCARD_EMPTY_COLUMNS, TW_TAB_INDENT, TW_DEBUG = (
+    1, 2, 4, 8, 16, 32
+)
+# The tabwriter's escape byte 0xff never occurs in UTF-8 text; as str it is the
+# surrogateescape'd byte.
+TW_ESCAPE = "\udcff"
 
-    Cells are terminated by TAB or VT, lines by LF or FF.  A complete line
-    always ends with its (possibly empty) newline-terminated cell; the final,
-    unterminated line keeps its trailing text only when non-empty, exactly as
-    ``Flush`` does.  FF is returned as a line holding the marker ``None`` after
-    it so blocks can be cut there.
-    """
-    lines: list[Any] = []
-    pieces = re.split(r"([\n\f])", text)
-    for k in range(0, len(pieces), 2):
-        content = pieces[k]
-        term = pieces[k + 1] if k + 1 < len(pieces) else None
-        cells = re.split(r"[\t\v]", content)
-        if term is None:
-            if cells and cells[-1] == "":
-                cells.pop()
-            lines.append(cells)
+
+class _TwCell:
+    __slots__ = ("text", "width", "htab")
+
+    def __init__(self, text: str, width: int, htab: bool) -> None:
+        self.text, self.width, self.htab = text, width, htab
+
+
+def _tw_parse(text: str, flags: int) -> list[list[list[_TwCell]] | None]:
+    """Cut ``text`` into lines of cells as the tabwriter does: TAB or VT ends a cell (a
+    VT-terminated one is "soft": may be discarded when empty), LF or FF ends a line, FF
+    also ends the section (``None`` marks it).  Between two 0xff escapes everything is
+    literal text of the cell (the escapes are dropped with ``TW_STRIP_ESCAPE`` and never
+    counted); with ``TW_FILTER_HTML`` a ``<tag>`` has width 0 and an ``&entity;`` width 1.
+    A cell's width is ``cell_width`` (docker's tabwriter: display width).  The last line
+    is the text after the last line break (its unterminated cell only when non-empty)."""
+    out: list[Any] = []
+    line: list[_TwCell] = []
+    buf: list[str] = []
+    width = 0
+    seg = 0  # start in buf of the text not yet measured
+    end_char = ""  # inside an escape / tag / entity: the character that ends it
+    html = flags & TW_FILTER_HTML
+    strip = flags & TW_STRIP_ESCAPE
+
+    def measure() -> None:
+        nonlocal width, seg
+        width += cell_width("".join(buf[seg:]))
+        seg = len(buf)
+
+    def end_escape() -> None:
+        nonlocal width, seg, end_char
+        if end_char == TW_ESCAPE:
+            measure()
+            if not strip:
+                width -= 2  # the escape characters are not counted
+        elif end_char == ";":
+            width += 1  # an entity counts as one character
+        seg = len(buf)
+        end_char = ""
+
+    def terminate(htab: bool) -> None:
+        nonlocal buf, width, seg
+        line.append(_TwCell("".join(buf), width, htab))
+        buf, width, seg = [], 0, 0
+
+    for ch in text:
+        if end_char:
+            if ch == end_char:
+                if not (ch == TW_ESCAPE and strip):
+                    buf.append(ch)
+                end_escape()
+            else:
+                buf.append(ch)
+            continue
+        if ch in "\t\v":
+            measure()
+            terminate(ch == "\t")
+        elif ch in "\n\f":
+            measure()
+            terminate(False)
+            out.append(line)
+            line = []
+            if ch == "\f":
+                out.append(None)
+        elif ch == TW_ESCAPE:
+            measure()
+            if not strip:
+                buf.append(ch)
+            seg = len(buf)
+            end_char = TW_ESCAPE
+        elif html and ch in "<&":
+            measure()
+            buf.append(ch)
+            end_char = ">" if ch == "<" else ";"
         else:
-            lines.append(cells)
-            if term == "\f":
-                lines.append(None)
-    return lines
+            buf.append(ch)
+    if buf or end_char:
+        if end_char:
+            end_escape()
+        measure()
+        terminate(False)
+    out.append(line)
+    return out
 
 
-def _tabwriter_widths(lines: list[list[str]]) -> list[list[int]]:
-    """Column widths of each line's tab-terminated cells (Go's column blocks)."""
-    cw = [[cell_width(c) for c in line] for line in lines]
+def _tw_widths(lines: list[list[_TwCell]], minwidth: int, padding: int, flags: int) -> list[list[int]]:
+    """Each line's column widths (its tab-terminated cells; the last cell of a line is no
+    column): a column block is a run of consecutive lines that have a cell in that column,
+    its width ``max(minwidth, widest cell + padding)``, or 0 for a block of empty soft
+    cells under ``TW_DISCARD_EMPTY_COLUMNS``."""
     result: list[list[int]] = [[] for _ in lines]
 
     def assign(line0: int, line1: int, column: int, widths: list[int]) -> None:
@@ -451,10 +576,16 @@ def _tabwriter_widths(lines: list[list[str]]) -> list[list[int]]:
                 i += 1
                 continue
             j = i
-            width = _MINWIDTH
+            width = minwidth
+            discardable = True
             while j < line1 and column < len(lines[j]) - 1:
-                width = max(width, cw[j][column] + _PADDING)
+                c = lines[j][column]
+                width = max(width, c.width + padding)
+                if c.width > 0 or c.htab:
+                    discardable = False
                 j += 1
+            if discardable and flags & TW_DISCARD_EMPTY_COLUMNS:
+                width = 0
             assign(i, j, column + 1, widths + [width])
             i = j
 
@@ -462,26 +593,71 @@ def _tabwriter_widths(lines: list[list[str]]) -> list[list[int]]:
     return result
 
 
-def _pad_lines(text: str) -> list[list[str]]:
-    """Each output line as a list of already padded cells (tabwriter layout)."""
-    out: list[list[str]] = []
-    section: list[list[str]] = []
-    sections: list[list[list[str]]] = []
-    for line in _tabwriter_lines(text):
-        if line is None:  # form feed: flush, blocks never span it
-            sections.append(section)
-            section = []
+def tabwriter(text: str, minwidth: int, tabwidth: int, padding: int, padchar: str = " ", flags: int = 0) -> str:
+    """What Go's ``text/tabwriter`` (docker's copy: cells measured by display width)
+    writes for ``text`` with ``NewWriter(out, minwidth, tabwidth, padding, padchar,
+    flags)`` and a final ``Flush``.  Padding with TAB pads to multiples of ``tabwidth``
+    and aligns left; ``TW_DEBUG`` writes ``|`` between columns and ``---`` at a FF."""
+    if padchar == "\t":
+        flags &= ~TW_ALIGN_RIGHT  # tab padding enforces left alignment
+    out: list[str] = []
+
+    def pad(textw: int, cellw: int, use_tabs: bool) -> None:
+        if padchar == "\t" or use_tabs:
+            if tabwidth == 0:
+                return
+            cellw = (cellw + tabwidth - 1) // tabwidth * tabwidth
+            out.append("\t" * ((cellw - textw + tabwidth - 1) // tabwidth))
         else:
+            out.append(padchar * (cellw - textw))
+
+    parsed = _tw_parse(text, flags)
+    sections: list[list[list[_TwCell]]] = [[]]
+    for item in parsed:
+        if item is None:
+            sections.append([])
+        else:
+            sections[-1].append(item)
+    for k, lines in enumerate(sections):
+        if k and flags & TW_DEBUG:
+            out.append("---\n")
+        widths = _tw_widths(lines, minwidth, padding, flags)
+        for i, (line, ws) in enumerate(zip(lines, widths)):
+            use_tabs = bool(flags & TW_TAB_INDENT)
+            for j, c in enumerate(line):
+                if j and flags & TW_DEBUG:
+                    out.append("|")
+                if not c.text:
+                    if j < len(ws):
+                        pad(c.width, ws[j], use_tabs)
+                    continue
+                use_tabs = False
+                if flags & TW_ALIGN_RIGHT:
+                    if j < len(ws):
+                        pad(c.width, ws[j], False)
+                    out.append(c.text)
+                else:
+                    out.append(c.text)
+                    if j < len(ws):
+                        pad(c.width, ws[j], False)
+            if i + 1 < len(lines) or k + 1 < len(sections):  # a FF ended the section's last line
+                out.append("\n")
+    return "".join(out)
+
+
+def _pad_lines(text: str) -> list[list[str]]:
+    """Each output line as a list of already padded cells (docker's tabwriter layout:
+    ``NewWriter(out, 10, 1, 3, ' ', 0)``); the text after the last line break is the last
+    line (empty when ``text`` ends with one)."""
+    out: list[list[str]] = []
+    section: list[list[_TwCell]] = []
+    for line in _tw_parse(text, 0) + [None]:
+        if line is not None:
             section.append(line)
-    sections.append(section)
-    for sec in sections:
-        widths = _tabwriter_widths(sec)
-        for cells, ws in zip(sec, widths):
-            padded = [
-                cell + " " * (ws[j] - cell_width(cell)) if j < len(ws) else cell
-                for j, cell in enumerate(cells)
-            ]
-            out.append(padded)
+            continue
+        for cells, ws in zip(section, _tw_widths(section, _MINWIDTH, _PADDING, 0)):
+            out.append([c.text + " " * (ws[j] - c.width) if j < len(ws) else c.text for j, c in enumerate(cells)])
+        section = []
     return out
 
 
@@ -713,6 +889,8 @@ def _go_sprint_value(v: Any) -> str:
         return "[" + " ".join(_go_sprint_value(x) for x in v) + "]"
     if isinstance(v, bytes):
         return "[" + " ".join(str(b) for b in v) + "]"
+    if dataclasses.is_dataclass(v) and type(v).__str__ is object.__str__:
+        return "{" + " ".join(_go_sprint_value(getattr(v, f.name)) for f in dataclasses.fields(v)) + "}"
     return str(v)
 
 
@@ -928,10 +1106,11 @@ def _is_alnum(ch: str) -> bool:
 
 
 class _Lexer:
-    """Go's text/template lexer (default delimiters, trim markers, comments)."""
+    """Go's text/template lexer (delimiters, trim markers, comments)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, left: str = "{{", right: str = "}}") -> None:
         self.s = text
+        self.left, self.right = left, right
         self.pos = 0
         self.start = 0
         self.paren = 0
@@ -982,18 +1161,18 @@ class _Lexer:
 
     def at_right_delim(self) -> tuple[bool, bool]:
         rest = self.s[self.pos :]
-        if len(rest) >= 2 and rest[0] in _SPACE and rest[1] == "-" and rest[2:].startswith("}}"):
+        if len(rest) >= 2 and rest[0] in _SPACE and rest[1] == "-" and rest[2:].startswith(self.right):
             return True, True
-        if rest.startswith("}}"):
+        if rest.startswith(self.right):
             return True, False
         return False, False
 
     # -- states
     def lex_text(self):
-        x = self.s.find("{{", self.pos)
+        x = self.s.find(self.left, self.pos)
         if x >= 0:
             end = x
-            after = self.s[x + 2 :]
+            after = self.s[x + len(self.left) :]
             if len(after) >= 2 and after[0] == "-" and after[1] in _SPACE:
                 end = len(self.s[:x].rstrip(_SPACE))
                 if end < self.start:
@@ -1013,7 +1192,7 @@ class _Lexer:
         return None
 
     def lex_left_delim(self):
-        self.pos += 2
+        self.pos += len(self.left)
         rest = self.s[self.pos :]
         trim = len(rest) >= 2 and rest[0] == "-" and rest[1] in _SPACE
         after = 2 if trim else 0
@@ -1038,7 +1217,7 @@ class _Lexer:
             return self.error("comment ends before closing delimiter")
         if trim:
             self.pos += 2
-        self.pos += 2
+        self.pos += len(self.right)
         if trim:
             self.pos = len(self.s) - len(self.s[self.pos :].lstrip(_SPACE))
         self.ignore()
@@ -1049,7 +1228,7 @@ class _Lexer:
         if trim:
             self.pos += 2
             self.ignore()
-        self.pos += 2
+        self.pos += len(self.right)
         self.emit(T_RIGHT)
         if trim:
             self.pos = len(self.s) - len(self.s[self.pos :].lstrip(_SPACE))
@@ -1112,7 +1291,7 @@ class _Lexer:
             self.nxt()
             num += 1
         rest = self.s[self.pos - 1 :]
-        if len(rest) >= 2 and rest[0] in _SPACE and rest[1] == "-" and rest[2:].startswith("}}"):
+        if len(rest) >= 2 and rest[0] in _SPACE and rest[1] == "-" and rest[2:].startswith(self.right):
             self.backup()
             if num == 1:
                 return self.lex_inside
@@ -1166,7 +1345,7 @@ class _Lexer:
         r = self.peek()
         if r == "" or r in _SPACE or r in ".,|:()":
             return True
-        return self.s.startswith("}}", self.pos)
+        return self.s.startswith(self.right, self.pos)
 
     def lex_char(self):
         return self._lex_escaped("'", "character constant", T_CHARCONST)
@@ -1222,6 +1401,30 @@ class _Lexer:
                 break
         self.emit(T_RAWSTRING)
         return self.lex_inside
+
+
+_TOKEN_NAMES = {
+    T_ERROR: "error", T_BOOL: "bool", T_CHAR: "char", T_CHARCONST: "charconst",
+    T_COMPLEX: "complex", T_ASSIGN: "=", T_DECLARE: ":=", T_EOF: "EOF", T_FIELD: "field",
+    T_IDENT: "identifier", T_LEFT: "left delim", T_LPAREN: "(", T_NUMBER: "number",
+    T_PIPE: "pipe", T_RAWSTRING: "raw string", T_RIGHT: "right delim", T_RPAREN: ")",
+    T_SPACE: "space", T_STRING: "string", T_TEXT: "text", T_VARIABLE: "variable",
+    **{typ: word for word, typ in _KEYWORDS.items()},
+}
+
+
+def template_tokens(text: str, delims: tuple[str, str] = ("{{", "}}")) -> list[tuple[str, int, str, int]]:
+    """The lexer's items for ``text`` as Go's parse.lex emits them (comments are skipped,
+    as the parser's lexer does): ``(kind, byte offset, value, line)`` up to and including
+    the EOF or the first error, kinds named as Go's lex_test.go names them."""
+    lex = _Lexer(text, *delims)
+    out = []
+    while True:
+        tok = lex.next_item()
+        pos = len(text[: tok.pos].encode("utf-8", "surrogatepass"))
+        out.append((_TOKEN_NAMES[tok.typ], pos, tok.val, tok.line))
+        if tok.typ in (T_EOF, T_ERROR):
+            return out
 
 
 def _go_unquote(lit: str) -> str:
@@ -1635,6 +1838,26 @@ class _Marker(_Node):
         return "{{" + self.kind + "}}"
 
 
+class _TemplateCall(_Node):
+    """{{template "name" pipeline}} (also what {{block}} leaves in its place)."""
+
+    __slots__ = ("name", "pipe", "line")
+    kind = "template"
+
+    def __init__(self, pos, line, name, pipe):
+        self.pos, self.line, self.name, self.pipe = pos, line, name, pipe
+
+    def __str__(self):
+        if self.pipe is None:
+            return "{{template %s}}" % _go_quote(self.name)
+        return "{{template %s %s}}" % (_go_quote(self.name), self.pipe)
+
+
+def _is_empty_tree(nodes: list[_Node]) -> bool:
+    """parse.IsEmptyTree: nothing but white space (comments are already dropped)."""
+    return all(isinstance(n, _Text) and not n.text.strip(_SPACE) for n in nodes)
+
+
 class _ParseFail(Exception):
     pass
 
@@ -1646,10 +1869,11 @@ _ARG_START = {
 
 
 class _Parser:
-    def __init__(self, text: str, funcs: set[str]) -> None:
-        self.lex = _Lexer(text)
+    def __init__(self, text: str, funcs: set[str], delims: tuple[str, str] = ("{{", "}}")) -> None:
+        self.lex = _Lexer(text, *delims)
         self.back: list[_Tok] = []
         self.funcs = funcs
+        self.defs: dict[str, list[_Node]] = {}  # {{define}}d and {{block}} templates
         self.vars = ["$"]
         self.range_depth = 0
         self.line = 1
@@ -1712,7 +1936,8 @@ class _Parser:
                 delim = self.next()
                 tok = self.next_non_space()
                 if tok.typ == T_DEFINE:
-                    self.errorf("{{define}} is not supported")
+                    self.parse_definition()
+                    continue
                 self.backup(tok)
                 self.backup(delim)
             n = self.text_or_action()
@@ -1720,6 +1945,58 @@ class _Parser:
                 self.errorf(f"unexpected {n}")
             root.append(n)
         return root
+
+    def add_definition(self, name: str, nodes: list[_Node]) -> None:
+        """parse's Tree.add: a template may be defined twice only if one of the two
+        definitions is empty (then the non-empty one wins)."""
+        old = self.defs.get(name)
+        if old is None or _is_empty_tree(old):
+            self.defs[name] = nodes
+        elif not _is_empty_tree(nodes):
+            self.errorf(f"template: multiple definition of template {_go_quote(name)}")
+
+    def parse_definition(self) -> None:
+        """{{define "name"}} ... {{end}} (the {{define has been read); top level only."""
+        name = self.template_name("define clause")
+        self.expect(T_RIGHT, "define clause")
+        self.definition_body(name, "define clause")
+
+    def definition_body(self, name: str, context: str) -> None:
+        """The body of a {{define}} or {{block}} up to its {{end}}: a template of its own
+        (only ``$`` is defined in it)."""
+        saved, self.vars = self.vars, ["$"]
+        try:
+            body, end = self.item_list()
+        finally:
+            self.vars = saved
+        if not (isinstance(end, _Marker) and end.kind == "end"):
+            self.errorf(f"unexpected {end} in {context}")
+        self.add_definition(name, body)
+
+    def template_name(self, context: str) -> str:
+        tok = self.next_non_space()
+        if tok.typ not in (T_STRING, T_RAWSTRING):
+            self.unexpected(tok, context)
+        try:
+            return _go_unquote(tok.val)
+        except ValueError:
+            self.errorf("invalid syntax")
+            raise AssertionError
+
+    def template_control(self, tok: _Tok) -> _Node:
+        """{{template "name" [pipeline]}} and {{block "name" pipeline}} ... {{end}}."""
+        context = "block clause" if tok.typ == T_BLOCK else "template clause"
+        name = self.template_name(context)
+        pipe = None
+        if self.peek_non_space().typ != T_RIGHT:
+            pipe = self.pipeline(context)
+        else:
+            self.next_non_space()
+        if tok.typ == T_BLOCK:
+            if pipe is None:
+                self.errorf("missing value for block clause")
+            self.definition_body(name, context)
+        return _TemplateCall(tok.pos, tok.line, name, pipe)
 
     def item_list(self) -> tuple[list[_Node], _Node]:
         lst: list[_Node] = []
@@ -1747,8 +2024,8 @@ class _Parser:
     def action(self) -> _Node:
         tok = self.next_non_space()
         t = tok.typ
-        if t in (T_BLOCK, T_TEMPLATE, T_DEFINE):
-            self.errorf(f"{{{{{tok.val}}}}} is not supported")
+        if t in (T_BLOCK, T_TEMPLATE):
+            return self.template_control(tok)
         if t == T_ELSE:
             return self.else_control()
         if t == T_END:
@@ -1946,9 +2223,7 @@ def _truth(v: Any) -> bool:
         return False
     if isinstance(v, RowContext):
         return True  # a non-nil struct pointer
-    if isinstance(v, (bool, int, float, complex, str, list, tuple, dict, bytes)):
-        return bool(v)
-    return True
+    return bool(v)
 
 
 def _basic_kind(v: Any) -> str:
@@ -2047,17 +2322,37 @@ def _fn_index(item, *indexes):
                 raise _CallError(f"index out of range: {idx}")
             item = seq[idx]
         elif isinstance(item, dict) and not isinstance(item, RowContext):
-            if not isinstance(idx, str):
-                raise _CallError(f"value has type {_go_type(idx)}; should be string")
+            if idx is None:
+                raise _CallError("value is nil; should be of type " + _map_key_type(item))
+            key_type = _map_key_type(item)
+            if _go_type(idx) != key_type and key_type != "interface {}":
+                raise _CallError(f"value has type {_go_type(idx)}; should be {key_type}")
             if idx in item:
                 item = item[idx]
             else:
-                # zero value of the element type: "" for map[string]string
-                vals = list(item.values())
-                item = "" if vals and all(isinstance(x, str) for x in vals) else None
+                item = _zero_of(item.values())
         else:
             raise _CallError(f"can't index item of type {_go_type(item)}")
     return item
+
+
+def _map_key_type(m: dict) -> str:
+    """A Go map's key type as its keys show it: ``string`` when empty or all strings."""
+    types = {_go_type(k) for k in m}
+    if not types or types == {"string"}:
+        return "string"
+    return types.pop() if len(types) == 1 else "interface {}"
+
+
+def _zero_of(values) -> Any:
+    """The zero value of a Go map's element type, guessed from its values: "" for strings,
+    0 for ints, false for bools, else nil."""
+    types = {type(x) for x in values}
+    if len(types) == 1:
+        t = types.pop()
+        if t in (str, int, float, bool):
+            return t()
+    return None
 
 
 def _fn_slice(item, *indexes):
@@ -2251,7 +2546,45 @@ _BASIC_FUNCS: dict[str, tuple[tuple[str, ...], str | None, Callable[..., Any]]] 
     "html": ((), "any", _fn_html),
     "js": ((), "any", _fn_js),
     "urlquery": ((), "any", _fn_urlquery),
+    "call": (("any",), "any", None),  # special-cased: calls its first argument
 }
+
+
+_ANNOTATION_KINDS = {str: "str", "str": "str", int: "int", "int": "int"}
+
+
+def _py_func_spec(fn: Callable[..., Any]) -> tuple[tuple[str, ...], str | None, Callable[..., Any]]:
+    """A Python callable as a template function (Go ``FuncMap`` entry or func value):
+    positional parameters are its arguments, ``*args`` makes it variadic, and a ``str`` /
+    ``int`` annotation type-checks the argument as Go's parameter type would (anything
+    else takes any value).  An exception it raises is the call's error."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return ((), "any", fn)
+    params: list[str] = []
+    variadic = None
+    for p in sig.parameters.values():
+        kind = _ANNOTATION_KINDS.get(p.annotation, "any")
+        if p.kind == p.VAR_POSITIONAL:
+            variadic = kind
+        elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
+            params.append(kind)
+
+    def call(*args):
+        try:
+            return fn(*args)
+        except _CallError:
+            raise
+        except Exception as e:  # the Go function's error result (or a recovered panic)
+            raise _CallError(str(e)) from None
+
+    return tuple(params), variadic, call
+
+
+def _is_func(v: Any) -> bool:
+    """A Go func value: a Python function, builtin or bound method (not a callable object)."""
+    return inspect.isfunction(v) or inspect.ismethod(v) or inspect.isbuiltin(v)
 
 
 def _ident(v, *_):
@@ -2446,10 +2779,17 @@ class _Continue(Exception):
     pass
 
 
+_MAX_EXEC_DEPTH = 100  # nested {{template}} calls (Go allows 100000; Python's stack would not)
+
+
 class _State:
-    def __init__(self, text: str, funcs, root: Any) -> None:
+    def __init__(self, text: str, funcs, root: Any, defs: dict[str, list[_Node]] | None = None) -> None:
         self.text = text
         self.funcs = funcs
+        self.defs = defs or {}
+        self.name = ""  # the template being executed, for error messages
+        self.depth = 0
+        self.missingkey = "default"  # Go's missingkey option, for a GoMap
         self.vars: list[tuple[str, Any]] = [("$", root)]
         self.node: _Node | None = None
         self.out: list[str] = []
@@ -2461,13 +2801,13 @@ class _State:
     def errorf(self, msg: str):
         node = self.node
         if node is None:
-            raise _ExecFail(f'template: : executing "" : {msg}')
+            raise _ExecFail(f'template: : executing {_go_quote(self.name)} : {msg}')
         pos = node.pos
         before = self.text[:pos]
         nl = before.rfind("\n")
         line = 1 + before.count("\n")
         col = len(before[nl + 1 :].encode("utf-8", "surrogatepass"))
-        raise _ExecFail(f'template: :{line}:{col}: executing "" at <{node}>: {msg}')
+        raise _ExecFail(f'template: :{line}:{col}: executing {_go_quote(self.name)} at <{node}>: {msg}')
 
     def ideal(self, n: "_Number") -> Any:
         self.at(n)
@@ -2511,12 +2851,16 @@ class _State:
             val = self.eval_pipeline(dot, node.pipe)
             if not node.pipe.decl:
                 self.at(node)
+                if _is_func(val):
+                    self.errorf(f"can't print {node.pipe} of type func")
                 self.out.append("<no value>" if val is None else _go_sprint_value(val))
         elif isinstance(node, _If):
             if node.kind == "range":
                 self.walk_range(dot, node)
             else:
                 self.walk_if_or_with(dot, node)
+        elif isinstance(node, _TemplateCall):
+            self.walk_template(dot, node)
         elif isinstance(node, _Marker):
             if node.kind == "break":
                 raise _Break
@@ -2524,6 +2868,23 @@ class _State:
                 raise _Continue
         else:  # pragma: no cover
             raise AssertionError(node)
+
+    def walk_template(self, dot: Any, node: _TemplateCall) -> None:
+        self.at(node)
+        body = self.defs.get(node.name)
+        if body is None:
+            self.errorf(f"template {_go_quote(node.name)} not defined")
+        if self.depth >= _MAX_EXEC_DEPTH:
+            self.errorf(f"exceeded maximum template depth ({_MAX_EXEC_DEPTH})")
+        new_dot = None if node.pipe is None else self.eval_pipeline(dot, node.pipe)
+        saved = (self.vars, self.name)
+        self.vars, self.name = [("$", new_dot)], node.name
+        self.depth += 1
+        try:
+            self.walk(new_dot, body)
+        finally:
+            self.depth -= 1
+            self.vars, self.name = saved
 
     def walk_if_or_with(self, dot: Any, node: _If) -> None:
         mark = self.mark()
@@ -2577,6 +2938,8 @@ class _State:
                 if len(node.pipe.decl) > 1:
                     self.errorf("can't use %s to iterate over more than one variable" % val)
                 items = [(i, i) for i in range(val)]
+            elif hasattr(val, "__next__"):  # an iterator: a Go channel (index, element)
+                items = list(enumerate(val))
             else:
                 self.errorf(f"range can't iterate over {_go_sprint_value(val)}")
                 items = []
@@ -2659,11 +3022,13 @@ class _State:
 
     def eval_field_chain(self, dot, receiver, node, idents, args, final):
         for name in idents[:-1]:
-            receiver = self.eval_field(name, None, _MISSING, receiver)
-        return self.eval_field(idents[-1], args, final, receiver)
+            receiver = self.eval_field(name, None, _MISSING, receiver, dot)
+        return self.eval_field(idents[-1], args, final, receiver, dot)
 
-    def eval_field(self, name: str, args, final, receiver):
+    def eval_field(self, name: str, args, final, receiver, dot=None):
         if receiver is None:
+            if self.missingkey == "error":
+                self.errorf(f"nil data; no entry for key {_go_quote(name)}")
             return None  # Go: nil data, missingkey=default -> <no value>
         has_args = (args is not None and len(args) > 1) or final is not _MISSING
         if isinstance(receiver, RowContext):
@@ -2681,8 +3046,28 @@ class _State:
             if name in receiver:
                 return receiver[name]
             if isinstance(receiver, GoMap):
+                key_type = _map_key_type(receiver)
+                if key_type not in ("string", "interface {}"):
+                    self.errorf(f"value has type string; should be {key_type}")
+                if self.missingkey == "zero":
+                    return _zero_of(receiver.values())
+                if self.missingkey == "error":
+                    self.errorf(f"map has no entry for key {_go_quote(name)}")
                 return None
             self.errorf(f"map has no entry for key {_go_quote(name)}")
+        if type(receiver).__module__ != "builtins" and name[:1].isupper():
+            # a struct (any Python object): an exported attribute is a field, a bound
+            # method is a Go method, called with the arguments
+            attr = getattr(receiver, name, _MISSING)
+            if inspect.ismethod(attr):
+                node = self.node
+                return self.eval_call(dot, _py_func_spec(attr), node, name, args, final)
+            if attr is not _MISSING:
+                if has_args:
+                    self.errorf(f"{name} has arguments but cannot be invoked as function")
+                return attr
+        elif name[:1].islower() and type(receiver).__module__ != "builtins" and hasattr(receiver, name):
+            self.errorf(f"{name} is an unexported field of struct type {_go_type(receiver)}")
         self.errorf(f"can't evaluate field {name} in type {_go_type(receiver)}")
 
     def eval_function(self, dot, node: _Identifier, cmd, args, final):
@@ -2702,10 +3087,8 @@ class _State:
                 self.errorf(f"wrong number of args for {name}: want at least {len(params)} got {num_in}")
         elif num_in != len(params):
             self.errorf(f"wrong number of args for {name}: want {len(params)} got {num_in}")
-
-        def kind_at(i: int) -> str:
-            return params[i] if i < len(params) else (variadic or "any")
-
+        if name == "call" and fn is None:
+            return self.eval_builtin_call(dot, node, call_args, final)
         if name in ("and", "or") and fn is None:
             v: Any = None
             for a in call_args:
@@ -2715,6 +3098,16 @@ class _State:
             if final is not _MISSING:
                 v = final
             return v
+        return self.invoke(dot, node, spec, call_args, final, name)
+
+    def invoke(self, dot, node, spec, call_args, final, label: str):
+        """Evaluate the arguments as the parameters want them (the pipeline's value, if
+        any, last) and call; a function's error is ``error calling <label>: ...``."""
+        params, variadic, fn = spec
+
+        def kind_at(i: int) -> str:
+            return params[i] if i < len(params) else (variadic or "any")
+
         values = [self.eval_arg(dot, kind_at(i), a) for i, a in enumerate(call_args)]
         if final is not _MISSING:
             values.append(self.validate(final, kind_at(len(values))))
@@ -2722,9 +3115,33 @@ class _State:
         try:
             return fn(*values)
         except _CallError as e:
-            self.errorf(f"error calling {name}: {e}")
+            self.errorf(f"error calling {label}: {e}")
         except RecursionError:
-            self.errorf(f"error calling {name}: too deep")
+            self.errorf(f"error calling {label}: too deep")
+
+    def eval_builtin_call(self, dot, node, call_args, final):
+        """``call fn args...``: fn is a Go func value (a Python function in the data)."""
+        if call_args:
+            callee, rest = self.eval_arg(dot, "any", call_args[0]), call_args[1:]
+            callee_name = str(call_args[0])
+        else:  # {{.F | call}}
+            callee, rest, final = final, [], _MISSING
+            callee_name = "call"
+        self.at(node)
+        if callee is None:
+            self.errorf("error calling call: call of nil")
+        if not _is_func(callee):
+            self.errorf(f"error calling call: non-function {callee_name} of type {_go_type(callee)}")
+        spec = _py_func_spec(callee)
+        params, variadic, _ = spec
+        n = len(rest) + (final is not _MISSING)
+        if variadic is None and n != len(params):
+            self.errorf(f"error calling call: wrong number of args for {callee_name}: got {n} want {len(params)}")
+        if variadic is not None and n < len(params):
+            self.errorf(
+                f"error calling call: wrong number of args for {callee_name}: got {n} want at least {len(params)}"
+            )
+        return self.invoke(dot, node, spec, rest, final, "call")
 
     def eval_arg(self, dot, kind: str, n: _Node):
         self.at(n)
@@ -2785,6 +3202,24 @@ _KIND_NAMES = {"str": "string", "int": "int", "any": "interface {}"}
 _ESCAPES_RE = re.compile(r"\\[tn]")
 
 
+_FUNC_NAME_RE = re.compile(r"[^\W\d]\w*")
+
+
+def _nodes_string(nodes: list[_Node]) -> str:
+    out = []
+    for n in nodes:
+        if isinstance(n, _Text):
+            out.append(_go_quote(n.text))
+        elif isinstance(n, _If):
+            out.append("{{%s %s}}%s" % (n.kind, n.pipe, _nodes_string(n.list)))
+            if n.else_list is not None:
+                out.append("{{else}}" + _nodes_string(n.else_list))
+            out.append("{{end}}")
+        else:
+            out.append(str(n))
+    return "".join(out)
+
+
 def _template_string(fmt: str) -> str:
     """docker/cli ``Format.templateString``."""
     if fmt == "table":
@@ -2811,27 +3246,68 @@ class Template:
     and ints), ``{{- -}}`` trimming, ``{{/* comments */}}``, docker's
     functions (json split join title lower upper pad truncate) and Go's
     builtins (and or not len index slice print printf println eq ne lt le gt
-    ge html js urlquery).  ``define``/``template``/``block`` are rejected.
+    ge html js urlquery call), ``define``/``template``/``block`` (nested calls up
+    to 100 deep).  ``funcs`` adds Python callables as functions (Go's ``Funcs``);
+    ``delims`` sets other action delimiters (Go's ``Delims``; "" keeps the default);
+    ``missingkey`` is Go's ``missingkey=`` option for a :class:`GoMap` (default,
+    zero, error).
 
     Data model: :class:`RowContext` = docker's context struct (unknown field
     is an error); :class:`GoMap` = Go map (missing key -> ``<no value>``); a
     plain ``dict`` = a Go map under ``missingkey=error`` (what docker's
-    ``inspect`` ends up reporting: ``map has no entry for key "X"``).
+    ``inspect`` ends up reporting: ``map has no entry for key "X"``); any
+    other Python object = a Go struct: its capitalised attributes are fields, its
+    bound methods are methods (called with the template's arguments, checked
+    against ``str``/``int`` annotations; an exception is the method's error), a
+    plain function in a field is a func value for ``call``, an iterator ranges
+    like a channel, and ``__str__`` is its String/Error method (a dataclass
+    without one prints as Go's ``{a b}``).
     """
 
-    def __init__(self, text: str, *, raw: bool = False) -> None:
+    def __init__(
+        self,
+        text: str,
+        *,
+        raw: bool = False,
+        funcs: dict[str, Callable[..., Any]] | None = None,
+        delims: tuple[str, str] = ("", ""),
+        missingkey: str = "default",
+    ) -> None:
+        if missingkey not in ("default", "invalid", "zero", "error"):
+            raise UsageError(f"unrecognized option: missingkey={missingkey}")
+        self.missingkey = "default" if missingkey == "invalid" else missingkey
         self.text = text
         self.is_table = (not raw) and text.startswith("table")
         self.source = text if raw else _template_string(text)
+        self._funcs = _BASIC_FUNCS
+        if funcs:  # Go's Template.Funcs: Python callables (see _py_func_spec)
+            for name in funcs:
+                if not _FUNC_NAME_RE.fullmatch(name):
+                    raise UsageError(f"function name {_go_quote(name)} is not a valid identifier")
+            self._funcs = dict(_BASIC_FUNCS)
+            self._funcs.update({k: _py_func_spec(f) for k, f in funcs.items()})
         try:
-            self._root = _Parser(self.source, set(_BASIC_FUNCS)).parse()
+            parser = _Parser(self.source, set(self._funcs), (delims[0] or "{{", delims[1] or "}}"))
+            self._root = parser.parse()
+            self._defs = parser.defs
         except _ParseFail as e:
             raise UsageError(f"template parsing error: {e}") from None
         except RecursionError:
             raise UsageError("template parsing error: template: :1: nesting too deep") from None
 
+    def tree_string(self) -> str:
+        """The parse tree written back as Go's ``Tree.Root.String()`` does (text as a Go
+        quoted string): ``{{if .X}}"hello"{{else}}{{if .Y}}"x"{{end}}{{end}}``."""
+        return _nodes_string(self._root)
+
+    @property
+    def defined(self) -> dict[str, str]:
+        """The ``{{define}}``d (and ``{{block}}``) templates: name -> tree string."""
+        return {k: _nodes_string(v) for k, v in self._defs.items()}
+
     def _execute(self, obj: Any, funcs) -> tuple[str, Exception | None]:
-        st = _State(self.source, funcs, obj)
+        st = _State(self.source, funcs, obj, self._defs)
+        st.missingkey = self.missingkey
         try:
             st.walk(obj, self._root)
         except _ExecFail as e:
@@ -2847,7 +3323,7 @@ class Template:
         (:func:`safe_data`; ``json`` still encodes the original), and the output then keeps
         no control character but the LF and TAB the template itself wrote.
         """
-        out, err = self._execute(safe_data(obj) if safe else obj, _BASIC_FUNCS)
+        out, err = self._execute(safe_data(obj) if safe else obj, self._funcs)
         if err is not None:
             raise UsageError(f"template parsing error: {err}") from None
         return terminal_safe(out, keep_lf_tab=True) if safe else out
