@@ -391,7 +391,7 @@ def _spool(store: Store, src: BinaryIO, head: bytes, compression: str, max_ratio
         except VerificationError as e:
             if limit.error is not None:  # raised by the sink, inside the decoder
                 raise limit.error from None
-            raise VerificationError(f"invalid archive: {e}") from None
+            raise VerificationError(f"invalid archive: {_why(e)}") from None
         except _InputError as e:
             raise ImgctlError(f"cannot read the archive: {e.strerror or e}") from e
         return out.finish()
@@ -431,8 +431,14 @@ class _Archive:
                 name = _clean(info.name)
                 if name is not None:
                     self.offsets[name] = info.offset  # a later entry of the same name wins, as when extracting
+            # tarfile stops quietly at the first header that is not one; only zero blocks (the
+            # end-of-archive marker) or the end of the file may follow the last member.
+            end = self.tar.offset
+            f.seek(end)
+            if f.read(tarfile.BLOCKSIZE).strip(b"\0"):
+                raise UnsupportedManifest(f"invalid archive: no valid tar header at offset {end} (damaged, or followed by other data)")
         except (tarfile.TarError, EOFError, UnicodeError) as e:
-            raise UnsupportedManifest(f"invalid archive: not a tar file ({e})") from None
+            raise UnsupportedManifest(f"invalid archive: not a tar file ({_why(e)})") from None
 
     def _member(self, name: str) -> tarfile.TarInfo | None:
         offset = self.offsets.get(name)
@@ -442,7 +448,7 @@ class _Archive:
         try:
             return BoundedTarInfo.fromtarfile(self.tar)
         except (tarfile.TarError, EOFError, UnicodeError) as e:
-            raise UnsupportedManifest(f"invalid archive: member {name!r}: {e}") from None
+            raise UnsupportedManifest(f"invalid archive: member {name!r}: {_why(e)}") from None
 
     def has(self, name: str) -> bool:
         return self.regular(name) is not None
@@ -480,6 +486,14 @@ class _Archive:
         if size > limit:
             raise VerificationError(f"invalid archive: {name} is too large ({size} bytes, limit {limit})")
         return f.read()
+
+
+def _why(e: BaseException) -> str:
+    """tarfile's and the decoders' reason, with their "unexpected end of ..." said plainly."""
+    text = str(e)
+    for early in ("unexpected end of data", "unexpected end of stream"):
+        text = text.replace(early, "truncated, or followed by other data")
+    return text
 
 
 def _clean(name: str) -> str | None:
@@ -672,7 +686,12 @@ def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
     pending: list[tuple[ImageRecord, list[tuple[str, str, int]], list[Reference]]] = []
     for entry in top.manifests:
         ann = entry.annotations or {}
-        ref = _ref_or_none(ann.get(CONTAINERD_NAME))
+        named = ann.get(CONTAINERD_NAME)
+        ref = _ref_or_none(named)
+        if isinstance(named, str) and named and ref is None and "@" not in named:
+            # A name that is not a reference is refused, as a bad RepoTags entry is (a digest
+            # reference names no tag: that image is loaded without one).
+            raise InvalidReference(f"invalid archive: index.json names the image {named[:200]!r}, which is not a valid reference")
         if ref is None:
             name = ann.get(REF_NAME)
             if isinstance(name, str) and "/" in name:  # a full name; a bare "v1" names only a tag
@@ -774,7 +793,7 @@ def _member_digest(archive: _Archive, name: str) -> tuple[str, int, str, str, in
     try:
         diff_id = decoder.finish()
     except VerificationError as e:
-        raise VerificationError(f"invalid archive: layer {name}: {e}") from None
+        raise VerificationError(f"invalid archive: layer {name}: {_why(e)}") from None
     return f"sha256:{h.hexdigest()}", size, compression, diff_id, decoder.size
 
 

@@ -726,7 +726,11 @@ SAFE_CHAR_DEVICES = frozenset({(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (
 
 
 def _os_error(e: OSError, where: Path) -> ImgctlError:
-    return ImgctlError(f"export to {where} failed: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+    """One line: the layer's own file name (4096 bytes, say) is cut to its first 200 characters."""
+    name = os.fsdecode(e.filename) if isinstance(e.filename, (str, bytes)) else ""
+    if len(name) > 200:
+        name = name[:200] + "..."
+    return ImgctlError(f"export to {where} failed: {e.strerror or e}" + (f": {name}" if name else ""))
 
 
 def _limits(limits: Limits | None, max_ratio: float, max_layer_size: int) -> Limits:
