@@ -418,6 +418,7 @@ class _Archive:
     def __init__(self, f: BinaryIO, max_members: int = MAX_MEMBERS) -> None:
         self.offsets: dict[str, int] = {}
         self.layers: dict[tuple, LayerRecord] = {}  # layers verified by this load: each is read once
+        self.max_ratio: float = MAX_RATIO  # a compressed layer expands at most this much (see _check_expansion)
         count = 0
         try:
             self.tar = tarfile.open(fileobj=f, mode="r:", tarinfo=BoundedTarInfo)
@@ -507,6 +508,16 @@ def _clean(name: str) -> str | None:
     return n
 
 
+def _check_expansion(decoder, compressed: int, max_ratio: float, name: str) -> None:
+    """A compressed layer is decompressed (to check its diff_id) only up to ``max_ratio`` times its
+    size beyond ``SPOOL_FLOOR``: a small gzip of zeros must not keep a load hashing for minutes."""
+    if decoder.size > max(SPOOL_FLOOR, max_ratio * compressed):
+        raise VerificationError(
+            f"invalid archive: layer {name} expands more than {max_ratio:g} times ({compressed} bytes to more "
+            f"than {decoder.size}); raise the limit with --max-ratio N"
+        )
+
+
 def _json(data: bytes, what: str) -> object:
     return load_json(data, f"invalid archive: {what}")
 
@@ -548,6 +559,7 @@ def load(store: Store, source: BinaryIO | Path | str, *, max_ratio: float = MAX_
             f = open(spooled, "rb")
             owned.append(f)
         archive = _Archive(f)
+        archive.max_ratio = max_ratio
         with store.lease() as lease:
             if archive.has("index.json"):
                 return _load_oci(store, archive, lease)
@@ -583,8 +595,9 @@ def _write_member(store: Store, lease, archive: _Archive, name: str, digest: str
     writer = None if store.has_blob(digest) else store.writer(digest, size)
     h = hashlib.sha256() if writer is None else None
     bad_data: VerificationError | None = None  # judged only once the digest is known to be right
+    step = CHUNK if decoder is None else 64 * 1024  # small steps: the expansion is checked per step
     try:
-        while chunk := f.read(CHUNK):
+        while chunk := f.read(step):
             if writer is not None:
                 writer.write(chunk)
             else:
@@ -594,6 +607,7 @@ def _write_member(store: Store, lease, archive: _Archive, name: str, digest: str
                     decoder.feed(chunk)
                 except VerificationError as e:
                     bad_data = e
+                _check_expansion(decoder, size, archive.max_ratio, name)
         if writer is not None:
             writer.commit()
         elif f"sha256:{h.hexdigest()}" != digest:
@@ -706,18 +720,19 @@ def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
 def _commit_all(store: Store, pending: list[tuple[ImageRecord, list[tuple[str, str, int]], list[Reference]]]) -> list[Loaded]:
     """Record and tag the images of an archive once every one of them is verified: an archive
     that fails anywhere adds no image (its verified blobs stay, unreferenced, for prune)."""
-    results: list[Loaded] = []
-    by_image: dict[str, Loaded] = {}
+    # Each name goes to the last entry that claims it and each image is recorded once with all
+    # its names (its first entry's blobs, as a second record of it would keep the first): an
+    # archive listing one image 10,000 times costs one commit, not 10,000.
+    winner = {(r.repository, r.tag or "latest"): rec.id for rec, _, refs in pending for r in refs}
+    merged: dict[str, tuple[ImageRecord, list, list[Reference], set]] = {}
     for rec, blobs, refs in pending:
-        loaded = _commit(store, rec, blobs, refs)
-        if rec.id in by_image:
-            prev = by_image[rec.id]
-            prev.names += [n for n in loaded.names if n not in prev.names]
-            prev.replaced += loaded.replaced
-        else:
-            by_image[rec.id] = loaded
-            results.append(loaded)
-    return results
+        _, _, names, seen = merged.setdefault(rec.id, (rec, blobs, [], set()))
+        for r in refs:
+            key = (r.repository, r.tag or "latest")
+            if winner[key] == rec.id and key not in seen:
+                seen.add(key)
+                names.append(r)
+    return [_commit(store, rec, blobs, refs) for rec, blobs, refs, _ in merged.values()]
 
 
 def _load_oci_entry(store: Store, archive: _Archive, lease, entry: Descriptor) -> tuple[ImageRecord, list[tuple[str, str, int]]]:
@@ -789,7 +804,8 @@ def _member_digest(archive: _Archive, name: str) -> tuple[str, int, str, str, in
     while data:
         h.update(data)
         decoder.feed(data)
-        data = f.read(CHUNK)
+        _check_expansion(decoder, size, archive.max_ratio, name)
+        data = f.read(CHUNK if compression == "none" else 64 * 1024)  # small steps: the ratio is checked per step
     try:
         diff_id = decoder.finish()
     except VerificationError as e:

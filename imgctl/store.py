@@ -728,9 +728,34 @@ class Store:
                 pass
         self._checked = True
 
+    def rebuild_state(self) -> str | None:
+        """"running" while ``verify --repair`` rebuilds the index (it holds the marker's lock; the
+        new index then lacks images it has not recorded yet, so nothing may be collected),
+        "interrupted" when the marker outlived its holder, else None."""
+        import fcntl
+
+        try:
+            fd = os.open(self.root / REBUILDING, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return "interrupted"
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return "running"
+        finally:
+            os.close(fd)
+        return "interrupted"
+
     def check_removable(self) -> None:
         """``check_index`` and, in addition, every image the index holds has each blob it names
         (unless marked damaged by ``verify --repair``): what removals check first."""
+        rebuild = self.rebuild_state()
+        if rebuild == "running":
+            raise IndexCorrupt("refusing to remove anything: imgctl verify --repair is rebuilding the index (try again once it is done)")
+        if rebuild == "interrupted":
+            raise IndexCorrupt("refusing to remove anything: a rebuild of the index was interrupted (run imgctl verify --repair)")
         if self._removable_checked:
             return
         self.check_index()
@@ -1047,6 +1072,7 @@ def _image(row: tuple) -> ImageRecord:
 
 
 JOURNAL = "refs.journal"
+REBUILDING = "index.db.rebuilding"  # exists (flock'ed) while verify --repair rebuilds the index
 JOURNAL_COMPACT_AT = 1 << 20  # bytes: past this, the journal is rewritten as a snapshot of the references
 
 

@@ -117,6 +117,8 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
     index_error: IndexCorrupt | None = None
     users: dict[str, list[str]] = {}
     try:
+        if store.rebuild_state() is not None:  # a rebuild that died half-way: its index lacks images
+            raise IndexCorrupt(f"the store index {store.index_path} is incomplete (a rebuild of it was interrupted): run imgctl verify")
         store.check_index()
         for image_id, digest in store.db.execute("SELECT image_id, digest FROM image_blobs ORDER BY image_id"):
             users.setdefault(digest, []).append(image_id)
@@ -336,6 +338,29 @@ def _move_strays(store: Store, strays: list[tuple[str, str]], report: VerifyRepo
 # -- rebuilding a damaged index -------------------------------------------------------------
 def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
     """Move the damaged index to lost+found and record again what the blobs prove."""
+    import fcntl
+
+    from imgctl.store import REBUILDING
+
+    # Until every proven image is recorded again, the new index lacks some: the marker (locked
+    # while this runs, left behind if it dies) makes removals elsewhere refuse meanwhile.
+    marker = store.root / REBUILDING
+    try:
+        fd = os.open(marker, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StoreError(f"cannot rebuild the index: {marker}: {e.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise StoreError("another imgctl verify --repair is rebuilding the index") from None
+        _rebuild_index_locked(store, good, report)
+        os.unlink(marker)
+    finally:
+        os.close(fd)
+
+
+def _rebuild_index_locked(store: Store, good: set[str], report: VerifyReport) -> None:
     from imgctl.images import familiar_repository
     from imgctl.oci import MAX_MANIFEST_SIZE, Index, Manifest, parse_config, parse_document
 

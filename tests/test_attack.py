@@ -235,3 +235,109 @@ def test_export_error_on_a_4096_byte_name_is_one_short_line(tmp_path, store_root
         _one_line_error(r, "File name too long")
         assert len(r.err) < 600, len(r.err)
         assert leftovers(out, set()) == []
+
+
+# -- verify --repair's rebuild against concurrent removals ----------------------------------------
+def test_removals_wait_out_an_index_rebuild_and_refuse_after_an_interrupted_one(two_images):
+    """While ``verify --repair`` rebuilds the index, the new index lacks the images it has not
+    recorded yet: a concurrent ``image prune -a`` would collect their blobs.  The rebuild holds a
+    locked marker; removals refuse while it is held, and after a rebuild that died."""
+    import fcntl
+
+    blobs = sorted(os.listdir(two_images / "blobs" / "sha256"))
+    marker = two_images / "index.db.rebuilding"
+    fd = os.open(marker, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running rebuild holds
+        for args in (["image", "prune", "-f", "-a"], ["rmi", "team/b:1"]):
+            _one_line_error(run_child(*args), "verify --repair is rebuilding the index")
+    finally:
+        os.close(fd)
+    # the holder died: the marker outlives it
+    _one_line_error(run_child("image", "prune", "-f", "-a"), "rebuild of the index was interrupted", "verify --repair")
+    v = run("verify")
+    assert v.code == 1 and "a rebuild of it was interrupted" in v.out, (v.out, v.err)
+    assert sorted(os.listdir(two_images / "blobs" / "sha256")) == blobs
+    r = run("verify", "--repair")
+    assert r.code == 1 and "Rebuilt the index from the blobs: 2 images, 2 tags" in r.out, (r.out, r.err)
+    assert not marker.exists()
+    assert run("verify").code == 0
+    assert run("rmi", "team/b:1").code == 0
+    assert run("images", "--format", "{{.Repository}}:{{.Tag}}").out.split() == ["team/a:1"]
+
+
+def run_child(*args: str):
+    """imgctl in a process of its own (a Store caches its checks per process)."""
+    m = run_measured([str(a) for a in args], timeout=60)
+    assert not m.timed_out
+    return m
+
+
+# -- load: shapes that cost time ------------------------------------------------------------------
+def _gzip_of_zeros(mib: int) -> bytes:
+    import zlib
+
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return b"".join(c.compress(b"\0" * (1 << 20)) for _ in range(mib)) + c.flush()
+
+
+def test_load_of_a_gzip_layer_bomb_stops_at_the_ratio_limit(tmp_path, store_root):
+    """A docker-archive's gzip layer (1 MiB that inflates to 1 GiB) was inflated whole to check
+    its diff_id; it now stops at ``--max-ratio`` (beyond 256 MiB), naming the option."""
+    bomb = _gzip_of_zeros(1024)
+    config = config_for([b"anything"])
+    manifest = json.dumps([{"Config": sha(config)[7:] + ".json", "RepoTags": ["evil/bomb:1"], "Layers": ["bomb.tar"]}]).encode()
+    archive = tar_of([
+        (info(sha(config)[7:] + ".json", size=len(config)), config),
+        (info("bomb.tar", size=len(bomb)), bomb),
+        (info("manifest.json", size=len(manifest)), manifest),
+    ])
+    before = image_ids(store_root)
+    path = tmp_path / "bomb.tar"
+    path.write_bytes(archive)
+    m = run_measured(["load", "-i", str(path)], timeout=60)
+    assert_failed_closed(m, store_root, before, seconds=10)
+    assert "layer bomb.tar expands more than 100 times" in m.err and "--max-ratio" in m.err, m.err
+    # an oci-archive's layer goes through the same check while it is stored
+    layer_config = config_for([b"anything"])
+    mdoc = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(layer_config), "size": len(layer_config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(bomb), "size": len(bomb)}],
+    }).encode()
+    entry = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(mdoc), "size": len(mdoc)}
+    path.write_bytes(_oci(json.dumps({"schemaVersion": 2, "manifests": [entry]}).encode(), [layer_config, bomb, mdoc]))
+    m = run_measured(["load", "-i", str(path)], timeout=60)
+    assert_failed_closed(m, store_root, before, seconds=10)
+    assert "expands more than 100 times" in m.err, m.err
+
+
+def test_load_of_one_image_listed_10000_times_is_one_commit(tmp_path, store_root):
+    layer = small_layer()
+    config = config_for([layer])
+    entry = {"Config": sha(config)[7:] + ".json", "RepoTags": ["evil/app:1"], "Layers": [sha(layer)[7:] + ".tar"]}
+    entries = [entry] * 10_000 + [{**entry, "RepoTags": ["evil/app:2"]}]
+    path = tmp_path / "many.tar"
+    path.write_bytes(docker_archive([layer], manifest=json.dumps(entries).encode()))
+    m = run_measured(["load", "-i", str(path)], timeout=60)
+    assert m.code == 0 and m.seconds < 10, (m.err, m.seconds)
+    assert m.out.splitlines() == ["Loaded image: evil/app:1", "Loaded image: evil/app:2"]
+    assert run("verify").code == 0
+
+
+def test_a_name_claimed_by_two_images_of_one_archive_goes_to_the_last(tmp_path, store_root):
+    one, two = tar_of([(info("one", size=1), b"1")]), tar_of([(info("two", size=1), b"2")])
+    c1, c2 = config_for([one]), config_for([two])
+    entries = [
+        {"Config": sha(c1)[7:] + ".json", "RepoTags": ["team/x:1", "team/x:a"], "Layers": [sha(one)[7:] + ".tar"]},
+        {"Config": sha(c2)[7:] + ".json", "RepoTags": ["team/x:1"], "Layers": [sha(two)[7:] + ".tar"]},
+        {"Config": sha(c1)[7:] + ".json", "RepoTags": ["team/x:b"], "Layers": [sha(one)[7:] + ".tar"]},
+    ]
+    members = [(info(sha(c)[7:] + ".json", size=len(c)), c) for c in (c1, c2)]
+    members += [(info(sha(l)[7:] + ".tar", size=len(l)), l) for l in (one, two)]
+    manifest = json.dumps(entries).encode()
+    members.append((info("manifest.json", size=len(manifest)), manifest))
+    r = load(tmp_path, tar_of(members))
+    assert r.code == 0, r.err
+    rows = run("images", "--no-trunc", "--format", "{{.Tag}} {{.ID}}").out.split("\n")
+    assert sorted(x for x in rows if x) == sorted([f"1 {sha(c2)}", f"a {sha(c1)}", f"b {sha(c1)}"])
