@@ -168,7 +168,7 @@ def load_json(data: bytes | str, what: str, error: type[ImgctlError] = Unsupport
         raise error(f"{what}: nested more than {max_depth} levels deep") from None
     except (ValueError, UnicodeDecodeError):
         raise error(f"{what}: not valid JSON") from None
-    todo: list[tuple[object, int]] = [(doc, 1)] if isinstance(doc, (dict, list)) else []  # null, 1e999: no children
+    todo: list[tuple[object, int]] = [(doc, 1)]
     while todo:
         value, depth = todo.pop()
         children = value.values() if isinstance(value, dict) else value
