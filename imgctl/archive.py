@@ -31,7 +31,6 @@ import os
 import posixpath
 import re
 import tarfile
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import BinaryIO
 
 from imgctl.errors import ImageNotFound, ImgctlError, InvalidReference, StoreError, UnsupportedManifest, VerificationError
 from imgctl.images import familiar_repository, resolve_image
-from imgctl.export import BoundedTarInfo
+from imgctl.export import BoundedTarInfo, output_file
 from imgctl.inspect import LayerReader, LocalImage, open_image
 from imgctl.oci import (
     DOCKER_CONFIG,
@@ -299,22 +298,10 @@ def _save_oci(store: Store, items: list[SaveItem], images: list[LocalImage], tar
 
 
 def save_to_file(store: Store, names: list[str], path: Path, *, format: str = "docker-archive") -> list[SaveItem]:
-    """``save`` into ``path``, atomically: a failed save leaves no file behind."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with open(tmp, "wb") as f:
-            items = save(store, names, f, format=format)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ImgctlError(f"cannot write {path}: {e.strerror or e}") from e
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-    return items
+    """``save`` into ``path``, atomically: a failed save leaves no file behind (``output_file``:
+    ``-o /dev/null`` is written in place, never replaced)."""
+    with output_file(Path(path), lambda e, p: ImgctlError(f"cannot write {p}: {e.strerror or e}")) as f:
+        return save(store, names, f, format=format)
 
 
 # == load =====================================================================================

@@ -341,3 +341,51 @@ def test_a_name_claimed_by_two_images_of_one_archive_goes_to_the_last(tmp_path, 
     assert r.code == 0, r.err
     rows = run("images", "--no-trunc", "--format", "{{.Tag}} {{.ID}}").out.split("\n")
     assert sorted(x for x in rows if x) == sorted([f"1 {sha(c2)}", f"a {sha(c1)}", f"b {sha(c1)}"])
+
+
+# -- save -o / export -o onto what is not a regular file ------------------------------------------
+@pytest.mark.parametrize("command", ["save", "export"])
+def test_output_onto_a_device_is_written_in_place_never_replaced(command, tmp_path, store_root):
+    """``save -o /dev/null`` (as root) renamed a regular file over the device node: /dev/null,
+    /dev/full were destroyed.  A device or FIFO is written in place; ENOSPC is one line."""
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    assert load(tmp_path, docker_archive([small_layer()], ["team/dev:1"])).code == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    null, full = out / "null", out / "full"
+    os.mknod(null, 0o666 | 0o020000, os.makedev(1, 3))
+    os.mknod(full, 0o666 | 0o020000, os.makedev(1, 7))
+    r = run(command, "-o", null, "team/dev:1")
+    assert r.code == 0, r.err
+    _one_line_error(run(command, "-o", full, "team/dev:1"), "No space left on device")
+    assert os.stat(null).st_rdev == os.makedev(1, 3) and os.stat(full).st_rdev == os.makedev(1, 7)
+    assert leftovers(out, set()) == ["full", "null"]
+
+
+@pytest.mark.parametrize("command", ["save", "export"])
+def test_output_onto_a_fifo_a_symlink_or_nothing(command, tmp_path, store_root):
+    import threading
+
+    assert load(tmp_path, docker_archive([small_layer()], ["team/out:1"])).code == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    fifo = out / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    m = run_measured([command, "-o", str(fifo), "team/out:1"], timeout=60)
+    reader.join(30)
+    if reader.is_alive():  # nothing ever opened the FIFO for writing: release the reader
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(10)
+    assert m.code == 0 and fifo.is_fifo() and got and len(got[0]) >= 10240, m.err
+    # a symlink is followed: the file it names gets the archive, the link stays a link
+    (out / "link.tar").symlink_to(out / "target.tar")
+    assert run(command, "-o", out / "link.tar", "team/out:1").code == 0
+    assert (out / "link.tar").is_symlink() and tarfile.is_tarfile(out / "target.tar")
+    # no file name at all: one line, not "unexpected ValueError"
+    for where in ("", str(out)):
+        _one_line_error(run(command, "-o", where, "team/out:1"), "Is a directory")
+    assert leftovers(out, set()) == ["fifo", "link.tar", "target.tar"]
