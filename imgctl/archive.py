@@ -31,7 +31,6 @@ import os
 import posixpath
 import re
 import tarfile
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ from imgctl.errors import (
     VerificationError,
 )
 from imgctl.images import familiar_repository, resolve_image
-from imgctl.export import BoundedTarInfo
+from imgctl.export import BoundedTarInfo, output_file
 from imgctl.inspect import LayerReader, LocalImage, open_image
 from imgctl.oci import (
     DOCKER_CONFIG,
@@ -437,22 +436,10 @@ def _save_docker_oci(
 def save_to_file(
     store: Store, names: list[str], path: Path, *, format: str = "docker-archive", platform: Platform | None = None
 ) -> list[SaveItem]:
-    """``save`` into ``path``, atomically: a failed save leaves no file behind."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with open(tmp, "wb") as f:
-            items = save(store, names, f, format=format, platform=platform)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ImgctlError(f"cannot write {path}: {e.strerror or e}") from e
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-    return items
+    """``save`` into ``path``, atomically: a failed save leaves no file behind (``output_file``:
+    ``-o /dev/null`` is written in place, never replaced)."""
+    with output_file(Path(path), lambda e, p: ImgctlError(f"cannot write {p}: {e.strerror or e}")) as f:
+        return save(store, names, f, format=format, platform=platform)
 
 
 # == load =====================================================================================
@@ -529,7 +516,7 @@ def _spool(store: Store, src: BinaryIO, head: bytes, compression: str, max_ratio
         except VerificationError as e:
             if limit.error is not None:  # raised by the sink, inside the decoder
                 raise limit.error from None
-            raise VerificationError(f"invalid archive: {e}") from None
+            raise VerificationError(f"invalid archive: {_why(e)}") from None
         except _InputError as e:
             raise ImgctlError(f"cannot read the archive: {e.strerror or e}") from e
         return out.finish()
@@ -556,6 +543,7 @@ class _Archive:
     def __init__(self, f: BinaryIO, max_members: int = MAX_MEMBERS) -> None:
         self.offsets: dict[str, int] = {}
         self.layers: dict[tuple, LayerRecord] = {}  # layers verified by this load: each is read once
+        self.max_ratio: float = MAX_RATIO  # a compressed layer expands at most this much (see _check_expansion)
         count = 0
         try:
             self.tar = tarfile.open(fileobj=f, mode="r:", tarinfo=BoundedTarInfo)
@@ -569,8 +557,14 @@ class _Archive:
                 name = _clean(info.name)
                 if name is not None:
                     self.offsets[name] = info.offset  # a later entry of the same name wins, as when extracting
+            # tarfile stops quietly at the first header that is not one; only zero blocks (the
+            # end-of-archive marker) or the end of the file may follow the last member.
+            end = self.tar.offset
+            f.seek(end)
+            if f.read(tarfile.BLOCKSIZE).strip(b"\0"):
+                raise UnsupportedManifest(f"invalid archive: no valid tar header at offset {end} (damaged, or followed by other data)")
         except (tarfile.TarError, EOFError, UnicodeError) as e:
-            raise UnsupportedManifest(f"invalid archive: not a tar file ({e})") from None
+            raise UnsupportedManifest(f"invalid archive: not a tar file ({_why(e)})") from None
 
     def _member(self, name: str) -> tarfile.TarInfo | None:
         offset = self.offsets.get(name)
@@ -580,7 +574,7 @@ class _Archive:
         try:
             return BoundedTarInfo.fromtarfile(self.tar)
         except (tarfile.TarError, EOFError, UnicodeError) as e:
-            raise UnsupportedManifest(f"invalid archive: member {name!r}: {e}") from None
+            raise UnsupportedManifest(f"invalid archive: member {name!r}: {_why(e)}") from None
 
     def has(self, name: str) -> bool:
         return self.regular(name) is not None
@@ -620,6 +614,14 @@ class _Archive:
         return f.read()
 
 
+def _why(e: BaseException) -> str:
+    """tarfile's and the decoders' reason, with their "unexpected end of ..." said plainly."""
+    text = str(e)
+    for early in ("unexpected end of data", "unexpected end of stream"):
+        text = text.replace(early, "truncated, or followed by other data")
+    return text
+
+
 def _clean(name: str) -> str | None:
     """An archive member name as a lookup key: relative and normalised; None if it climbs out
     (or holds a NUL, which no file name can)."""
@@ -629,6 +631,16 @@ def _clean(name: str) -> str | None:
     if n in (".", "..") or n.startswith("../"):
         return None
     return n
+
+
+def _check_expansion(decoder, compressed: int, max_ratio: float, name: str) -> None:
+    """A compressed layer is decompressed (to check its diff_id) only up to ``max_ratio`` times its
+    size beyond ``SPOOL_FLOOR``: a small gzip of zeros must not keep a load hashing for minutes."""
+    if decoder.size > max(SPOOL_FLOOR, max_ratio * compressed):
+        raise VerificationError(
+            f"invalid archive: layer {name} expands more than {max_ratio:g} times ({compressed} bytes to more "
+            f"than {decoder.size}); raise the limit with --max-ratio N"
+        )
 
 
 def _json(data: bytes, what: str) -> object:
@@ -672,6 +684,7 @@ def load(store: Store, source: BinaryIO | Path | str, *, max_ratio: float = MAX_
             f = open(spooled, "rb")
             owned.append(f)
         archive = _Archive(f)
+        archive.max_ratio = max_ratio
         with store.lease() as lease:
             if archive.has("index.json"):
                 return _load_oci(store, archive, lease)
@@ -707,8 +720,9 @@ def _write_member(store: Store, lease, archive: _Archive, name: str, digest: str
     writer = None if store.has_blob(digest) else store.writer(digest, size)
     h = hashlib.sha256() if writer is None else None
     bad_data: VerificationError | None = None  # judged only once the digest is known to be right
+    step = CHUNK if decoder is None else 64 * 1024  # small steps: the expansion is checked per step
     try:
-        while chunk := f.read(CHUNK):
+        while chunk := f.read(step):
             if writer is not None:
                 writer.write(chunk)
             else:
@@ -718,6 +732,7 @@ def _write_member(store: Store, lease, archive: _Archive, name: str, digest: str
                     decoder.feed(chunk)
                 except VerificationError as e:
                     bad_data = e
+                _check_expansion(decoder, size, archive.max_ratio, name)
         if writer is not None:
             writer.commit()
         elif f"sha256:{h.hexdigest()}" != digest:
@@ -811,7 +826,12 @@ def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
     pending: list[tuple[ImageRecord, list[tuple[str, str, int]], list[Reference]]] = []
     for entry in top.manifests:
         ann = entry.annotations or {}
-        ref = _ref_or_none(ann.get(CONTAINERD_NAME))
+        named = ann.get(CONTAINERD_NAME)
+        ref = _ref_or_none(named)
+        if isinstance(named, str) and named and ref is None and "@" not in named:
+            # A name that is not a reference is refused, as a bad RepoTags entry is (a digest
+            # reference names no tag: that image is loaded without one).
+            raise InvalidReference(f"invalid archive: index.json names the image {named[:200]!r}, which is not a valid reference")
         if ref is None:
             name = ann.get(REF_NAME)
             if isinstance(name, str) and "/" in name:  # a full name; a bare "v1" names only a tag
@@ -826,18 +846,19 @@ def _load_oci(store: Store, archive: _Archive, lease) -> list[Loaded]:
 def _commit_all(store: Store, pending: list[tuple[ImageRecord, list[tuple[str, str, int]], list[Reference]]]) -> list[Loaded]:
     """Record and tag the images of an archive once every one of them is verified: an archive
     that fails anywhere adds no image (its verified blobs stay, unreferenced, for prune)."""
-    results: list[Loaded] = []
-    by_image: dict[str, Loaded] = {}
+    # Each name goes to the last entry that claims it and each image is recorded once with all
+    # its names (its first entry's blobs, as a second record of it would keep the first): an
+    # archive listing one image 10,000 times costs one commit, not 10,000.
+    winner = {(r.repository, r.tag or "latest"): rec.id for rec, _, refs in pending for r in refs}
+    merged: dict[str, tuple[ImageRecord, list, list[Reference], set]] = {}
     for rec, blobs, refs in pending:
-        loaded = _commit(store, rec, blobs, refs)
-        if rec.id in by_image:
-            prev = by_image[rec.id]
-            prev.names += [n for n in loaded.names if n not in prev.names]
-            prev.replaced += loaded.replaced
-        else:
-            by_image[rec.id] = loaded
-            results.append(loaded)
-    return results
+        _, _, names, seen = merged.setdefault(rec.id, (rec, blobs, [], set()))
+        for r in refs:
+            key = (r.repository, r.tag or "latest")
+            if winner[key] == rec.id and key not in seen:
+                seen.add(key)
+                names.append(r)
+    return [_commit(store, rec, blobs, refs) for rec, blobs, refs, _ in merged.values()]
 
 
 def _has_host(index: Index) -> bool:
@@ -928,11 +949,12 @@ def _member_digest(archive: _Archive, name: str) -> tuple[str, int, str, str, in
     while data:
         h.update(data)
         decoder.feed(data)
-        data = f.read(CHUNK)
+        _check_expansion(decoder, size, archive.max_ratio, name)
+        data = f.read(CHUNK if compression == "none" else 64 * 1024)  # small steps: the ratio is checked per step
     try:
         diff_id = decoder.finish()
     except VerificationError as e:
-        raise VerificationError(f"invalid archive: layer {name}: {e}") from None
+        raise VerificationError(f"invalid archive: layer {name}: {_why(e)}") from None
     return f"sha256:{h.hexdigest()}", size, compression, diff_id, decoder.size
 
 

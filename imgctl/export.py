@@ -36,12 +36,15 @@ Python's ``tarfile`` only parses headers here; it never writes to the filesystem
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shutil
 import stat
 import tarfile
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -727,7 +730,11 @@ SAFE_CHAR_DEVICES = frozenset({(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (
 
 
 def _os_error(e: OSError, where: Path) -> ImgctlError:
-    return ImgctlError(f"export to {where} failed: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+    """One line: the layer's own file name (4096 bytes, say) is cut to its first 200 characters."""
+    name = os.fsdecode(e.filename) if isinstance(e.filename, (str, bytes)) else ""
+    if len(name) > 200:
+        name = name[:200] + "..."
+    return ImgctlError(f"export to {where} failed: {e.strerror or e}" + (f": {name}" if name else ""))
 
 
 def _limits(limits: Limits | None, max_ratio: float, max_layer_size: int) -> Limits:
@@ -875,6 +882,46 @@ def export_to_tar(
         _remove_path(scratch)
 
 
+@contextmanager
+def output_file(path: Path, on_error: Callable[[OSError, Path], ImgctlError]) -> Iterator[BinaryIO]:
+    """An ``-o`` file, written atomically: a temporary file next to it is renamed over it once
+    complete, so a failure leaves nothing.  An existing device or FIFO (``-o /dev/null``) is
+    written in place, never replaced by a regular file; a symlink is followed (the file it names
+    is replaced, not the link).  OSErrors, also the caller's, become ``on_error(e, path)``."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise on_error(e, path) from e
+    if not path.name or (st is not None and stat.S_ISDIR(st.st_mode)):
+        raise on_error(IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)), path)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:
+            with open(path, "wb") as f:
+                yield f
+                f.flush()
+        except OSError as e:
+            raise on_error(e, path) from e
+        return
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except OSError as e:
+        raise on_error(e, path) from e
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
 def export_to_file(
     store: Store,
     name: str,
@@ -885,23 +932,10 @@ def export_to_file(
     limits: Limits | None = None,
     platform=None,
 ) -> ExportResult:
-    """``export_to_tar`` into PATH, atomically (nothing is left behind on failure)."""
+    """``export_to_tar`` into PATH, atomically (nothing is left behind on failure; see ``output_file``)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with open(tmp, "wb") as f:
-            result = export_to_tar(
-                store, name, f, workdir=path.parent, max_ratio=max_ratio, max_layer_size=max_layer_size, limits=limits,
-                platform=platform,
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return result
-    except OSError as e:
-        raise _os_error(e, path) from e
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    # The scratch tree goes next to the output (same filesystem), unless that is a device (/dev).
+    workdir = None if path.exists() and not path.is_file() else Path(os.path.realpath(path)).parent
+    with output_file(path, _os_error) as f:
+        return export_to_tar(store, name, f, workdir=workdir, max_ratio=max_ratio, max_layer_size=max_layer_size, limits=limits,
+                             platform=platform)

@@ -457,6 +457,25 @@ class Store:
         return self.root / JOURNAL
 
     # -- layout ---------------------------------------------------------------
+    LAYOUT_DIRS = ("blobs", "blobs/sha256", "ingest", "leases", "lost+found")
+
+    def layout_problems(self) -> list[Path]:
+        """The store's directories that exist but are not directories (a file named ``ingest``,
+        ``leases``, ``blobs/sha256``): nothing can be written until ``verify --repair`` moves them."""
+        out = []
+        for name in self.LAYOUT_DIRS:
+            path = self.root / name
+            try:
+                if not stat.S_ISDIR(os.stat(path).st_mode):
+                    out.append(path)
+            except FileNotFoundError:
+                continue
+            except NotADirectoryError:  # under a parent that is not one (listed already)
+                continue
+            except OSError:
+                out.append(path)
+        return out
+
     def _ensure_dirs(self) -> None:
         try:
             self.blobs_dir.mkdir(parents=True, exist_ok=True)
@@ -581,7 +600,12 @@ class Store:
         return self._connect_ro()
 
     def _writable(self) -> bool:
-        """False when the store exists but this process cannot write it (read-only mount, permissions)."""
+        """False when the store exists but this process cannot write it (read-only mount, permissions,
+        a file where one of its directories should be)."""
+        bad = self.layout_problems()
+        if bad:
+            self._ro_reason = f"{bad[0]} is not a directory; run imgctl verify --repair"
+            return False
         for path in (self.root, self.index_path):
             if path.exists() and not os.access(path, os.W_OK):
                 self._ro_reason = os.strerror(errno.EROFS if _on_read_only_fs(path) else errno.EACCES)
@@ -736,9 +760,34 @@ class Store:
                 pass
         self._checked = True
 
+    def rebuild_state(self) -> str | None:
+        """"running" while ``verify --repair`` rebuilds the index (it holds the marker's lock; the
+        new index then lacks images it has not recorded yet, so nothing may be collected),
+        "interrupted" when the marker outlived its holder, else None."""
+        import fcntl
+
+        try:
+            fd = os.open(self.root / REBUILDING, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return "interrupted"
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return "running"
+        finally:
+            os.close(fd)
+        return "interrupted"
+
     def check_removable(self) -> None:
         """``check_index`` and, in addition, every image the index holds has each blob it names
         (unless marked damaged by ``verify --repair``): what removals check first."""
+        rebuild = self.rebuild_state()
+        if rebuild == "running":
+            raise IndexCorrupt("refusing to remove anything: imgctl verify --repair is rebuilding the index (try again once it is done)")
+        if rebuild == "interrupted":
+            raise IndexCorrupt("refusing to remove anything: a rebuild of the index was interrupted (run imgctl verify --repair)")
         if self._removable_checked:
             return
         self.check_index()
@@ -846,8 +895,9 @@ class Store:
         """The image is indexed and every blob it needs is present."""
         if self.image(image_id) is None:
             return False
-        rows = self.db.execute("SELECT digest FROM image_blobs WHERE image_id = ?", (image_id,)).fetchall()
-        return bool(rows) and all(self.has_blob(d) for (d,) in rows)
+        rows = self.db.execute("SELECT kind, digest FROM image_blobs WHERE image_id = ?", (image_id,)).fetchall()
+        kinds = {k for k, _ in rows}  # a blob list without its manifest or config is not complete
+        return {"manifest", "config"} <= kinds and all(self.has_blob(d) for _, d in rows)
 
     def mark_damaged(self, image_ids: list[str]) -> None:
         """Remember images that ``verify --repair`` found broken; a pull of them clears the mark."""
@@ -1059,6 +1109,7 @@ def _image(row: tuple) -> ImageRecord:
 
 
 JOURNAL = "refs.journal"
+REBUILDING = "index.db.rebuilding"  # exists (flock'ed) while verify --repair rebuilds the index
 JOURNAL_COMPACT_AT = 1 << 20  # bytes: past this, the journal is rewritten as a snapshot of the references
 
 
@@ -1196,6 +1247,10 @@ def read_ref_journal(root: Path) -> tuple[dict, dict, int]:
         f = open(Path(root) / JOURNAL, "rb")
     except FileNotFoundError:
         return tags, pins, 0
+    except OSError as e:  # a directory, a FIFO's permissions, EIO: nothing here can be believed
+        raise IndexCorrupt(
+            f"the reference journal {Path(root) / JOURNAL} cannot be read ({e.strerror or e}): run imgctl verify"
+        ) from None
     with f:
         for line in f:
             try:

@@ -30,7 +30,7 @@ READ = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    kind: str  # corrupt-blob | missing-blob | bad-manifest | bad-config | damaged | stray | damaged-index
+    kind: str  # corrupt-blob | missing-blob | bad-manifest | bad-config | damaged | stray | damaged-index | incomplete
     digest: str
     detail: str
     images: tuple[str, ...] = ()
@@ -99,18 +99,26 @@ def _scan(store: Store) -> tuple[list[str], list[tuple[str, str]]]:
 
 def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None) -> VerifyReport:
     report = VerifyReport()
+    bad_dirs = store.layout_problems()
+    for path in bad_dirs:
+        report.problems.append(Problem("layout", "", f"{path} is not a directory: run imgctl verify --repair to move it aside"))
+    if repair and bad_dirs:
+        _repair_layout(store, bad_dirs, report)
+        bad_dirs = store.layout_problems()
     if repair:
         try:
             store._refuse_if_read_only()
         except IndexCorrupt:
             pass  # judged below; a damaged index is what --repair is for
-    names, strays = _scan(store)
+    names, strays = _scan(store) if store.blobs_dir not in bad_dirs and store.blobs_dir.parent not in bad_dirs else ([], [])
     for name, what in strays:
         report.problems.append(Problem("stray", name, f"{store.blobs_dir / name} is not a blob: {what}"))
 
     index_error: IndexCorrupt | None = None
     users: dict[str, list[str]] = {}
     try:
+        if store.rebuild_state() is not None:  # a rebuild that died half-way: its index lacks images
+            raise IndexCorrupt(f"the store index {store.index_path} is incomplete (a rebuild of it was interrupted): run imgctl verify")
         store.check_index()
         for image_id, digest in store.db.execute("SELECT image_id, digest FROM image_blobs ORDER BY image_id"):
             users.setdefault(digest, []).append(image_id)
@@ -137,10 +145,14 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
                 )
 
     present = {f"sha256:{n}" for n in names}
-    fixes: list[tuple] = []
+    fixes: list[tuple] | None = []
     if index_error is None:
         _check_images(store, report, present, corrupt, repair)
-        fixes = _check_refs(store, report)
+        try:
+            fixes = _check_refs(store, report)
+        except IndexCorrupt as e:  # the journal itself cannot be read
+            report.problems.append(Problem("journal", "", str(e) + " --repair to write it again from the index"))
+            fixes = None
 
     if repair:
         for p in report.problems:
@@ -169,8 +181,27 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
                     tx.executemany("DELETE FROM layers WHERE digest = ?", [(d,) for d in report.removed])
             store.mark_damaged(sorted(damaged))
             report.damaged = sorted(damaged)
-            _fix_refs(store, fixes, report)
+            if fixes is None:
+                _rewrite_journal(store, report)
+            else:
+                _fix_refs(store, fixes, report)
     return report
+
+
+def _rewrite_journal(store: Store, report: VerifyReport) -> None:
+    """An unreadable reference journal goes to lost+found and is written again from the index
+    (whose integrity was checked above): what the index holds is all that can be proven."""
+    from imgctl.store import _write_journal_snapshot
+
+    path = store.journal_path
+    try:
+        dest = _move_aside(store, path, time.strftime("%Y%m%dT%H%M%S"))
+        with store.transaction() as con:
+            _write_journal_snapshot(con, store.root)
+    except OSError as e:
+        report.repairs.append(f"Cannot write the reference journal {path} again: {e.strerror or e}")
+        return
+    report.repairs.append(f"Moved the unreadable reference journal to {dest} and wrote it again from the index")
 
 
 def _check_refs(store: Store, report: VerifyReport) -> list[tuple]:
@@ -239,6 +270,12 @@ def _check_images(store: Store, report: VerifyReport, present: set[str], corrupt
         rows = con.execute(
             "SELECT digest, kind, position FROM image_blobs WHERE image_id = ? ORDER BY kind, position", (image_id,)
         ).fetchall()
+        listed = {(kind, digest) for digest, kind, _ in rows}
+        if image_id not in damaged and not {("manifest", manifest_digest), ("config", image_id)} <= listed:
+            # gc and rmi refuse such an index (``_refuse_unless_complete``): verify must say why
+            report.problems.append(
+                Problem("incomplete", image_id, f"image {image_id[7:19]}: the index does not list its manifest and config blobs", (image_id,))
+            )
         for digest, kind, _ in rows:
             if digest not in present:
                 report.problems.append(
@@ -248,6 +285,24 @@ def _check_images(store: Store, report: VerifyReport, present: set[str], corrupt
             problem = _check_manifest(store, image_id, manifest_digest, [d for d, k, _ in rows if k == "layer"])
             if problem:
                 report.problems.append(problem)
+
+
+def _repair_layout(store: Store, bad: list[Path], report: VerifyReport) -> None:
+    """Files where the store's directories belong go to lost+found (kept, not deleted); the
+    directories are made again (a file named lost+found is moved next to itself first)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for path in bad:
+        try:
+            if path.name == "lost+found":
+                dest = path.with_name(f"lost+found.{stamp}.{os.getpid()}")
+                os.rename(path, dest)
+            else:
+                dest = _move_aside(store, path, stamp)
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            report.repairs.append(f"Cannot move {path} aside: {e.strerror or e}")
+            continue
+        report.repairs.append(f"Moved {path}, which is not a directory, to {dest}")
 
 
 def _lost_and_found(store: Store) -> Path:
@@ -283,6 +338,29 @@ def _move_strays(store: Store, strays: list[tuple[str, str]], report: VerifyRepo
 # -- rebuilding a damaged index -------------------------------------------------------------
 def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
     """Move the damaged index to lost+found and record again what the blobs prove."""
+    import fcntl
+
+    from imgctl.store import REBUILDING
+
+    # Until every proven image is recorded again, the new index lacks some: the marker (locked
+    # while this runs, left behind if it dies) makes removals elsewhere refuse meanwhile.
+    marker = store.root / REBUILDING
+    try:
+        fd = os.open(marker, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StoreError(f"cannot rebuild the index: {marker}: {e.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise StoreError("another imgctl verify --repair is rebuilding the index") from None
+        _rebuild_index_locked(store, good, report)
+        os.unlink(marker)
+    finally:
+        os.close(fd)
+
+
+def _rebuild_index_locked(store: Store, good: set[str], report: VerifyReport) -> None:
     from imgctl.images import familiar_repository
     from imgctl.oci import MAX_MANIFEST_SIZE, Index, Manifest, parse_config, parse_document
 
