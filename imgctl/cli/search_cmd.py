@@ -55,7 +55,7 @@ def search_cmd(
             term, client=client, config=state.config(), limit=limit, filters=filters, log=state.log,
             on_fallback=lambda message: print(f"WARNING: {terminal_safe(message)}", file=sys.stderr),
         )
-    results = list(_valid_only(results, lambda r: _valid_repository(r.name), "search result(s)"))
+    results = [r for page in _valid_pages([results], lambda r: _valid_repository(r.name), "search result(s)") for r in page]
     # docker's searchContext: IsOfficial is "[OK]"/"" in text, "true"/"false" when marshalled to JSON.
     as_json = format_ is not None and format_.strip() in ("json", "{{json .}}")
     rows = []
@@ -121,29 +121,14 @@ def _valid_repository(name: str) -> bool:
     return True
 
 
-def _valid_only(items, valid, what: str):
-    """The items whose name the reference grammar accepts, as they come (a stream stays a
-    stream); the others are never printed as if they were names: at the end, one line on
-    stderr says how many were skipped."""
-    skipped = 0
-    for x in items:
-        if valid(x):
-            yield x
-        else:
-            skipped += 1
-    _warn_skipped(skipped, what)
-
-
-def _warn_skipped(skipped: int, what: str) -> None:
-    if skipped:
-        print(f"WARNING: skipped {skipped} {what} from the registry: not valid names", file=sys.stderr)
-
-
 def _valid_pages(pages, valid, what: str):
-    """``_valid_only`` page by page: each page's valid names, as the pages come."""
+    """Each page's items whose name the reference grammar accepts, as the pages come (a stream
+    stays a stream); the others are never printed as if they were names: at the end, one line
+    on stderr says how many were skipped."""
     skipped = 0
     for page in pages:
         kept = [x for x in page if valid(x)]
         skipped += len(page) - len(kept)
         yield kept
-    _warn_skipped(skipped, what)
+    if skipped:
+        print(f"WARNING: skipped {skipped} {what} from the registry: not valid names", file=sys.stderr)
