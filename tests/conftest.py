@@ -12,8 +12,8 @@ cfg_file           ``tmp_path / "config.toml"`` (created, empty); exported as IM
 isolated_env       autouse: HOME / XDG_* / DOCKER_CONFIG point into tmp_path, other IMGCTL_*
                    and proxy variables are removed.  Returns a dict of the paths.
 
-Helpers are importable from tests as ``from images import ...`` and
-``from registry import Registry`` (this directory is put on sys.path).
+Helpers live in the package :mod:`tests.support` (``from tests.support.images import ...``);
+``tests`` is a package, so pytest puts the repository root on sys.path.
 """
 
 from __future__ import annotations
@@ -21,16 +21,11 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-from registry import Registry, RegistryBinaryMissing, RegistryError  # noqa: E402
+from tests.support.registry import Registry, RegistryBinaryMissing, RegistryError
 
 _repo_counter = itertools.count(1)
 

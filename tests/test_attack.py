@@ -14,10 +14,10 @@ import sqlite3
 import tarfile
 
 import pytest
-from cli import run
-from hostile import run_measured
-from storecheck import assert_store_verifies, image_ids
-from test_failclosed_archive import (
+from tests.support.cli import run
+from tests.support.hostile import run_measured
+from tests.support.storecheck import assert_store_verifies, image_ids
+from tests.test_failclosed_archive import (
     assert_failed_closed,
     config_for,
     docker_archive,

@@ -12,12 +12,12 @@ import sys
 import time
 
 import pytest
-from cli import run
-from faultyserver import FaultyServer
-from images import make_image, make_layer, push_blob, push_image, push_raw_manifest
-from registry import make_htpasswd
-from storecheck import assert_store_verifies, image_ids
-from tokenserver import TokenServer
+from tests.support.cli import run
+from tests.support.faultyserver import FaultyServer
+from tests.support.images import make_image, make_layer, push_blob, push_image, push_raw_manifest
+from tests.support.registry import make_htpasswd
+from tests.support.storecheck import assert_store_verifies, image_ids
+from tests.support.tokenserver import TokenServer
 
 from imgctl import auth
 from imgctl.config import Config

@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 import tarfile
 
-from cli import run
-from hostile import run_measured
-from images import layer_from_tar, make_image, push_image
+from tests.support.cli import run
+from tests.support.hostile import run_measured
+from tests.support.images import layer_from_tar, make_image, push_image
 
 MIB = 1024 * 1024
 

@@ -30,7 +30,7 @@ from imgctl.cli import app
 from imgctl.cli.completion import SHELLS, command_tree, generate
 from imgctl.errors import UsageError
 
-from cli import run
+from tests.support.cli import run
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {

@@ -10,8 +10,8 @@ import os
 import subprocess
 import sys
 
-from images import make_image, make_layer, make_random_layer, push_image
-from storecheck import assert_store_verifies, image_ids
+from tests.support.images import make_image, make_layer, make_random_layer, push_image
+from tests.support.storecheck import assert_store_verifies, image_ids
 
 
 def imgctl(*args: str, env: dict) -> subprocess.Popen:

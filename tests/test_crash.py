@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from images import make_image, make_layer, make_random_layer, push_image
-from killproxy import KillProxy
-from storecheck import assert_store_verifies, image_ids
+from tests.support.images import make_image, make_layer, make_random_layer, push_image
+from tests.support.killproxy import KillProxy
+from tests.support.storecheck import assert_store_verifies, image_ids
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_complete_partial_needs_no_download(proxy, registry, unique_repo, store_
 def test_prune_keeps_a_recent_partial_and_drops_an_expired_one(proxy, registry, unique_repo, store_root):
     import time as _time
 
-    from cli import run
+    from tests.support.cli import run
 
     layer = make_random_layer(300, 6000, seed=81, compression="gzip")
     img = make_image([layer])

@@ -9,9 +9,9 @@ import os
 import subprocess
 
 import pytest
-from cli import run
-from images import make_image, make_random_layer, push_image
-from storecheck import assert_store_verifies, image_ids
+from tests.support.cli import run
+from tests.support.images import make_image, make_random_layer, push_image
+from tests.support.storecheck import assert_store_verifies, image_ids
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from breakout import build_layer, cases, snapshot
-from cli import run
-from images import directory, file, hardlink, make_image, make_layer, opaque, push_image, symlink, whiteout
+from tests.support.breakout import build_layer, cases, snapshot
+from tests.support.cli import run
+from tests.support.images import directory, file, hardlink, make_image, make_layer, opaque, push_image, symlink, whiteout
 
 UMOCI = shutil.which("umoci")
 SKOPEO = shutil.which("skopeo")
@@ -244,7 +244,7 @@ def test_same_tree_as_umoci_unpack(registry, unique_repo, tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="creating device nodes needs root (CI runs as root)")
 def test_root_export_creates_only_harmless_device_nodes(registry, unique_repo, tmp_path):
-    from images import Entry
+    from tests.support.images import Entry
 
     layer = build_layer([
         Entry("dev", "dir"),

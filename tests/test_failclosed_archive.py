@@ -19,9 +19,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from cli import run
-from hostile import run_measured
-from storecheck import assert_store_verifies, image_ids
+from tests.support.cli import run
+from tests.support.hostile import run_measured
+from tests.support.storecheck import assert_store_verifies, image_ids
 
 MIB = 1024 * 1024
 RSS_LIMIT = 200 * MIB
@@ -633,7 +633,7 @@ def test_save_writes_familiar_repotags_and_load_reads_every_form(tmp_path, store
 
 
 # -- class 3 (load's part): a full disk ------------------------------------------------------------
-from test_diskfull import small_fs  # noqa: E402,F401  (the 3 MiB tmpfs fixture)
+from tests.test_diskfull import small_fs  # noqa: E402,F401  (the 3 MiB tmpfs fixture)
 
 
 @pytest.mark.parametrize("via", ["gzip-file", "pipe"])

@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
-from cli import run
-from hubsearch import HubSearchServer, hub_result
-from images import make_image, make_layer, push_image
-from tokenserver import QuietServer
+from tests.support.cli import run
+from tests.support.hubsearch import HubSearchServer, hub_result
+from tests.support.images import make_image, make_layer, push_image
+from tests.support.tokenserver import QuietServer
 
 from imgctl.formatting import Template, format_rows, safe_data, terminal_safe
 
@@ -311,7 +311,7 @@ def test_images_templates_cannot_write_controls(pulled_hostile):
 
 # -- export warnings and load errors: file names from layers and archives ------------------------
 def test_export_warning_names_hostile_device_paths_on_one_clean_line(registry, unique_repo, tmp_path):
-    from images import Entry
+    from tests.support.images import Entry
 
     names = ["dev/\x1b]0;pwned\x07", "dev/a\nWARNING: forged", "dev/\x9b2J\u202e", "dev/cr\rx"]
     layer = make_layer([Entry(n, "blockdev", devmajor=8, devminor=0) for n in names])

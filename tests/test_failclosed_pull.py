@@ -11,10 +11,10 @@ import resource
 from pathlib import Path
 
 import pytest
-from cli import run
-from hostile import HostileRegistry, run_measured
-from images import OCI_LAYER_GZIP, OCI_MANIFEST, dumps, make_image, make_layer, push_image, push_raw_manifest, sha256_digest
-from storecheck import assert_store_verifies, blob_files
+from tests.support.cli import run
+from tests.support.hostile import HostileRegistry, run_measured
+from tests.support.images import OCI_LAYER_GZIP, OCI_MANIFEST, dumps, make_image, make_layer, push_image, push_raw_manifest, sha256_digest
+from tests.support.storecheck import assert_store_verifies, blob_files
 
 MiB = 1024 * 1024
 

@@ -20,10 +20,10 @@ import signal
 import time
 
 import pytest
-from cli import run
-from hostile import HostileRegistry, RawServer, forever, http_answer, run_measured, trickle
-from images import OCI_MANIFEST, dumps, make_image, make_layer
-from storecheck import image_ids
+from tests.support.cli import run
+from tests.support.hostile import HostileRegistry, RawServer, forever, http_answer, run_measured, trickle
+from tests.support.images import OCI_MANIFEST, dumps, make_image, make_layer
+from tests.support.storecheck import image_ids
 
 from imgctl import jsonlimit
 from imgctl.config import Config

@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from cli import run
-from images import make_image, make_layer, push_image
-from storecheck import assert_store_verifies, blob_files
+from tests.support.cli import run
+from tests.support.images import make_image, make_layer, push_image
+from tests.support.storecheck import assert_store_verifies, blob_files
 
 FORMAT = "{{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}}"
 
@@ -675,7 +675,7 @@ def test_tag_pointing_at_an_image_the_blobs_cannot_prove_is_not_restored(store):
 def test_measured_damaged_index_and_full_disk(store, tmpfs, tmp_path, registry, unique_repo, monkeypatch):
     """As separate processes: refusing, repairing and failing on a full disk stay under 200 MiB
     and end within 30 s each."""
-    from hostile import run_measured
+    from tests.support.hostile import run_measured
 
     env = {**os.environ, "IMGCTL_ROOT": str(store["root"])}
     _zero_pages(store["root"] / "index.db")

@@ -15,10 +15,10 @@ import re
 from pathlib import Path
 
 import pytest
-from cli import run
-from hostile import HostileRegistry, bomb, endless, run_measured
-from images import OCI_MANIFEST, dumps, make_image, make_index, make_layer, sha256_digest
-from storecheck import assert_store_verifies, blob_files, image_ids
+from tests.support.cli import run
+from tests.support.hostile import HostileRegistry, bomb, endless, run_measured
+from tests.support.images import OCI_MANIFEST, dumps, make_image, make_index, make_layer, sha256_digest
+from tests.support.storecheck import assert_store_verifies, blob_files, image_ids
 
 MiB = 1024 * 1024
 RSS_LIMIT_KIB = 150 * 1024  # the server offers 200 MiB or an endless body

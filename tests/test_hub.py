@@ -11,10 +11,10 @@ import time
 
 import httpx
 import pytest
-from cli import run
-from hubfixture import AUTH, CDN, RATE_LIMIT_TEXT, REGISTRY, Hub
-from images import make_image, make_index, make_layer
-from storecheck import assert_store_verifies, image_ids
+from tests.support.cli import run
+from tests.support.hubfixture import AUTH, CDN, RATE_LIMIT_TEXT, REGISTRY, Hub
+from tests.support.images import make_image, make_index, make_layer
+from tests.support.storecheck import assert_store_verifies, image_ids
 
 from imgctl.config import Config
 from imgctl.registry import RegistryClient, Retry, _challenge_error

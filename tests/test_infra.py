@@ -15,7 +15,7 @@ import httpx
 import pytest
 import zstandard
 
-from images import (
+from tests.support.images import (
     DOCKER_CONFIG,
     DOCKER_LAYER,
     DOCKER_LAYER_GZIP,
@@ -44,7 +44,7 @@ from images import (
     symlink,
     whiteout,
 )
-from registry import Registry, RegistryBinaryMissing, make_htpasswd, make_self_signed_cert
+from tests.support.registry import Registry, RegistryBinaryMissing, make_htpasswd, make_self_signed_cert
 
 REPO_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$")
 
@@ -330,7 +330,7 @@ def test_registry_startup_failure_reports_output(tmp_path):
 
 
 def test_missing_binary_fails_not_skips(monkeypatch, tmp_path):
-    import conftest
+    from tests import conftest
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RegistryBinaryMissing, match="README"):
@@ -358,7 +358,7 @@ def test_env_isolated(store_root, cfg_file, tmp_path, isolated_env):
 
 
 def test_registry_retries_when_port_taken(monkeypatch):
-    import registry as registry_mod
+    from tests.support import registry as registry_mod
 
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))

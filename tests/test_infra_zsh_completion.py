@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_completions import FILES, _all_commands, _global_names, _option_names, _subcommands
+from tests.test_completions import FILES, _all_commands, _global_names, _option_names, _subcommands
 
 # A zsh program: start an interactive `zsh -f` on a pty with the script's directory on $fpath,
 # bind TAB to a widget that completes and then empties the line, and report every match

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli import run
-from images import make_image, make_layer, push_image
+from tests.support.cli import run
+from tests.support.images import make_image, make_layer, push_image
 
 from imgctl.formatting import human_size
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 
 import pytest
-from cli import run
-from images import make_image, make_layer, push_image
-from storecheck import assert_store_verifies, blob_files, image_ids
+from tests.support.cli import run
+from tests.support.images import make_image, make_layer, push_image
+from tests.support.storecheck import assert_store_verifies, blob_files, image_ids
 
 
 def short(d: str) -> str:

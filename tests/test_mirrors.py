@@ -10,10 +10,10 @@ import random
 import re
 
 import pytest
-from cli import run
-from faultyserver import FaultyServer, dead_url
-from images import make_image, make_layer, push_image
-from storecheck import assert_store_verifies, blob_files, image_ids
+from tests.support.cli import run
+from tests.support.faultyserver import FaultyServer, dead_url
+from tests.support.images import make_image, make_layer, push_image
+from tests.support.storecheck import assert_store_verifies, blob_files, image_ids
 
 from imgctl.config import Config, load_config
 from imgctl.errors import ConfigError, ManifestUnknown

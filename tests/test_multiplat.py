@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli import run
-from images import make_image, make_index, make_layer, push_image
-from storecheck import assert_store_verifies, blob_files, image_ids
+from tests.support.cli import run
+from tests.support.images import make_image, make_index, make_layer, push_image
+from tests.support.storecheck import assert_store_verifies, blob_files, image_ids
 
 from imgctl.oci import host_platform
 
@@ -164,7 +164,7 @@ def test_save_writes_the_index_and_load_restores_it(multi, store_root, tmp_path,
 def _registry_manifest(registry, repo, ref):
     """The manifest bytes the registry has under REF, None when it has none."""
     import httpx
-    from images import get_manifest
+    from tests.support.images import get_manifest
 
     try:
         return get_manifest(registry.url, repo, ref).content

@@ -9,8 +9,8 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from cli import run
-from images import make_image, make_layer, push_image
+from tests.support.cli import run
+from tests.support.images import make_image, make_layer, push_image
 
 from imgctl.formatting import human_size
 

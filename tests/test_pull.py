@@ -7,9 +7,9 @@ import shutil
 import sqlite3
 
 import pytest
-from cli import run
-from images import make_image, make_index, make_layer, make_random_layer, push_image
-from storecheck import assert_store_verifies, blob_files, image_ids
+from tests.support.cli import run
+from tests.support.images import make_image, make_index, make_layer, make_random_layer, push_image
+from tests.support.storecheck import assert_store_verifies, blob_files, image_ids
 
 from imgctl.oci import host_platform
 

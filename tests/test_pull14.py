@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
-from cli import run
-from images import make_image, make_layer, make_random_layer, push_image
-from ptyrun import Screen, run_on_pty
-from storecheck import assert_store_verifies, blob_files
+from tests.support.cli import run
+from tests.support.images import make_image, make_layer, make_random_layer, push_image
+from tests.support.ptyrun import Screen, run_on_pty
+from tests.support.storecheck import assert_store_verifies, blob_files
 
 
 _short_names = itertools.count(1)

@@ -8,10 +8,10 @@ import shutil
 import subprocess
 
 import pytest
-from cli import run
-from images import get_blob, get_manifest, make_image, make_layer, push_image
-from registry import make_htpasswd
-from storecheck import assert_store_verifies, image_ids
+from tests.support.cli import run
+from tests.support.images import get_blob, get_manifest, make_image, make_layer, push_image
+from tests.support.registry import make_htpasswd
+from tests.support.storecheck import assert_store_verifies, image_ids
 
 SKOPEO = shutil.which("skopeo")
 

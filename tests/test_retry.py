@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from cli import run
-from flakyrelay import FlakyRelay
-from images import make_image, make_layer, push_image
-from storecheck import assert_store_verifies, image_ids
+from tests.support.cli import run
+from tests.support.flakyrelay import FlakyRelay
+from tests.support.images import make_image, make_layer, push_image
+from tests.support.storecheck import assert_store_verifies, image_ids
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cli import run
-from hubsearch import HubSearchServer, hub_result
-from images import make_image, make_layer, push_image
-from registry import free_port
+from tests.support.cli import run
+from tests.support.hubsearch import HubSearchServer, hub_result
+from tests.support.images import make_image, make_layer, push_image
+from tests.support.registry import free_port
 
 import imgctl.search
 from imgctl.errors import RegistryError, TransportError, UsageError
@@ -380,7 +380,7 @@ def test_unreachable_registry_search(cfg_file):
 
 
 def test_catalog_with_basic_auth(registry_factory, tmp_path, tiny_image, cfg_file):
-    from registry import make_htpasswd
+    from tests.support.registry import make_htpasswd
 
     from imgctl.config import load_config
     from imgctl.registry import RegistryClient
@@ -400,7 +400,7 @@ def test_catalog_with_basic_auth(registry_factory, tmp_path, tiny_image, cfg_fil
 
 
 def test_catalog_with_token_auth_asks_for_the_catalog_scope(registry_factory, tmp_path, tiny_image, cfg_file, monkeypatch):
-    from tokenserver import TokenServer
+    from tests.support.tokenserver import TokenServer
 
     from imgctl.config import load_config
     from imgctl.registry import RegistryClient

@@ -9,17 +9,17 @@ import ssl
 from pathlib import Path
 
 import pytest
-from cli import run
-from faultyserver import FaultyServer
-from images import make_image, make_layer, push_image
-from storecheck import assert_store_verifies, image_ids
+from tests.support.cli import run
+from tests.support.faultyserver import FaultyServer
+from tests.support.images import make_image, make_layer, push_image
+from tests.support.storecheck import assert_store_verifies, image_ids
 
 from imgctl.config import Config
 from imgctl.errors import ConfigError
 from imgctl.registry import _Transport, tls_files
 
 pytest.importorskip("cryptography.x509")
-from pki import CA  # noqa: E402
+from tests.support.pki import CA  # noqa: E402
 
 
 def small_image(seed: str):

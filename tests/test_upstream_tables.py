@@ -1841,8 +1841,8 @@ def test_distribution_identifier_regexp(text, is_id):
 
 @pytest.fixture
 def pulled_image(registry, unique_repo):
-    from cli import run
-    from images import make_image, make_layer, push_image
+    from tests.support.cli import run
+    from tests.support.images import make_image, make_layer, push_image
 
     img = make_image([make_layer({"a": "x"})], labels={"b": "2", "a": "1"})
     push_image(registry.url, unique_repo, img, tag="v1")
@@ -1852,7 +1852,7 @@ def pulled_image(registry, unique_repo):
 
 
 def test_cli_templates_with_define_block_and_call(pulled_image):
-    from cli import run
+    from tests.support.cli import run
 
     name = pulled_image
     r = run("images", name, "--format", '{{define "r"}}{{.Repository}}:{{.Tag}}{{end}}{{template "r" .}}')

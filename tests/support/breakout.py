@@ -24,7 +24,7 @@ from typing import Callable
 import io
 import tarfile
 
-from images import Entry, Layer, directory, file, hardlink, layer_from_tar, opaque, symlink, whiteout
+from .images import Entry, Layer, directory, file, hardlink, layer_from_tar, opaque, symlink, whiteout
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from pki import CA
-from tokenserver import QuietServer
+from .pki import CA
+from .tokenserver import QuietServer
 
 __all__ = ["Hub", "Rec", "ConnectProxy", "REGISTRY", "AUTH", "CDN", "RATE_LIMIT_TEXT"]
 
