@@ -27,10 +27,12 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
+
+from .server import LoopbackServer
 
 MODES = ("error500", "challenge", "hang", "pass", "truncate", "corrupt", "norange", "files")
 _RELAYED_REQUEST_HEADERS = ("accept", "range")
@@ -45,7 +47,9 @@ def dead_url(host: str = "127.0.0.1") -> str:
     return f"http://{host}:{port}"
 
 
-class FaultyServer:
+class FaultyServer(LoopbackServer):
+    methods = ("GET", "HEAD", "POST")
+
     def __init__(
         self,
         mode: str,
@@ -69,58 +73,26 @@ class FaultyServer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._client = httpx.Client(trust_env=False, timeout=30.0) if self.upstream else None
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-            def do_GET(self) -> None:
-                server._handle(self, "GET")
-
-            def do_HEAD(self) -> None:
-                server._handle(self, "HEAD")
-
-            def do_POST(self) -> None:
-                server._handle(self, "POST")
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address) -> None:  # failed TLS handshakes are expected
-                pass
-
-        self._httpd = Server((host, 0), Handler)
-        scheme = "http"
+        ctx = None
         if tls is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(tls[0]), str(tls[1]))
             if client_ca is not None:
                 ctx.verify_mode = ssl.CERT_REQUIRED
                 ctx.load_verify_locations(cafile=str(client_ca))
-            # The handshake happens in the request's thread, so one bad client cannot stall the server.
-            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True, do_handshake_on_connect=False)
-            scheme = "https"
-        self.host = f"{host}:{self._httpd.server_address[1]}"
-        self.url = f"{scheme}://{self.host}{self.prefix}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        super().__init__(host=host, tls=ctx)
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return super().url + self.prefix
 
     # -- lifecycle ------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().stop()
         if self._client is not None:
             self._client.close()
-
-    def __enter__(self) -> "FaultyServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # -- what it saw -------------------------------------------------------------------------
     def seen(self, part: str = "") -> list[dict]:
@@ -160,7 +132,7 @@ class FaultyServer:
             except OSError:
                 pass
 
-    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         rec = self._record(h, method)
         length = int(h.headers.get("Content-Length") or 0)
         if length:

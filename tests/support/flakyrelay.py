@@ -7,44 +7,23 @@ to have on demand.  Every request is recorded.
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 
+from .server import LoopbackServer
 
-class FlakyRelay:
+
+class FlakyRelay(LoopbackServer):
     def __init__(self, upstream: str, *, match: str, failures: int, how: str, retry_after: str | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.match, self.failures, self.how, self.retry_after = match, failures, how, retry_after
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status or -1 for dropped)
         self._lock = threading.Lock()
-        relay = self
+        super().__init__()
+        self.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                relay._handle(self)
-
-            do_HEAD = do_GET
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request, client_address) -> None:
-                pass  # a client that hangs up mid-answer is part of the script, not a test failure
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         with self._lock:
             fail = self.match in h.path and self.failures > 0
             if fail:
@@ -78,5 +57,4 @@ class FlakyRelay:
         self.requests.append((h.command, h.path, up.status_code))
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.stop()

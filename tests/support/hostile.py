@@ -67,9 +67,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote
+
+from .server import LoopbackServer
 
 __all__ = ["HostileRegistry", "Script", "endless", "filler", "bomb", "Measured", "run_measured"]
 
@@ -185,8 +187,10 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-class HostileRegistry:
+class HostileRegistry(LoopbackServer):
     """Serves one image (an ``images.Image`` or ``images.Index``, or nothing) as ``repo:tag``."""
+
+    request_timeout = 30  # a client that stops reading cannot pin a thread forever
 
     def __init__(self, image=None, *, repo: str = "hostile/app", tag: str = "latest", **switches) -> None:
         names = {f.name for f in fields(Script)}
@@ -204,33 +208,8 @@ class HostileRegistry:
         self._stop = threading.Event()
         if image is not None:
             self.add_image(image, tag=tag)
-        registry = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 30  # a client that stops reading cannot pin a thread forever
-
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-            def do_GET(self) -> None:
-                registry._handle(self, "GET")
-
-            def do_HEAD(self) -> None:
-                registry._handle(self, "HEAD")
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            block_on_close = False
-
-            def handle_error(self, request, client_address) -> None:  # clients hang up on purpose
-                pass
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
-        self.url = f"http://{self.host}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        super().__init__()
+        self.start()
 
     # -- content -------------------------------------------------------------------------
     def add_image(self, obj, *, tag: str | None = None) -> None:
@@ -269,14 +248,7 @@ class HostileRegistry:
     # -- lifecycle -------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> "HostileRegistry":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().stop()
 
     # -- HTTP ------------------------------------------------------------------------------
     def _send(
@@ -347,7 +319,7 @@ class HostileRegistry:
         body = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
         self._send(h, rec, status, {"Content-Type": "application/json", **(headers or {})}, body, head=head)
 
-    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         rec = {
             "method": method,
             "path": h.path,
@@ -567,7 +539,7 @@ def forever(piece: bytes, every: float = 0.05) -> Iterator[bytes | float]:
         yield every
 
 
-class RawServer:
+class RawServer(LoopbackServer):
     """HTTP on 127.0.0.1 where ``route(method, target, headers)`` returns the raw answer.
 
     Each connection carries one request (``http_answer`` says ``Connection: close``); the answer's pieces are written as they come (a float
@@ -576,31 +548,17 @@ class RawServer:
     ``requests`` lists (method, target, headers) in order.
     """
 
+    stream = True
+    join_requests = True
+
     def __init__(self, route: Callable[[str, str, dict[str, str]], Answer | None]) -> None:
         self.route = route
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._stop = threading.Event()
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(64)
-        self._sock.settimeout(0.05)
-        self.host = f"127.0.0.1:{self._sock.getsockname()[1]}"
-        self.url = f"http://{self.host}"
-        self._threads: list[threading.Thread] = []
-        self._accept = threading.Thread(target=self._serve, daemon=True)
-        self._accept.start()
+        super().__init__()
+        self.start()
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            t = threading.Thread(target=self._one, args=(conn,), daemon=True)
-            self._threads.append(t)
-            t.start()
-
-    def _one(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(5)
             data = b""
@@ -630,13 +588,4 @@ class RawServer:
 
     def stop(self) -> None:
         self._stop.set()
-        self._accept.join(5)
-        self._sock.close()
-        for t in self._threads:
-            t.join(5)
-
-    def __enter__(self) -> "RawServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().stop()

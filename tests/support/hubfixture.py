@@ -40,7 +40,6 @@ import re
 import secrets
 import select
 import socket
-import socketserver
 import ssl
 import threading
 import time
@@ -50,7 +49,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from .pki import CA
-from .tokenserver import QuietServer
+from .server import LoopbackServer
 
 __all__ = ["Hub", "Rec", "ConnectProxy", "REGISTRY", "AUTH", "CDN", "RATE_LIMIT_TEXT"]
 
@@ -64,33 +63,20 @@ RATE_LIMIT_TEXT = (
 
 
 # -- a CONNECT proxy that knows where the names live ---------------------------------------------
-class ConnectProxy:
+class ConnectProxy(LoopbackServer):
     """``CONNECT name:443`` to the loopback port ``routes[name]``; anything else is refused (502)."""
+
+    stream = True
 
     def __init__(self, routes: dict[str, int]) -> None:
         self.routes = dict(routes)
         self.connects: list[str] = []  # the CONNECT targets, in order
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
-        proxy = self
+        super().__init__()
+        self.start()
 
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                proxy._handle(self.request)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-            def handle_error(self, request, client_address) -> None:
-                pass
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-
-    def _handle(self, client: socket.socket) -> None:
+    def handle(self, client: socket.socket) -> None:
         head = b""
         while b"\r\n\r\n" not in head and len(head) < 16384:
             chunk = client.recv(4096)
@@ -126,8 +112,7 @@ class ConnectProxy:
             upstream.close()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
         with self._lock:
             for s in list(self._open):
                 try:
@@ -174,7 +159,7 @@ class Hub:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.ca = CA(self.dir / "ca", "imgctl hub test CA")
-        self._servers: list[QuietServer] = []
+        self._servers: list[LoopbackServer] = []
         ports = {}
         for host, handle in ((REGISTRY, self._registry), (AUTH, self._auth), (CDN, self._cdn)):
             ports[host] = self._serve(host, handle)
@@ -219,43 +204,23 @@ class Hub:
     def _serve(self, host: str, handle) -> int:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(*self.ca.issue(host, server=True, hosts=(host,)))
-        hub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def record(h: BaseHTTPRequestHandler, method: str) -> None:
+            url = urlsplit(h.path)
+            rec = Rec(host, h.command, url.path, parse_qs(url.query), {k.lower(): v for k, v in h.headers.items()})
+            with self._lock:
+                self.requests.append(rec)
+            handle(h, rec)
 
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                rec = Rec(host, self.command, url.path, parse_qs(url.query),
-                          {k.lower(): v for k, v in self.headers.items()})
-                with hub._lock:
-                    hub.requests.append(rec)
-                handle(self, rec)
-
-            do_HEAD = do_GET
-
-        class Server(QuietServer):
-            daemon_threads = True
-
-            def get_request(self):
-                sock, addr = self.socket.accept()
-                # The handshake happens in the request's thread, not in the accepting one.
-                return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-        server = Server(("127.0.0.1", 0), Handler)
+        server = LoopbackServer(tls=ctx, handle=record).start()
         self._servers.append(server)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return server.server_address[1]
+        return server.port
 
     def stop(self) -> None:
         self._stopping.set()
         self.proxy.stop()
         for server in self._servers:
-            server.shutdown()
-            server.server_close()
+            server.stop()
 
     def __enter__(self) -> "Hub":
         return self

@@ -28,9 +28,10 @@ Usage::
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from .server import LoopbackServer
 
 __all__ = ["HubSearchServer", "HTTPD_RESULTS", "hub_result"]
 
@@ -82,33 +83,38 @@ HTTPD_RESULTS: list[dict] = [
 ]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
-    protocol_version = "HTTP/1.1"
+def _send(h: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str = "application/json") -> None:
+    h.send_response(status)
+    h.send_header("Content-Type", content_type)
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
 
-    def log_message(self, fmt: str, *args) -> None:  # keep test output quiet
-        pass
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+class HubSearchServer(LoopbackServer):
+    """``/v1/search`` over ``results`` on 127.0.0.1, served from a thread of the test process."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        owner = self.server.owner
-        parts = urlsplit(self.path)
+    methods = ("GET",)
+
+    def __init__(self, results: list[dict] | None = None, *, max_page_size: int = 100) -> None:
+        super().__init__()
+        self.results = list(HTTPD_RESULTS if results is None else results)
+        self.max_page_size = max_page_size
+        self.fail_status: int | None = None
+        self.requests: list[dict] = []
+
+    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        parts = urlsplit(h.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        owner.requests.append({"path": parts.path, **query})
-        if owner.fail_status:
-            self._send(owner.fail_status, b"upstream unavailable\n", "text/plain")
+        self.requests.append({"path": parts.path, **query})
+        if self.fail_status:
+            _send(h, self.fail_status, b"upstream unavailable\n", "text/plain")
             return
         if parts.path not in ("/v1/search", "/v1/search/"):
-            self._send(404, json.dumps({"message": "page not found"}).encode())
+            _send(h, 404, json.dumps({"message": "page not found"}).encode())
             return
         if "q" not in query:
-            self._send(400, json.dumps({"message": "query parameter q is required"}).encode())
+            _send(h, 400, json.dumps({"message": "query parameter q is required"}).encode())
             return
         try:
             n = int(query.get("n", "25"))
@@ -116,11 +122,11 @@ class _Handler(BaseHTTPRequestHandler):
             if n < 1 or page < 1:
                 raise ValueError
         except ValueError:
-            self._send(400, json.dumps({"message": "invalid n or page"}).encode())
+            _send(h, 400, json.dumps({"message": "invalid n or page"}).encode())
             return
-        n = min(n, owner.max_page_size)
+        n = min(n, self.max_page_size)
         q = query["q"].lower()
-        hits = [r for r in owner.results if q in str(r.get("name")).lower() or q in str(r.get("description") or "").lower()]
+        hits = [r for r in self.results if q in str(r.get("name")).lower() or q in str(r.get("description") or "").lower()]
         num_pages = (len(hits) + n - 1) // n
         doc = {
             "num_pages": num_pages,
@@ -130,50 +136,4 @@ class _Handler(BaseHTTPRequestHandler):
             "query": query["q"],
             "page": page,
         }
-        self._send(200, json.dumps(doc).encode())
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    owner: "HubSearchServer"
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # a client hanging up (an https probe) is not an error to print: tests assert on stderr
-
-
-class HubSearchServer:
-    """``/v1/search`` over ``results`` on 127.0.0.1, served from a thread of the test process."""
-
-    def __init__(self, results: list[dict] | None = None, *, max_page_size: int = 100) -> None:
-        self.results = list(HTTPD_RESULTS if results is None else results)
-        self.max_page_size = max_page_size
-        self.fail_status: int | None = None
-        self.requests: list[dict] = []
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "HubSearchServer":
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="hubsearch", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(timeout=5)
-            self._httpd = None
-
-    def __enter__(self) -> "HubSearchServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        _send(h, 200, json.dumps(doc).encode())

@@ -12,28 +12,23 @@ import signal
 import socket
 import threading
 
+from .server import LoopbackServer
 
-class KillProxy:
+
+class KillProxy(LoopbackServer):
+    stream = True
+
     def __init__(self, upstream_port: int) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.kill_at: int | None = None
         self.pid: int | None = None
         self.sent = 0
         self.killed = False
         self._lock = threading.Lock()
         self._armed = threading.Event()
-        self._stop = False
         self._conns: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        super().__init__()
+        self.start()
 
     def arm(self, pid: int, kill_at: int | None, sig: int = signal.SIGKILL) -> None:
         """Start relaying for process ``pid``; signal it after ``kill_at`` response bytes (None: never)."""
@@ -44,21 +39,17 @@ class KillProxy:
     def disarm(self) -> None:
         self._armed.clear()
 
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            self._armed.wait(10)
-            try:
-                up = socket.create_connection(self.upstream)
-            except OSError:
-                client.close()
-                continue
-            self._conns += [client, up]
-            threading.Thread(target=self._pump, args=(client, up, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(up, client, True), daemon=True).start()
+    def handle(self, client: socket.socket) -> None:
+        self._armed.wait(10)
+        try:
+            up = socket.create_connection(self.upstream)
+        except OSError:
+            return
+        self._conns += [client, up]
+        back = threading.Thread(target=self._pump, args=(up, client, True), daemon=True)
+        back.start()
+        self._pump(client, up, False)
+        back.join()
 
     def _pump(self, src: socket.socket, dst: socket.socket, counted: bool) -> None:
         try:
@@ -93,9 +84,8 @@ class KillProxy:
                     pass
 
     def close(self) -> None:
-        self._stop = True
         self._armed.set()
-        self.sock.close()
+        self.stop()
         for c in self._conns:
             try:
                 c.close()

@@ -22,7 +22,7 @@ import json
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,20 +33,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-
-class QuietServer(ThreadingHTTPServer):
-    """A client hanging up mid-answer (an https probe, a cancelled read) is not an error to print:
-    the tests capture stderr and assert on it."""
-
-    def handle_error(self, request, client_address) -> None:
-        pass
+from .server import LoopbackServer
 
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class TokenServer:
+class TokenServer(LoopbackServer):
+    methods = ("GET", "POST")
+
     def __init__(
         self,
         directory: str | Path,
@@ -84,36 +80,9 @@ class TokenServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cert_path = self.dir / "token-signer.pem"
         self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                server._handle(self, "POST")
-
-        self._httpd = QuietServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        super().__init__()
+        self.start()
         self.realm = f"{self.url}/token"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> "TokenServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def registry_config(self) -> dict:
         """``extra=`` for :class:`registry.Registry`: token auth trusting this server."""
@@ -173,7 +142,7 @@ class TokenServer:
         h.end_headers()
         h.wfile.write(body)
 
-    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         url = urlsplit(h.path)
         length = int(h.headers.get("Content-Length") or 0)
         form = parse_qs(h.rfile.read(length).decode()) if length else {}
