@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
 from tests.support.cli import run
 from tests.support.hubsearch import HubSearchServer, hub_result
 from tests.support.images import make_image, make_layer, push_image
-from tests.support.tokenserver import QuietServer
+from tests.support.server import LoopbackServer
 
 from imgctl.formatting import Template, format_rows, safe_data, terminal_safe
 
@@ -157,51 +155,36 @@ def test_search_truncated_table_and_templates_stay_clean(hostile_hub):
 
 
 # -- tags, catalog and error messages: a registry that lies in its text ---------------------------
-class TextRegistry:
+class TextRegistry(LoopbackServer):
     """/v2/ (200), /v2/_catalog, /v2/<name>/tags/list with the given names, and a 404 with
     ``error_message`` for every manifest."""
 
+    methods = ("GET",)
+
     def __init__(self, *, tags=(), repositories=(), error_message="manifest unknown") -> None:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                path = urlsplit(self.path).path
-                if path == "/v2/":
-                    self._json(200, {})
-                elif path == "/v2/_catalog":
-                    self._json(200, {"repositories": list(owner.repositories)})
-                elif path.endswith("/tags/list"):
-                    self._json(200, {"name": path[4:-10], "tags": list(owner.tags)})
-                else:
-                    self._json(404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": owner.error_message}]})
-
-            def _json(self, status, doc) -> None:
-                body = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        super().__init__()
         self.tags, self.repositories, self.error_message = tags, repositories, error_message
-        self._httpd = QuietServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self.start()
 
-    def __enter__(self) -> "TextRegistry":
-        return self
+    def handle(self, h, method) -> None:
+        path = urlsplit(h.path).path
+        if path == "/v2/":
+            self._json(h, 200, {})
+        elif path == "/v2/_catalog":
+            self._json(h, 200, {"repositories": list(self.repositories)})
+        elif path.endswith("/tags/list"):
+            self._json(h, 200, {"name": path[4:-10], "tags": list(self.tags)})
+        else:
+            self._json(h, 404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": self.error_message}]})
 
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+    @staticmethod
+    def _json(h, status, doc) -> None:
+        body = json.dumps(doc).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
 
 
 BAD_TAGS = ["v1\n2.0", "\x1b]0;x\x07", "latest\r", "-dash", ".dot", "a" * 129, "", "t\u202e", "ok:colon", "ta\tb"]

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from tests.support.cli import run
+from tests.support.faultyserver import dead_url
 from tests.support.hubsearch import HubSearchServer, hub_result
 from tests.support.images import make_image, make_layer, push_image
 from tests.support.registry import free_port
+from tests.support.server import LoopbackServer
 
 import imgctl.search
 from imgctl.errors import RegistryError, TransportError, UsageError
 from imgctl.search import SearchFilters, SearchResult, parse_filters, split_search_term
-
-
-class QuietServer(ThreadingHTTPServer):
-    """A client hanging up mid-answer (an https probe, a cancelled read) is not an error to print:
-    the tests capture stderr and assert on it."""
-
-    def handle_error(self, request, client_address) -> None:
-        pass
 
 
 @pytest.fixture
@@ -41,10 +33,6 @@ def hub(cfg_file):
 @pytest.fixture(scope="module")
 def tiny_image():
     return make_image([make_layer({"hello.txt": "hello\n"})])
-
-
-def dead_url() -> str:
-    return f"http://127.0.0.1:{free_port()}"
 
 
 def table(*rows: str) -> str:
@@ -473,63 +461,52 @@ def test_tags_errors(registry, unique_repo, cfg_file):
     assert r.err.rstrip().endswith(f"(mirrors failed too: {mirror}: GET {mirror}/v2/{unique_repo}/tags/list: connection refused)")
 
 
-class PagedTokenRegistry:
+class PagedTokenRegistry(LoopbackServer):
     """What distribution 2.8 lacks: sorted, ``n``/``last`` paginated tags/list and _catalog (as
     distribution v3 and Hub answer; pages of at most 3 here), behind bearer-token auth whose
     token is only good for the one scope it was asked for."""
 
+    methods = ("GET",)
+
     def __init__(self, repos: dict[str, list[str]]) -> None:
+        super().__init__()
         self.repos = repos
         self.scopes: list[str] = []
-        outer = self
+        self.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    @staticmethod
+    def send(h, status: int, doc: object, headers: dict | None = None) -> None:
+        body = json.dumps(doc).encode()
+        h.send_response(status)
+        for k, v in {"Content-Type": "application/json", "Content-Length": str(len(body)), **(headers or {})}.items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(body)
 
-            def log_message(self, *args) -> None:
-                pass
-
-            def send(self, status: int, doc: object, headers: dict | None = None) -> None:
-                body = json.dumps(doc).encode()
-                self.send_response(status)
-                for k, v in {"Content-Type": "application/json", "Content-Length": str(len(body)), **(headers or {})}.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:  # noqa: N802
-                parts = urlsplit(self.path)
-                q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                if parts.path == "/token":
-                    outer.scopes.append(q.get("scope", ""))
-                    return self.send(200, {"token": "tok " + q.get("scope", "")})
-                m = re.fullmatch(r"/v2/(.+)/tags/list", parts.path)
-                if parts.path == "/v2/_catalog":
-                    scope, key, items = "registry:catalog:*", "repositories", sorted(outer.repos)
-                elif m and m.group(1) in outer.repos:
-                    scope, key, items = f"repository:{m.group(1)}:pull", "tags", sorted(outer.repos[m.group(1)])
-                else:
-                    scope, key, items = "", "", []
-                if self.headers.get("Authorization") != f"Bearer tok {scope}":
-                    realm = f'Bearer realm="http://{self.headers["Host"]}/token",service="test",scope="{scope}"'
-                    return self.send(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}, {"WWW-Authenticate": realm})
-                if not key:
-                    return self.send(404, {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]})
-                after = [i for i in items if i > q.get("last", "")]
-                n = min(int(q.get("n", "100")), 3)  # like Hub, a page holds at most a few tags
-                page, headers = after[:n], {}
-                if len(after) > n:
-                    headers["Link"] = f'<{parts.path}?last={page[-1]}&n={n}>; rel="next"'
-                self.send(200, {key: page} if key == "repositories" else {"name": m.group(1), key: page}, headers)
-
-        self._httpd = QuietServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
-        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    def handle(self, h, method) -> None:
+        parts = urlsplit(h.path)
+        q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if parts.path == "/token":
+            self.scopes.append(q.get("scope", ""))
+            return self.send(h, 200, {"token": "tok " + q.get("scope", "")})
+        m = re.fullmatch(r"/v2/(.+)/tags/list", parts.path)
+        if parts.path == "/v2/_catalog":
+            scope, key, items = "registry:catalog:*", "repositories", sorted(self.repos)
+        elif m and m.group(1) in self.repos:
+            scope, key, items = f"repository:{m.group(1)}:pull", "tags", sorted(self.repos[m.group(1)])
+        else:
+            scope, key, items = "", "", []
+        if h.headers.get("Authorization") != f"Bearer tok {scope}":
+            realm = f'Bearer realm="http://{h.headers["Host"]}/token",service="test",scope="{scope}"'
+            return self.send(h, 401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}, {"WWW-Authenticate": realm})
+        if not key:
+            return self.send(h, 404, {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]})
+        after = [i for i in items if i > q.get("last", "")]
+        n = min(int(q.get("n", "100")), 3)  # like Hub, a page holds at most a few tags
+        page, headers = after[:n], {}
+        if len(after) > n:
+            headers["Link"] = f'<{parts.path}?last={page[-1]}&n={n}>; rel="next"'
+        self.send(h, 200, {key: page} if key == "repositories" else {"name": m.group(1), key: page}, headers)
 
 
 @pytest.fixture

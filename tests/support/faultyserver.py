@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+from .registry import free_port
 from .server import LoopbackServer
 
 MODES = ("error500", "challenge", "hang", "pass", "truncate", "corrupt", "norange", "files")
@@ -41,10 +42,7 @@ _RELAYED_RESPONSE_HEADERS = ("content-type", "docker-content-digest", "content-r
 
 def dead_url(host: str = "127.0.0.1") -> str:
     """An http URL on a port where nothing listens (connection refused)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port = s.getsockname()[1]
-    return f"http://{host}:{port}"
+    return f"http://{host}:{free_port(host)}"
 
 
 class FaultyServer(LoopbackServer):

@@ -62,10 +62,10 @@ def registry_binary() -> str:
     return path
 
 
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (racy by nature; callers retry)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A currently free TCP port on ``host`` (racy by nature; callers retry)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
