@@ -13,7 +13,7 @@ import pytest
 from tests.support.cli import run
 from tests.support.hubsearch import HubSearchServer, hub_result
 from tests.support.images import make_image, make_layer, push_image
-from tests.support.server import LoopbackServer
+from tests.support.server import LoopbackServer, reply_json
 
 from imgctl.formatting import Template, format_rows, safe_data, terminal_safe
 
@@ -169,22 +169,13 @@ class TextRegistry(LoopbackServer):
     def handle(self, h, method) -> None:
         path = urlsplit(h.path).path
         if path == "/v2/":
-            self._json(h, 200, {})
+            reply_json(h, 200, {})
         elif path == "/v2/_catalog":
-            self._json(h, 200, {"repositories": list(self.repositories)})
+            reply_json(h, 200, {"repositories": list(self.repositories)})
         elif path.endswith("/tags/list"):
-            self._json(h, 200, {"name": path[4:-10], "tags": list(self.tags)})
+            reply_json(h, 200, {"name": path[4:-10], "tags": list(self.tags)})
         else:
-            self._json(h, 404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": self.error_message}]})
-
-    @staticmethod
-    def _json(h, status, doc) -> None:
-        body = json.dumps(doc).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+            reply_json(h, 404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": self.error_message}]})
 
 
 BAD_TAGS = ["v1\n2.0", "\x1b]0;x\x07", "latest\r", "-dash", ".dot", "a" * 129, "", "t\u202e", "ok:colon", "ta\tb"]

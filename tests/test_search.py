@@ -12,7 +12,7 @@ from tests.support.faultyserver import dead_url
 from tests.support.hubsearch import HubSearchServer, hub_result
 from tests.support.images import make_image, make_layer, push_image
 from tests.support.registry import free_port
-from tests.support.server import LoopbackServer
+from tests.support.server import LoopbackServer, reply_json
 
 import imgctl.search
 from imgctl.errors import RegistryError, TransportError, UsageError
@@ -474,21 +474,12 @@ class PagedTokenRegistry(LoopbackServer):
         self.scopes: list[str] = []
         self.start()
 
-    @staticmethod
-    def send(h, status: int, doc: object, headers: dict | None = None) -> None:
-        body = json.dumps(doc).encode()
-        h.send_response(status)
-        for k, v in {"Content-Type": "application/json", "Content-Length": str(len(body)), **(headers or {})}.items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(body)
-
     def handle(self, h, method) -> None:
         parts = urlsplit(h.path)
         q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         if parts.path == "/token":
             self.scopes.append(q.get("scope", ""))
-            return self.send(h, 200, {"token": "tok " + q.get("scope", "")})
+            return reply_json(h, 200, {"token": "tok " + q.get("scope", "")})
         m = re.fullmatch(r"/v2/(.+)/tags/list", parts.path)
         if parts.path == "/v2/_catalog":
             scope, key, items = "registry:catalog:*", "repositories", sorted(self.repos)
@@ -498,15 +489,15 @@ class PagedTokenRegistry(LoopbackServer):
             scope, key, items = "", "", []
         if h.headers.get("Authorization") != f"Bearer tok {scope}":
             realm = f'Bearer realm="http://{h.headers["Host"]}/token",service="test",scope="{scope}"'
-            return self.send(h, 401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}, {"WWW-Authenticate": realm})
+            return reply_json(h, 401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}, {"WWW-Authenticate": realm})
         if not key:
-            return self.send(h, 404, {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]})
+            return reply_json(h, 404, {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]})
         after = [i for i in items if i > q.get("last", "")]
         n = min(int(q.get("n", "100")), 3)  # like Hub, a page holds at most a few tags
         page, headers = after[:n], {}
         if len(after) > n:
             headers["Link"] = f'<{parts.path}?last={page[-1]}&n={n}>; rel="next"'
-        self.send(h, 200, {key: page} if key == "repositories" else {"name": m.group(1), key: page}, headers)
+        reply_json(h, 200, {key: page} if key == "repositories" else {"name": m.group(1), key: page}, headers)
 
 
 @pytest.fixture

@@ -27,11 +27,10 @@ Usage::
 
 from __future__ import annotations
 
-import json
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from .server import LoopbackServer
+from .server import LoopbackServer, reply, reply_json
 
 __all__ = ["HubSearchServer", "HTTPD_RESULTS", "hub_result"]
 
@@ -83,14 +82,6 @@ HTTPD_RESULTS: list[dict] = [
 ]
 
 
-def _send(h: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str = "application/json") -> None:
-    h.send_response(status)
-    h.send_header("Content-Type", content_type)
-    h.send_header("Content-Length", str(len(body)))
-    h.end_headers()
-    h.wfile.write(body)
-
-
 class HubSearchServer(LoopbackServer):
     """``/v1/search`` over ``results`` on 127.0.0.1, served from a thread of the test process."""
 
@@ -108,13 +99,13 @@ class HubSearchServer(LoopbackServer):
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         self.requests.append({"path": parts.path, **query})
         if self.fail_status:
-            _send(h, self.fail_status, b"upstream unavailable\n", "text/plain")
+            reply(h, self.fail_status, b"upstream unavailable\n", content_type="text/plain")
             return
         if parts.path not in ("/v1/search", "/v1/search/"):
-            _send(h, 404, json.dumps({"message": "page not found"}).encode())
+            reply_json(h, 404, {"message": "page not found"})
             return
         if "q" not in query:
-            _send(h, 400, json.dumps({"message": "query parameter q is required"}).encode())
+            reply_json(h, 400, {"message": "query parameter q is required"})
             return
         try:
             n = int(query.get("n", "25"))
@@ -122,7 +113,7 @@ class HubSearchServer(LoopbackServer):
             if n < 1 or page < 1:
                 raise ValueError
         except ValueError:
-            _send(h, 400, json.dumps({"message": "invalid n or page"}).encode())
+            reply_json(h, 400, {"message": "invalid n or page"})
             return
         n = min(n, self.max_page_size)
         q = query["q"].lower()
@@ -136,4 +127,4 @@ class HubSearchServer(LoopbackServer):
             "query": query["q"],
             "page": page,
         }
-        _send(h, 200, json.dumps(doc).encode())
+        reply_json(h, 200, doc)

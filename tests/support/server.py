@@ -17,16 +17,32 @@ TCP (``stream = True``): ``handle(conn)`` gets each accepted socket, closed afte
 ``join_requests = True``: ``stop()`` also waits for the connections' threads.
 
 Subclass and override ``handle``, or pass ``handle=`` for a server built from a callable.
+``reply`` / ``reply_json`` send a whole answer with its Content-Length.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import socketserver
 import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def reply(h: BaseHTTPRequestHandler, status: int, body: bytes = b"", *, content_type: str = "application/json",
+          headers: dict[str, str] | None = None) -> None:
+    """Status line, Content-Type, Content-Length, then ``headers``, then the body."""
+    h.send_response(status)
+    for k, v in {"Content-Type": content_type, "Content-Length": str(len(body)), **(headers or {})}.items():
+        h.send_header(k, v)
+    h.end_headers()
+    h.wfile.write(body)
+
+
+def reply_json(h: BaseHTTPRequestHandler, status: int, doc: object, headers: dict[str, str] | None = None) -> None:
+    reply(h, status, json.dumps(doc).encode(), headers=headers)
 
 
 class _HTTPHandler(BaseHTTPRequestHandler):

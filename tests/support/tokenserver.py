@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from .server import LoopbackServer
+from .server import LoopbackServer, reply_json
 
 
 def _b64url(data: bytes) -> str:
@@ -134,14 +134,6 @@ class TokenServer(LoopbackServer):
             return list(self.requests)
 
     # -- HTTP ------------------------------------------------------------------------------
-    def _answer(self, h: BaseHTTPRequestHandler, status: int, doc: dict) -> None:
-        body = json.dumps(doc).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
-
     def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         url = urlsplit(h.path)
         length = int(h.headers.get("Content-Length") or 0)
@@ -151,14 +143,14 @@ class TokenServer(LoopbackServer):
         with self._lock:
             self.requests.append(rec)
         if url.path != "/token":
-            return self._answer(h, 404, {"error": "not found"})
+            return reply_json(h, 404, {"error": "not found"})
         if method == "POST":
             rec["grant"] = (form.get("grant_type") or [""])[0]
             scopes = " ".join(form.get("scope", [])).split()
             refresh = (form.get("refresh_token") or [""])[0]
             user = self.refresh_tokens.get(refresh)
             if rec["grant"] != "refresh_token" or user is None:
-                return self._answer(h, 401, {"error": "invalid_grant"})
+                return reply_json(h, 401, {"error": "invalid_grant"})
         else:
             scopes = query.get("scope", [])
             user = None
@@ -170,10 +162,10 @@ class TokenServer(LoopbackServer):
                 except Exception:
                     name, password = "", None
                 if scheme.lower() != "basic" or self.users.get(name) != password:
-                    return self._answer(h, 401, {"details": "incorrect username or password"})
+                    return reply_json(h, 401, {"details": "incorrect username or password"})
                 user = name
         if (query.get("service") or form.get("service") or [self.service])[0] != self.service:
-            return self._answer(h, 400, {"details": "unknown service"})
+            return reply_json(h, 400, {"details": "unknown service"})
         rec["scopes"], rec["user"] = scopes, user
         token = self.mint(scopes if user else [], subject=user or "")
         doc: dict = {}
@@ -184,7 +176,7 @@ class TokenServer(LoopbackServer):
         if self.expires_in is not None:
             doc["expires_in"] = self.expires_in
         doc["issued_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
-        self._answer(h, 200, doc)
+        reply_json(h, 200, doc)
 
 
 class BearerAuth(httpx.Auth):
