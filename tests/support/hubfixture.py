@@ -33,7 +33,6 @@ changed.  Every request is recorded in ``requests`` as :class:`Rec`::
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import re
@@ -49,7 +48,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from .pki import CA
-from .server import LoopbackServer
+from .server import LoopbackServer, basic_user
 
 __all__ = ["Hub", "Rec", "ConnectProxy", "REGISTRY", "AUTH", "CDN", "RATE_LIMIT_TEXT"]
 
@@ -334,15 +333,10 @@ class Hub:
         user = None
         header = rec.headers.get("authorization")
         if header:
-            scheme, _, value = header.partition(" ")
-            try:
-                name, _, password = base64.b64decode(value).decode().partition(":")
-            except ValueError:
-                name, password = "", None
-            if scheme.lower() != "basic" or self.users.get(name) != password:
+            user = basic_user(header, self.users)
+            if user is None:
                 return self._send(h, rec, 401, b'{"details":"incorrect username or password"}',
                                   {"Content-Type": "application/json"})
-            user = name
         granted = set()
         for scope in rec.query.get("scope", []):
             _, _, rest = scope.partition(":")

@@ -17,11 +17,13 @@ TCP (``stream = True``): ``handle(conn)`` gets each accepted socket, closed afte
 ``join_requests = True``: ``stop()`` also waits for the connections' threads.
 
 Subclass and override ``handle``, or pass ``handle=`` for a server built from a callable.
-``reply`` / ``reply_json`` send a whole answer with its Content-Length.
+``reply`` / ``reply_json`` send a whole answer with its Content-Length; ``basic_user``
+checks Basic credentials.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import socketserver
@@ -43,6 +45,17 @@ def reply(h: BaseHTTPRequestHandler, status: int, body: bytes = b"", *, content_
 
 def reply_json(h: BaseHTTPRequestHandler, status: int, doc: object, headers: dict[str, str] | None = None) -> None:
     reply(h, status, json.dumps(doc).encode(), headers=headers)
+
+
+def basic_user(header: str, users: dict[str, str]) -> str | None:
+    """The user an ``Authorization`` value names, when it is Basic with that user's password
+    (None when not).  Credentials that do not decode count as user "" with no password."""
+    scheme, _, value = header.partition(" ")
+    try:
+        name, _, password = base64.b64decode(value).decode().partition(":")
+    except ValueError:
+        name, password = "", None
+    return name if scheme.lower() == "basic" and users.get(name) == password else None
 
 
 class _HTTPHandler(BaseHTTPRequestHandler):

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from .server import LoopbackServer, reply_json
+from .server import LoopbackServer, basic_user, reply_json
 
 
 def _b64url(data: bytes) -> str:
@@ -156,14 +156,9 @@ class TokenServer(LoopbackServer):
             user = None
             header = h.headers.get("Authorization")
             if header:
-                scheme, _, value = header.partition(" ")
-                try:
-                    name, _, password = base64.b64decode(value).decode().partition(":")
-                except Exception:
-                    name, password = "", None
-                if scheme.lower() != "basic" or self.users.get(name) != password:
+                user = basic_user(header, self.users)
+                if user is None:
                     return reply_json(h, 401, {"details": "incorrect username or password"})
-                user = name
         if (query.get("service") or form.get("service") or [self.service])[0] != self.service:
             return reply_json(h, 400, {"details": "unknown service"})
         rec["scopes"], rec["user"] = scopes, user
