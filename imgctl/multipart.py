@@ -475,7 +475,10 @@ class MultipartFetch:
                 os.unlink(path)  # nothing to clean up later, whatever happens
                 chunk.spool = fd
             fd, offset = chunk.spool, chunk.spooled
-        os.pwrite(fd, piece, offset)  # only this worker writes this chunk's spool
+        view, at = memoryview(piece), offset
+        while view:  # only this worker writes this chunk's spool
+            written = os.pwrite(fd, view, at)
+            view, at = view[written:], at + written
         with self._cond:
             chunk.spooled += n
             self.stats.spooled += n

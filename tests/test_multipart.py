@@ -470,3 +470,17 @@ def test_bad_parameters_are_refused():
         MultipartFetch(10, opener("http://127.0.0.1:1/"), lambda b: None, chunk_size=0)
     with pytest.raises(ValueError):
         MultipartFetch(10, opener("http://127.0.0.1:1/"), lambda b: None, start=11)
+
+
+def test_a_consumer_that_fails_stops_the_workers():
+    """The single pass refuses the bytes (a bad gzip stream, a full disk): its error is raised
+    once every worker has ended."""
+    data = blob(512 * KiB)
+
+    def write(piece: bytes) -> None:
+        raise VerificationError("not gzip")
+
+    with Server(data, lambda s, n, first, last: "stall-headers" if first else None) as srv:
+        with pytest.raises(VerificationError, match="not gzip"):
+            fetch_ranges(len(data), opener(srv.url), write, chunk_size=64 * KiB, connections=4)
+        assert no_workers_left()
