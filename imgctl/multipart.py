@@ -45,7 +45,7 @@ from pathlib import Path
 from imgctl.errors import RegistryError, TransportError, VerificationError
 
 __all__ = [
-    "RangeAnswer", "RangeIgnored", "MultipartFetch", "fetch_ranges", "on_abort",
+    "RangeAnswer", "RangeIgnored", "MultipartFetch", "Stats", "fetch_ranges", "on_abort",
     "parse_content_range", "DEFAULT_CHUNK_SIZE", "DEFAULT_MEMORY",
 ]
 
