@@ -1,6 +1,6 @@
 """The multipart engine (imgctl/multipart.py) against real HTTP servers on 127.0.0.1.
 
-Every server here is a ThreadingHTTPServer serving one random blob with ``Range`` support;
+Every server here is a tests.support LoopbackServer serving one random blob with ``Range`` support;
 a ``plan`` decides per request how it misbehaves.  Where a test needs things to happen at
 the same time it makes the server wait for them (a barrier, an event), never a sleep.
 """
@@ -15,12 +15,13 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-from images import push_blob
+from tests.support.images import push_blob
+from tests.support.server import LoopbackServer
 
 from imgctl import multipart
 from imgctl.errors import RegistryError, TransportError, VerificationError
@@ -38,51 +39,34 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class Server:
+class Server(LoopbackServer):
     """A blob server.  ``plan(server, n, first, last)`` -> an action for request number ``n``
     (0-based) asking for ``bytes=first-last``: None (serve it right), "500", "ignore" (200,
     whole blob), "wrong-range", "short" (half the body, then close), "too-much",
     "stall-headers", "stall-body" (half the body, then wait), ("redirect", url)."""
 
+    methods = ("GET",)
+
     def __init__(self, data: bytes, plan=None, *, barrier: int = 0) -> None:
+        super().__init__()
         self.data, self.plan = data, plan
         self.lock = threading.Lock()
         self.requests: list[tuple[int, int]] = []  # (first, last) in arrival order
         self.active = self.max_active = 0
         self.release = threading.Event()  # stalled handlers go on (or give up) when set
         self.barrier = threading.Barrier(barrier, timeout=WAIT) if barrier else None
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server.handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.handle_error = lambda request, address: None  # a client that hung up (aborted)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/blob"
-
-    def __enter__(self) -> "Server":
-        self.thread.start()
-        return self
+        return f"{super().url}/blob"
 
     def __exit__(self, *exc) -> None:
         self.release.set()
         if self.barrier is not None:
             self.barrier.abort()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.stop()
 
-    def handle(self, h: BaseHTTPRequestHandler) -> None:
+    def handle(self, h: BaseHTTPRequestHandler, method: str = "GET") -> None:
         size = len(self.data)
         first, last = 0, size - 1
         ranged = h.headers.get("Range")
