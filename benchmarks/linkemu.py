@@ -62,6 +62,12 @@ class Connection:
     up_bytes: int = 0     # client -> upstream
     down_bytes: int = 0   # upstream -> client
     first_down: float | None = None
+    first_up: float | None = None      # when the client's first byte was read
+    opening: bytes = b""               # the client's first bytes (b"\x16\x03..." is a TLS ClientHello)
+
+    @property
+    def tls(self) -> bool:
+        return self.opening[:2] == b"\x16\x03"
 
 
 @dataclass
@@ -252,6 +258,8 @@ class LinkEmulator:
             if not data:
                 d.q.put(max(free, now) + half, _EOF)
                 return
+            if d.upstream and d.conn.first_up is None:
+                d.conn.first_up, d.conn.opening = now, bytes(data[:16])
             if sniff:
                 for m in _REQUEST_LINE.finditer(data):
                     with self._lock:
