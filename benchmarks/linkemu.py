@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass
 
 CHUNK = 64 * 1024
+LAG = 0.050  # how far a busy link's clock may trail the real one (catching up after a late wake-up)
 _EOF = object()
 _REQUEST_LINE = re.compile(rb"(?:^|\r\n)(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (\S+) HTTP/1\.[01]\r\n")
 
@@ -250,8 +251,16 @@ class LinkEmulator:
             if free > now:        # do not read ahead of the link: the sender waits in TCP's buffers
                 if self._stop.wait(free - now):
                     break
+            # Data already waiting means the link was busy all along: the chunk goes out when the
+            # previous one is done (``free``), even if this thread woke up late (a late wake-up
+            # must not cost throughput), within LAG.  Otherwise the link was idle until now.
+            busy = True
             try:
-                data = d.src.recv(CHUNK)
+                try:
+                    data = d.src.recv(CHUNK, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    busy = False
+                    data = d.src.recv(CHUNK)
             except OSError:
                 data = b""
             now = time.monotonic()
@@ -265,7 +274,7 @@ class LinkEmulator:
                     with self._lock:
                         self.requests.append(Request(now, d.conn.id, m.group(1).decode(),
                                                      m.group(2).decode(errors="replace")))
-            free = max(free, now) + (len(data) / self.rate if self.rate else 0.0)
+            free = max(free, now - LAG if busy else now) + (len(data) / self.rate if self.rate else 0.0)
             d.q.put(free + half, data)
         d.q.put(0.0, _EOF)
 

@@ -137,6 +137,30 @@ def scenario_links(tools: Tools, link: LinkEmulator, images: dict[str, tuple[str
                 tools.clean(tool, store)
 
 
+ONE_CONN = "one connection (raw GET)"
+
+
+def scenario_link_floor(link: LinkEmulator, images: dict[str, tuple[str, list[CachedLayer]]], res: dict) -> None:
+    """What one connection can carry: a plain streaming GET of each layer blob in turn through
+    ``link`` (no tool, no hashing, bytes discarded), once per image; in ``res["link_floor"]``."""
+    import httpx
+
+    out = res.setdefault("link_floor", {})
+    for label, (ref, layers) in images.items():
+        repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
+        t0 = time.perf_counter()
+        n = 0
+        with httpx.Client(base_url=f"http://{link.host}", trust_env=False, timeout=60) as c:
+            for layer in layers:
+                with c.stream("GET", f"/v2/{repo}/blobs/{layer.digest}") as r:
+                    r.raise_for_status()
+                    for chunk in r.iter_raw(1 << 20):
+                        n += len(chunk)
+        out[label] = time.perf_counter() - t0
+        log(f"    {ONE_CONN} {label}: {n / 1e6:.0f} MB in {out[label]:.2f} s "
+            f"(the cap alone: {n / link.rate:.2f} s)" if link.rate else "")
+
+
 def scenario_round_trips(tools: Tools, link: LinkEmulator, ref: str, layers: list[CachedLayer],
                          res: dict) -> None:
     """One cold pull per tool through ``link``: the requests (and connections) before the first
@@ -216,7 +240,9 @@ def links_markdown(res: dict, rtt: float, rate: float, images_info: dict[str, st
         "Cold pulls through `benchmarks/linkemu.py` (a loopback reverse proxy in front of the registry: "
         "each chunk is delivered RTT/2 after it is sent in each direction, a new connection's first byte "
         "waits one RTT for the handshake, and each connection is capped at the rate in each direction). "
-        "Median wall time (min – max) and peak RSS (max over runs).",
+        "Median wall time (min – max) and peak RSS (max over runs). *One connection (raw GET)* is a "
+        "plain streaming GET of the layer blob through the link, once, bytes discarded: what a "
+        "single connection allows.",
         "",
         "| image | tool | wall | peak RSS |",
         "|---|---|---|---|",
@@ -224,8 +250,10 @@ def links_markdown(res: dict, rtt: float, rate: float, images_info: dict[str, st
     links = res.get("links", {})
     for label, per_tool in links.items():
         for tool, series in per_tool.items():
-            lines.append(f"| {label} ({images_info.get(label, '')}) | {tool} | {series.cell()} | "
-                         f"{fmt_mib(series.rss_max)} |")
+            info = f" ({images_info[label]})" if images_info.get(label) else ""
+            lines.append(f"| {label}{info} | {tool} | {series.cell()} | {fmt_mib(series.rss_max)} |")
+        if label in res.get("link_floor", {}):
+            lines.append(f"| {label} | {ONE_CONN} | {fmt_s(res['link_floor'][label])} | |")
     lines += ["", "| image | imgctl / skopeo | imgctl / podman | target |", "|---|---|---|---|"]
     for label, per_tool in links.items():
         me = per_tool.get("imgctl")
@@ -323,6 +351,8 @@ def main() -> int:
                 tools = Tools(peers, work, link.host)
                 scenario_round_trips(tools, link, f"{link.host}/bench/five:v1", multi, res)
                 if not args.round_trips_only:
+                    scenario_link_floor(link, {base_label: (f"{link.host}/bench/base:v1", [base]),
+                                               big_label: (f"{link.host}/bench/big:v1", [big])}, res)
                     scenario_links(tools, link, {
                         base_label: (f"{link.host}/bench/base:v1", args.runs),
                         "five-layers": (f"{link.host}/bench/five:v1", args.runs),
