@@ -12,60 +12,34 @@ import hashlib
 import os
 import socket
 import ssl
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from benchmarks.linkemu import LinkEmulator
+from tests.support.registry import make_self_signed_cert
+from tests.support.server import LoopbackServer
 
-from linkemu import LinkEmulator  # noqa: E402
-from registry import make_self_signed_cert  # noqa: E402
 
-
-class Upstream:
+class Upstream(LoopbackServer):
     """A loopback TCP server: ``echo`` echoes what it reads; ``send`` reads an 8-byte size and
     sends that many bytes of a fixed pattern, then closes."""
 
-    def __init__(self, mode: str, wrap=None) -> None:
+    stream = True
+
+    def __init__(self, mode: str, tls=None) -> None:
+        super().__init__(tls=tls)
         self.mode = mode
-        self.wrap = wrap
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.stop = threading.Event()
-        self.threads: list[threading.Thread] = []
-        self.addr = self.sock.getsockname()
 
-    def __enter__(self) -> Upstream:
-        t = threading.Thread(target=self._accept, daemon=True)
-        t.start()
-        self.threads.append(t)
-        return self
+    @property
+    def addr(self) -> tuple[str, int]:
+        return (self.bind_host, self.port)
 
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for t in list(self.threads):
-            t.join(5)
-        self.sock.close()
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            c.settimeout(10)
-            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def _serve(self, c: socket.socket) -> None:
+    def handle(self, c: socket.socket) -> None:
+        c.settimeout(10)
         try:
-            if self.wrap is not None:
-                c = self.wrap(c)
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.mode == "echo":
                 while data := c.recv(65536):
@@ -79,8 +53,6 @@ class Upstream:
                     n -= k
         except OSError:
             pass
-        finally:
-            c.close()
 
 
 def pattern(n: int) -> bytes:
@@ -180,7 +152,7 @@ def test_tls_passes_through(tmp_path):
     sctx.load_cert_chain(cert, key)
     cctx = ssl.create_default_context(cafile=str(cert))
     payload = os.urandom(200_000)
-    with Upstream("echo", wrap=lambda c: sctx.wrap_socket(c, server_side=True)) as up, \
+    with Upstream("echo", tls=sctx) as up, \
             LinkEmulator(up.addr, rtt=0.01, rate=50e6) as link:
         t0 = time.monotonic()
         with socket.create_connection(("127.0.0.1", link.port), timeout=10) as raw, \
