@@ -237,13 +237,13 @@ class _LayerSink:
     and the decoder that derives its diff_id, in batches of BATCH bytes (or every 0.1 s on a
     slow link, so that progress and the resumable partial on disk never lag behind for long)."""
 
-    def __init__(self, writer, new_decoder: Callable[[], "_Decoder | _ThreadedDecoder"], cancel: threading.Event,
-                 progress: Callable[[int], None]) -> None:
+    def __init__(self, writer, desc, decoder: type, cancel: threading.Event, progress: Progress) -> None:
         self._writer = writer
-        self._new_decoder = new_decoder
+        self._desc, self._short = desc, _short(desc.digest)
+        self._decoder = decoder  # _Decoder or _ThreadedDecoder
         self._cancel = cancel
-        self._progress = progress  # bytes written so far, at most every 0.1 s
-        self.decoder = new_decoder()
+        self._progress = progress
+        self.decoder = decoder(layer_compression(desc.media_type))
         self.bad_data: VerificationError | None = None  # the decoder's complaint, judged once the digest is checked
         self._batch: list[bytes] = []  # received, not yet written or decoded
         self._batched = 0
@@ -263,7 +263,7 @@ class _LayerSink:
             self.flush()
             if now - self._last > 0.1:
                 self._last = now
-                self._progress(self._writer.written)
+                self._progress(Event(Kind.DOWNLOADING, self._short, self._writer.written, self._desc.size))
 
     def flush(self) -> None:
         if self._batch:
@@ -293,7 +293,7 @@ class _LayerSink:
         self._batch, self._batched = [], 0
         self._writer.reset()
         self.decoder.close()
-        self.decoder = self._new_decoder()
+        self.decoder = self._decoder(layer_compression(self._desc.media_type))
         self.bad_data = None
 
 
@@ -355,14 +355,12 @@ class _Puller:
         if self.store.has_blob(desc.digest):
             # Committed by a process that stopped before recording it: re-derive locally.
             return self._verified(self._verify_local(desc, diff_id))
-        compression = layer_compression(desc.media_type)
         # A small layer is inflated inline: a thread of its own costs more than it saves there
         # (a thread start and queue hand-overs per layer: most of the time of a 5,000-layer pull).
-        new_decoder = _ThreadedDecoder if desc.size > INLINE_DECODE else _Decoder
+        decoder = _ThreadedDecoder if desc.size > INLINE_DECODE else _Decoder
         # Resumable: an interrupted earlier download of this blob is re-hashed and continued.
         writer = self.store.writer(desc.digest, desc.size, resumable=True)
-        sink = _LayerSink(writer, lambda: new_decoder(compression), self.cancel,
-                          lambda written: self.progress(Event(Kind.DOWNLOADING, short, written, desc.size)))
+        sink = _LayerSink(writer, desc, decoder, self.cancel, self.progress)
         try:
             if writer.on_disk:
                 self.progress(Event(Kind.RESUMING, short, writer.on_disk, desc.size,
