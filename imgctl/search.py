@@ -6,7 +6,9 @@ the Docker Hub mirrors are tried in order: their ``/v1/search``, then their
 ``/v2/_catalog``.  ``search("HOST[:PORT]/TERM")`` asks that registry the same way
 (its ``/v1/search`` if it has one, else its catalog), then its mirrors.  A catalog
 is matched by substring, exact match first, names fully qualified with the
-registry (canonical, whichever endpoint answered).
+registry (canonical, whichever endpoint answered).  Which endpoints are tried, in
+which order, is ``imgctl.registry.search``'s business; this module says what a search
+finds there.
 
 Filters (``stars=N``, ``is-official=BOOL``, docker's deprecated ``is-automated``)
 are applied before ``limit`` is counted: further pages are asked for until
