@@ -6,7 +6,6 @@ Returns data and reports progress through a callback; never prints.
 from __future__ import annotations
 
 import concurrent.futures as cf
-from contextlib import closing
 import hashlib
 import queue
 import threading
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imgctl.config import Config
+from imgctl.events import Event, Kind
 from imgctl.errors import ImgctlError, Interrupted, PlatformNotFound, UnsupportedManifest, VerificationError
 from imgctl.oci import (
     MAX_MANIFEST_SIZE,
@@ -33,7 +33,7 @@ from imgctl.platforms import IndexDoc, fetch_attestations, image_entries, keep_a
 from imgctl.reference import Reference
 from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
 
-__all__ = ["Event", "PullResult", "pull", "pull_all_tags", "image_record"]
+__all__ = ["PullResult", "pull", "pull_all_tags", "image_record"]
 
 OUT_CHUNK = 1024 * 1024  # bound on decompressed output produced per step
 # Received bytes are written, hashed and handed to the inflate thread in pieces of at least
@@ -43,17 +43,6 @@ OUT_CHUNK = 1024 * 1024  # bound on decompressed output produced per step
 BATCH = 256 * 1024
 RECORD_EVERY = 1.0  # seconds: verified layers are recorded in the index at most this often (and at the end)
 INLINE_DECODE = BATCH  # layers up to this size are decompressed on the download thread itself
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A progress event.  ``id`` is the 12-hex short layer digest (or '' for image-wide events)."""
-
-    kind: str  # pulling_from, pulling, waiting, downloading, verifying, downloaded, complete, exists, digest
-    id: str = ""
-    current: int = 0
-    total: int = 0
-    text: str = ""
 
 
 @dataclass(slots=True)
@@ -243,6 +232,71 @@ def _layer_failed(digest: str) -> VerificationError:
     return VerificationError(f"filesystem layer verification failed for digest {digest}")
 
 
+class _LayerSink:
+    """Where a layer's bytes go while it downloads (a registry ``BlobSink``): the store's writer
+    and the decoder that derives its diff_id, in batches of BATCH bytes (or every 0.1 s on a
+    slow link, so that progress and the resumable partial on disk never lag behind for long)."""
+
+    def __init__(self, writer, desc, decoder: type, cancel: threading.Event, progress: Progress) -> None:
+        self._writer = writer
+        self._desc, self._short = desc, _short(desc.digest)
+        self._decoder = decoder  # _Decoder or _ThreadedDecoder
+        self._cancel = cancel
+        self._progress = progress
+        self.decoder = decoder(layer_compression(desc.media_type))
+        self.bad_data: VerificationError | None = None  # the decoder's complaint, judged once the digest is checked
+        self._batch: list[bytes] = []  # received, not yet written or decoded
+        self._batched = 0
+        self._last = 0.0
+
+    @property
+    def written(self) -> int:
+        return self._writer.written + self._batched
+
+    def write(self, chunk: bytes) -> None:
+        if self._cancel.is_set():
+            raise _Cancelled()
+        self._batch.append(chunk)
+        self._batched += len(chunk)
+        now = time.monotonic()
+        if self._batched >= BATCH or now - self._last > 0.1:
+            self.flush()
+            if now - self._last > 0.1:
+                self._last = now
+                self._progress(Event(Kind.DOWNLOADING, self._short, self._writer.written, self._desc.size))
+
+    def flush(self) -> None:
+        if self._batch:
+            data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
+            self._batch, self._batched = [], 0
+            self._writer.write(data)
+            self.feed(data)
+
+    def feed(self, chunk: bytes) -> None:
+        """Bytes the writer holds already, to the decoder only."""
+        if self.bad_data is None:
+            try:
+                self.decoder.feed(chunk)
+            except VerificationError as e:
+                # Maybe a mirror's (or a stale partial's) wrong bytes: judged once the digest is checked.
+                self.bad_data = e
+
+    def hexdigest(self) -> str:
+        # Asked before a download ends normally: every byte received is then written and fed,
+        # and the digest check covers them all.
+        self.flush()
+        return self._writer.hexdigest()
+
+    def reset(self) -> None:
+        # The blob starts over at byte 0 (an endpoint ignored Range, or the bytes so far did
+        # not verify): nothing written or decoded so far counts.
+        self._batch, self._batched = [], 0
+        self._writer.reset()
+        self.decoder.close()
+        self.decoder = self._decoder(layer_compression(self._desc.media_type))
+        self.bad_data = None
+
+
 class _Puller:
     def __init__(self, store: Store, client, config: Config, progress: Progress, cancel: threading.Event) -> None:
         self.store = store
@@ -301,83 +355,28 @@ class _Puller:
         if self.store.has_blob(desc.digest):
             # Committed by a process that stopped before recording it: re-derive locally.
             return self._verified(self._verify_local(desc, diff_id))
-        compression = layer_compression(desc.media_type)
         # A small layer is inflated inline: a thread of its own costs more than it saves there
         # (a thread start and queue hand-overs per layer: most of the time of a 5,000-layer pull).
-        new_decoder = _ThreadedDecoder if desc.size > INLINE_DECODE else _Decoder
-        decoder = new_decoder(compression)
+        decoder = _ThreadedDecoder if desc.size > INLINE_DECODE else _Decoder
         # Resumable: an interrupted earlier download of this blob is re-hashed and continued.
         writer = self.store.writer(desc.digest, desc.size, resumable=True)
-        bad_data: VerificationError | None = None
-        batch: list[bytes] = []  # received, not yet written or decoded
-        batched = 0
-
-        def flush() -> None:
-            nonlocal batch, batched
-            if batch:
-                data = batch[0] if len(batch) == 1 else b"".join(batch)
-                batch, batched = [], 0
-                writer.write(data)
-                feed(data)
-
-        def digest_so_far() -> str:
-            # The client calls this before a download ends normally: every byte it yielded
-            # is then written and fed, and its digest check covers them all.
-            flush()
-            return writer.hexdigest()
-
-        def feed(chunk: bytes) -> None:
-            nonlocal bad_data
-            if bad_data is None:
-                try:
-                    decoder.feed(chunk)
-                except VerificationError as e:
-                    # Maybe a mirror's (or a stale partial's) wrong bytes: judged once the digest is checked.
-                    bad_data = e
-
-        def restart() -> None:
-            # The client starts this blob over at byte 0 (an endpoint ignored Range, or the
-            # bytes so far did not verify): nothing written or decoded so far counts.
-            nonlocal decoder, bad_data, batch, batched
-            batch, batched = [], 0
-            writer.reset()
-            decoder.close()
-            decoder = new_decoder(compression)
-            bad_data = None
-
+        sink = _LayerSink(writer, desc, decoder, self.cancel, self.progress)
         try:
             if writer.on_disk:
-                self.progress(Event("resuming", short, writer.on_disk, desc.size,
+                self.progress(Event(Kind.RESUMING, short, writer.on_disk, desc.size,
                                     text=f"Resuming after {writer.on_disk} bytes already downloaded"))
                 for chunk in writer.existing():
-                    feed(chunk)
+                    sink.feed(chunk)
             resumed = writer.written
-            self.progress(Event("downloading", short, writer.written, desc.size))
-            last = 0.0
-            chunks = self.client.fetch_blob(
-                ref.domain, ref.path, desc.digest, desc.size, restart=restart, urls=desc.urls,
-                offset=writer.written, digest_so_far=digest_so_far,
-            )
-            with closing(chunks):
-                for chunk in chunks:
-                    if self.cancel.is_set():
-                        raise _Cancelled()
-                    batch.append(chunk)
-                    batched += len(chunk)
-                    now = time.monotonic()
-                    # A batch at a time, and at least every 0.1 s on a slow link, so that the
-                    # progress and the resumable partial on disk never lag behind for long.
-                    if batched >= BATCH or now - last > 0.1:
-                        flush()
-                        if now - last > 0.1:
-                            last = now
-                            self.progress(Event("downloading", short, writer.written, desc.size))
+            self.progress(Event(Kind.DOWNLOADING, short, writer.written, desc.size))
+            self.client.fetch_blob(ref.domain, ref.path, desc, sink)
             # The client verified size and digest: these are the bytes the manifest names.
-            if bad_data is not None:
-                raise bad_data
+            sink.flush()
+            if sink.bad_data is not None:
+                raise sink.bad_data
             self._count(writer.written - resumed, 1)
-            self.progress(Event("verifying", short))
-            got_diff_id = decoder.finish()
+            self.progress(Event(Kind.VERIFYING, short))
+            got_diff_id = sink.decoder.finish()
             writer.commit(sync_dir=False)  # checks size and digest again; publishes the blob (record() syncs)
         except VerificationError:
             writer.abort()  # bad bytes are never kept for a resume
@@ -386,19 +385,19 @@ class _Puller:
             # Interrupted or a network failure: keep what arrived for the next pull to resume
             # from (it is re-hashed then, like any partial).
             try:
-                flush()
+                sink.flush()
             except ImgctlError:
                 pass  # a full disk, say: the partial simply ends earlier
             writer.suspend()
             raise
         finally:
-            decoder.close()
+            sink.decoder.close()
         if got_diff_id != diff_id:
             # The compressed blob is exactly what the manifest names, so it stays; the image is refused.
-            self.store.record_layer(LayerRecord(desc.digest, got_diff_id, desc.size, decoder.size, desc.media_type))
+            self.store.record_layer(LayerRecord(desc.digest, got_diff_id, desc.size, sink.decoder.size, desc.media_type))
             raise _layer_failed(desc.digest)
-        rec = self._verified(LayerRecord(desc.digest, diff_id, desc.size, decoder.size, desc.media_type))
-        self.progress(Event("downloaded", short))
+        rec = self._verified(LayerRecord(desc.digest, diff_id, desc.size, sink.decoder.size, desc.media_type))
+        self.progress(Event(Kind.DOWNLOADED, short))
         return rec
 
     def _verify_local(self, desc, diff_id: str) -> LayerRecord:
@@ -448,7 +447,7 @@ def pull(
 
     with store.lease() as lease:
         top = client.get_manifest(ref.domain, ref.path, resolved or by, display=display)
-        progress(Event("pulling_from", text=f"{by}: Pulling from {ref.path}"))
+        progress(Event(Kind.PULLING_FROM, text=f"{by}: Pulling from {ref.path}"))
         p._count(len(top.data))
         doc = top_doc = parse_document(top.data, top.media_type)
         blobs: list[tuple[str, str, int]] = []
@@ -522,7 +521,7 @@ def pull(
             digest=index_digest,
             pinned=bool(ref.digest),
         )
-    progress(Event("digest", text=index_digest))
+    progress(Event(Kind.DIGEST, text=index_digest))
     changed = changed or p.fetched > 0
     return PullResult(ref, image_id, index_digest, changed, p.downloaded, p.fetched, [r.digest for r in layer_records])
 
@@ -540,9 +539,9 @@ def _pull_every_platform(ref: Reference, *, client, attestations: bool = False, 
 
     def each(platform: Platform) -> Progress:
         def show(e: Event) -> None:
-            if e.kind == "digest":  # one Digest line for the whole index, at the end
+            if e.kind == Kind.DIGEST:  # one Digest line for the whole index, at the end
                 digest_events.append(e)
-            elif e.kind == "pulling_from":
+            elif e.kind == Kind.PULLING_FROM:
                 progress(Event(e.kind, e.id, e.current, e.total, f"{e.text} ({platform})"))
             else:
                 progress(e)
@@ -609,13 +608,13 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
     if todo or p.fetched:
         for i, desc in enumerate(manifest.layers):
             if i in todo_set:
-                progress(Event("pulling", _short(desc.digest), 0, desc.size))
+                progress(Event(Kind.PULLING, _short(desc.digest), 0, desc.size))
             else:
-                progress(Event("exists", _short(desc.digest)))
+                progress(Event(Kind.EXISTS, _short(desc.digest)))
     workers = max(1, p.config.max_concurrent_downloads)
     for n, i in enumerate(todo):
         if n >= workers:
-            progress(Event("waiting", _short(manifest.layers[i].digest)))
+            progress(Event(Kind.WAITING, _short(manifest.layers[i].digest)))
 
     results: list[LayerRecord | None] = [None] * len(manifest.layers)
     # Finished layers arrive on a queue (one put per layer) rather than through cf.wait()
@@ -648,7 +647,7 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
                 # "Pull complete" in layer order, as docker registers layers one after another.
                 while done_upto < len(results) and results[done_upto] is not None:
                     if done_upto in todo_set:
-                        progress(Event("complete", _short(manifest.layers[done_upto].digest)))
+                        progress(Event(Kind.COMPLETE, _short(manifest.layers[done_upto].digest)))
                     done_upto += 1
             p.record()
         except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from imgctl.errors import ImageNotFound, PushRefused, RegistryError, UsageError, VerificationError
+from imgctl.events import Event, Kind
 from imgctl.inspect import open_image
 from imgctl.oci import MAX_MANIFEST_SIZE, Platform, parse_document
 from imgctl.platforms import (
@@ -26,7 +27,6 @@ from imgctl.platforms import (
     platforms,
     select_record,
 )
-from imgctl.pull import Event
 from imgctl.reference import Reference
 from imgctl.store import Store
 
@@ -77,7 +77,7 @@ def _chunks(store: Store, digest: str, size: int, progress: Progress) -> Callabl
             while chunk := f.read(CHUNK):
                 h.update(chunk)
                 sent += len(chunk)
-                progress(Event("pushing", _short(digest), sent, size))
+                progress(Event(Kind.PUSHING, _short(digest), sent, size))
                 yield chunk
         if sent != size or f"sha256:{h.hexdigest()}" != digest:
             raise VerificationError(f"blob {digest} in the store does not match its digest; not pushing it")
@@ -114,7 +114,7 @@ def push(
     atts = [d for d in attestation_entries(index.index) if attestation_blobs(store, d.digest)] if index else []
     if index is not None:
         _refuse_missing(ref, client, index, {e.manifest_digest for e in present} | {d.digest for d in atts})
-    progress(Event("pushing_to", text=f"The push refers to repository [{ref.repository}]"))
+    progress(Event(Kind.PUSHING_TO, text=f"The push refers to repository [{ref.repository}]"))
 
     counts = [0, 0, 0]  # pushed, mounted, existed
     with store.lease() as lease:
@@ -144,7 +144,7 @@ def push(
         # The tag now has a repo digest, as after a pull (docker's RepoDigests) -- if it still names
         # this image: another process may have moved or removed it meanwhile.
         store.set_tag_digest(ref.repository, target, image_id, digest)
-    progress(Event("pushed_manifest", text=f"{target}: digest: {digest} size: {len(sent)}"))
+    progress(Event(Kind.PUSHED_MANIFEST, text=f"{target}: digest: {digest} size: {len(sent)}"))
     return PushResult(ref, image_id, digest, len(sent), *counts)
 
 
@@ -187,7 +187,7 @@ def _push_blobs(ref: Reference, store: Store, client, lease, img, progress: Prog
     blobs.append((img.manifest.config.digest, img.manifest.config.size, (), False))
     for digest, _, _, is_layer in blobs:
         if is_layer:
-            progress(Event("preparing", _short(digest)))
+            progress(Event(Kind.PREPARING, _short(digest)))
     done: set[str] = set()
     lease.add(*(b[0] for b in blobs))  # no collection removes them while they are read
     for digest, size, urls, is_layer in blobs:
@@ -196,12 +196,12 @@ def _push_blobs(ref: Reference, store: Store, client, lease, img, progress: Prog
             continue
         done.add(digest)
         if urls:
-            progress(Event("skipped", short, text="Skipped foreign layer"))
+            progress(Event(Kind.SKIPPED, short, text="Skipped foreign layer"))
             continue
         if client.blob_exists(ref.domain, ref.path, digest):
             counts[2] += 1
             if is_layer:
-                progress(Event("exists", short))
+                progress(Event(Kind.EXISTS, short))
             continue
         location = None
         was_mounted = False
@@ -214,7 +214,7 @@ def _push_blobs(ref: Reference, store: Store, client, lease, img, progress: Prog
                 was_mounted = True
                 counts[1] += 1
                 if is_layer:
-                    progress(Event("mounted", short, text=f"Mounted from {source}"))
+                    progress(Event(Kind.MOUNTED, short, text=f"Mounted from {source}"))
             break  # mounted, or the registry started a plain upload instead: use it
         if was_mounted:
             continue
@@ -223,7 +223,7 @@ def _push_blobs(ref: Reference, store: Store, client, lease, img, progress: Prog
         client.upload_blob(ref.domain, ref.path, location, digest, size, _chunks(store, digest, size, progress if is_layer else (lambda e: None)))
         counts[0] += 1
         if is_layer:
-            progress(Event("pushed", short))
+            progress(Event(Kind.PUSHED, short))
 
 
 def push_all_tags(ref: Reference, *, store: Store, client, progress: Progress | None = None) -> list[PushResult]:

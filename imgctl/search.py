@@ -6,7 +6,9 @@ the Docker Hub mirrors are tried in order: their ``/v1/search``, then their
 ``/v2/_catalog``.  ``search("HOST[:PORT]/TERM")`` asks that registry the same way
 (its ``/v1/search`` if it has one, else its catalog), then its mirrors.  A catalog
 is matched by substring, exact match first, names fully qualified with the
-registry (canonical, whichever endpoint answered).
+registry (canonical, whichever endpoint answered).  Which endpoints are tried, in
+which order, is ``imgctl.registry.search``'s business; this module says what a search
+finds there.
 
 Filters (``stars=N``, ``is-official=BOOL``, docker's deprecated ``is-automated``)
 are applied before ``limit`` is counted: further pages are asked for until
@@ -17,9 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
 
-from imgctl.errors import RegistryError, TransportError, UsageError, VerificationError
+from imgctl.errors import UsageError
 from imgctl.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN, OFFICIAL_REPO_PREFIX, parse
 
 __all__ = [
@@ -140,45 +141,25 @@ def search(
         raise UsageError(f"limit {limit} is outside the range of [1, {MAX_LIMIT}]")
     if "://" in term:
         raise UsageError(f"invalid repository name: repository name ({term}) should not have a scheme")
-    from imgctl.registry import Endpoint
-
     domain, remote = split_search_term(term)
     hub = domain == DEFAULT_DOMAIN
-    *mirrors, registry = client.endpoints(domain)
     if hub:
         remote = remote.removeprefix(OFFICIAL_REPO_PREFIX)
         name_of, prefix = _hub_name, None
-        # docker spells the index server https://index.docker.io/v1/: accept that spelling too
-        index = config.index_server.rstrip("/").removesuffix("/v1")
-        first = Endpoint(index, urlsplit(index).netloc)  # Hub's search API, not its registry
     else:
         prefix = f"{domain}/"
-        name_of, first = (lambda path: prefix + path), registry  # noqa: E731
-
-    failures: list[RegistryError | VerificationError] = []
-
-    def answered(ep, results: list[SearchResult], api: str) -> list[SearchResult]:
-        log(f"search: {ep.url} answered {api}")
-        if ep is not first and on_fallback is not None:
-            source = "the index server" if hub else f"registry {domain}"
-            what = "the catalog of mirror" if api == "/v2/_catalog" else "mirror"
-            on_fallback(f"{source} could not be searched ({failures[0]}); results from {what} {ep.url}")
-        return results
-
-    for ep in (first, *mirrors):
-        try:
-            return answered(ep, _search_v1(client, ep, remote, limit, filters, prefix), "/v1/search")
-        except (RegistryError, VerificationError) as e:
-            failures.append(e)
-            if (hub and not ep.mirror) or isinstance(e, TransportError):
-                continue  # Hub's index has no catalog; an unreachable host has none either
-        try:
-            return answered(ep, _search_catalog(client, ep, remote, limit, filters, name_of, hub), "/v2/_catalog")
-        except (RegistryError, VerificationError) as e:
-            failures.append(e)
-    cls = TransportError if all(isinstance(e, TransportError) for e in failures) else RegistryError
-    where = "Docker Hub" if hub else domain
-    raise cls(f"cannot search {where} for {remote!r}: " + "; ".join(str(e) for e in failures))
+        name_of = lambda path: prefix + path  # noqa: E731
+    found = client.search(
+        domain, remote, index_server=config.index_server,
+        v1=lambda ep: _search_v1(client, ep, remote, limit, filters, prefix),
+        catalog=lambda ep: _search_catalog(client, ep, remote, limit, filters, name_of, hub),
+    )
+    log(f"search: {found.endpoint.url} answered {found.api}")
+    if found.fallback is not None and on_fallback is not None:
+        source = "the index server" if hub else f"registry {domain}"
+        what = "the catalog of mirror" if found.api == "/v2/_catalog" else "mirror"
+        on_fallback(f"{source} could not be searched ({found.fallback}); results from {what} {found.endpoint.url}")
+    return found.results
 
 
 def _hub_name(path: str) -> str:

@@ -108,7 +108,7 @@ def test_token_auth_access_token_field_and_expiry(registry_factory, tmp_path, mo
                 assert client.get_manifest(reg.host, "team/exp", "v1", display="x").digest == img.manifest_digest
             assert len(ts.token_requests()) == 1  # reused within its lifetime (default 60 s)
             later = time.monotonic() + 61
-            monkeypatch.setattr("imgctl.registry.time.monotonic", lambda: later)
+            monkeypatch.setattr("imgctl.registry.tokens.time.monotonic", lambda: later)
             assert client.get_manifest(reg.host, "team/exp", "v1", display="x").digest == img.manifest_digest
             assert len(ts.token_requests()) == 2  # expired: a new one
 

@@ -28,7 +28,8 @@ from tests.support.storecheck import image_ids
 from imgctl import jsonlimit
 from imgctl.config import Config
 from imgctl.errors import RegistryError
-from imgctl.registry import MAX_LISTING_BYTES, MAX_PAGES, Endpoint, RegistryClient
+from imgctl.registry import Endpoint, RegistryClient
+from imgctl.registry.pages import MAX_LISTING_BYTES, MAX_PAGES
 
 MiB = 1024 * 1024
 RSS_LIMIT_KIB = 200 * 1024

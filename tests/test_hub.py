@@ -17,7 +17,9 @@ from tests.support.images import make_image, make_index, make_layer
 from tests.support.storecheck import assert_store_verifies, image_ids
 
 from imgctl.config import Config
-from imgctl.registry import RegistryClient, Retry, _challenge_error
+from imgctl.events import Retry
+from imgctl.registry import RegistryClient
+from imgctl.registry.check import _challenge_error
 
 USER, PASSWORD = "hubuser", "hub-s3cret"
 
@@ -209,7 +211,7 @@ def test_expired_token_is_renewed(hub, monkeypatch):
     with RegistryClient(Config()) as client:
         client.get_manifest("docker.io", "library/ubuntu", "18.04", display="ubuntu:18.04")
         later = time.monotonic() + 400
-        monkeypatch.setattr("imgctl.registry.time.monotonic", lambda: later)
+        monkeypatch.setattr("imgctl.registry.tokens.time.monotonic", lambda: later)
         client.get_manifest("docker.io", "library/ubuntu", "18.04", display="ubuntu:18.04")
     assert len(hub.of(AUTH)) == 2
 

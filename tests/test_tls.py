@@ -16,7 +16,7 @@ from tests.support.storecheck import assert_store_verifies, image_ids
 
 from imgctl.config import Config
 from imgctl.errors import ConfigError
-from imgctl.registry import _Transport, tls_files
+from imgctl.registry.transport import _Transport, tls_files
 
 pytest.importorskip("cryptography.x509")
 from tests.support.pki import CA  # noqa: E402

@@ -7,17 +7,17 @@ import threading
 
 from imgctl.cli import image_argument, state
 from imgctl.errors import UsageError
-from imgctl.pull import Event
+from imgctl.events import Event, Kind, Retry
 
 
 # docker's per-layer state words, by event kind (byte progress is shown on a terminal only)
 STATE_TEXT = {
-    "pulling": "Pulling fs layer",
-    "waiting": "Waiting",
-    "verifying": "Verifying Checksum",
-    "downloaded": "Download complete",
-    "complete": "Pull complete",
-    "exists": "Already exists",
+    Kind.PULLING: "Pulling fs layer",
+    Kind.WAITING: "Waiting",
+    Kind.VERIFYING: "Verifying Checksum",
+    Kind.DOWNLOADED: "Download complete",
+    Kind.COMPLETE: "Pull complete",
+    Kind.EXISTS: "Already exists",
 }
 
 
@@ -29,11 +29,11 @@ class PlainProgress:
         self._lock = threading.Lock()
 
     def __call__(self, e: Event) -> None:
-        if e.kind == "pulling_from":
+        if e.kind == Kind.PULLING_FROM:
             line = e.text
-        elif e.kind == "digest":
+        elif e.kind == Kind.DIGEST:
             line = f"Digest: {e.text}"
-        elif e.kind in ("retrying", "resuming"):
+        elif e.kind in (Kind.RETRYING, Kind.RESUMING):
             line = f"{e.id}: {e.text}" if e.id else e.text
         elif e.kind in STATE_TEXT:
             line = f"{e.id}: {STATE_TEXT[e.kind]}"
@@ -186,7 +186,7 @@ class TerminalProgress:
     def _row(self, id: str) -> _Row:
         row = self._rows.get(id)
         if row is None:
-            row = self._rows[id] = _Row(id, STATE_TEXT["pulling"])
+            row = self._rows[id] = _Row(id, STATE_TEXT[Kind.PULLING])
             self._order.append(row)
             self._layer_count += 1
         return row
@@ -200,11 +200,11 @@ class TerminalProgress:
     # -- events -------------------------------------------------------------------------
     def __call__(self, e: Event) -> None:
         with self._lock:
-            if e.kind == "pulling_from":
+            if e.kind == Kind.PULLING_FROM:
                 self._reset()
                 self._text_row(e.text)
                 return
-            if e.kind == "digest":
+            if e.kind == Kind.DIGEST:
                 self._freeze_total()
                 self._text_row(f"Digest: {e.text}")
                 return
@@ -213,20 +213,20 @@ class TerminalProgress:
                     self._text_row(e.text)
                 return
             row = self._row(e.id)
-            if e.kind in ("retrying", "resuming"):
+            if e.kind in (Kind.RETRYING, Kind.RESUMING):
                 row.status = e.text
-            elif e.kind == "downloading":
+            elif e.kind == Kind.DOWNLOADING:
                 self._add_total(e.current - row.current, (e.total or row.total) - row.total)
                 row.status, row.current, row.total = "Downloading", e.current, e.total or row.total
             elif e.kind in STATE_TEXT:
                 row.status = STATE_TEXT[e.kind]
-                if e.kind == "pulling" and e.total:
+                if e.kind == Kind.PULLING and e.total:
                     self._add_total(0, e.total - row.total)
                     row.total = e.total
-                elif e.kind in ("downloaded", "complete"):
+                elif e.kind in (Kind.DOWNLOADED, Kind.COMPLETE):
                     self._add_total(row.total - row.current, 0)
                     row.current = row.total
-                if e.kind in ("complete", "exists"):
+                if e.kind in (Kind.COMPLETE, Kind.EXISTS):
                     row.final = True
                     self._layers_done += 1
             else:
@@ -270,7 +270,7 @@ def run_pull(
     from imgctl.config import parse_mirror_url
     from imgctl.oci import parse_platform
     from imgctl.pull import pull, pull_all_tags
-    from imgctl.registry import RegistryClient, Retry, seconds_text
+    from imgctl.registry import RegistryClient
 
     ref, default_tag = image_argument(name, all_tags=all_tags)
     plat = parse_platform(platform) if platform else None
@@ -295,8 +295,7 @@ def run_pull(
         show.line("Using default tag: latest")
     def on_retry(retry: Retry) -> None:
         if show is not None:
-            layer = retry.digest.split(":", 1)[1][:12] if retry.digest else ""
-            show(Event("retrying", layer, text=f"Retrying in {seconds_text(retry.delay)}"))
+            show(retry.event())
 
     try:
         with RegistryClient(

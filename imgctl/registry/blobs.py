@@ -1,0 +1,264 @@
+"""Blobs: a fetch writes into a sink, from the first endpoint that has the bytes.
+
+A stream that breaks is resumed with ``Range: bytes=N-`` at the same endpoint while it makes
+progress, then at the next endpoint, so no byte is fetched twice.  Every blob is checked
+against its digest, so a mirror can make a pull faster, never different.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from imgctl.errors import ImgctlError, RegistryError, TransportError, VerificationError
+from imgctl.oci import MAX_MANIFEST_SIZE, Descriptor
+from imgctl.reference import validate_digest
+from imgctl.registry.check import _Skipped, _Stalled, _Unreachable, check, transient, with_context
+from imgctl.registry.bodies import refuse_encoding
+from imgctl.registry.endpoints import Endpoint, redact, usable_url
+from imgctl.registry.engine import ENDPOINT_ERRORS, short_reason
+from imgctl.registry.transport import reason
+
+RESUME_ATTEMPTS = 3  # tries per endpoint for one blob, each after progress, before moving on
+
+
+class BlobSink(Protocol):
+    """Where a blob's bytes go (the store's ``BlobWriter`` is one).  The sink hashes what it holds."""
+
+    @property
+    def written(self) -> int:
+        """Bytes held already (from an interrupted download, say): the fetch continues after them."""
+
+    def write(self, data: bytes) -> None:
+        """The next bytes of the blob."""
+
+    def reset(self) -> None:
+        """Throw away every byte held: the fetch starts over at byte 0."""
+
+    def hexdigest(self) -> str:
+        """The hex digest (of the blob's algorithm) of every byte held."""
+
+
+class _Memory:
+    """A BlobSink in memory (a config, an attestation: small blobs read whole)."""
+
+    def __init__(self, algo: str) -> None:
+        self.algo, self.data, self._hash = algo, bytearray(), hashlib.new(algo)
+
+    @property
+    def written(self) -> int:
+        return len(self.data)
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+        self._hash.update(data)
+
+    def reset(self) -> None:
+        self.data, self._hash = bytearray(), hashlib.new(self.algo)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+class _SinkFailed(Exception):
+    """The sink's own failure (a full disk, a cancelled pull): never blamed on an endpoint."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """What a blob download holds since its last restart: its length, who sent which bytes."""
+
+    sink: BlobSink
+    got: int = 0
+    parts: list = field(default_factory=list)  # [endpoint, start, end] in order
+    local: int = 0  # leading bytes that came from disk (an earlier, interrupted download)
+
+    def start_over(self) -> None:
+        self.got, self.parts, self.local = 0, [], 0
+        self.sink.reset()
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """``bytes START-END/TOTAL`` -> (START, TOTAL or None for ``*``); (None, None) when unreadable."""
+    m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
+    if not m:
+        return None, None
+    return int(m.group(1)), (None if m.group(3) == "*" else int(m.group(3)))
+
+
+def _describe_parts(parts: list) -> str:
+    """``mirror URL (bytes 0-99), registry HOST (bytes 100-199)``: who sent which bytes, runs merged."""
+    runs: list[list] = []
+    for ep, start, end in parts:
+        if end <= start:
+            continue
+        if runs and runs[-1][0] == ep and runs[-1][2] == start:
+            runs[-1][2] = end
+        else:
+            runs.append([ep, start, end])
+    return ", ".join(f"{ep.label} (bytes {start}-{end - 1})" for ep, start, end in runs)
+
+
+class Blobs:
+    """Part of RegistryClient: reads of blobs (an Engine's ``send``, endpoints and retry policy)."""
+
+    def get_blob(self, domain: str, path: str, digest: str, size: int, *, max_size: int = MAX_MANIFEST_SIZE) -> bytes:
+        """A small blob (config) read whole; size and digest are verified."""
+        digest = validate_digest(digest)
+        if size > max_size:
+            raise VerificationError(f"blob {digest} is too large ({size} bytes, limit {max_size})")
+        sink = _Memory(digest.split(":", 1)[0])
+        self.fetch_blob(domain, path, Descriptor("", digest, size), sink)
+        return bytes(sink.data)
+
+    def fetch_blob(self, domain: str, path: str, descriptor: Descriptor, sink: BlobSink) -> None:
+        """Write the blob ``descriptor`` names into ``sink``, from the first endpoint that has it.
+
+        The ``sink.written`` bytes it holds already (an interrupted download on disk) are not
+        fetched again.  ``sink.reset()`` is called when the bytes so far must be thrown away: an
+        endpoint answered a Range request with the whole blob, or the whole did not match the
+        digest.  On return the sink holds exactly ``descriptor.size`` bytes hashing to its
+        digest.  The descriptor's ``urls`` (a foreign layer's own URLs) are tried last, without
+        credentials.  If the whole fails to verify with bytes from disk in it, the local bytes
+        are blamed first and the download starts over.  Transient failures (resets, timeouts,
+        408/429/5xx) are retried with backoff, each retry announced.  The sink's own errors
+        (a full disk, a cancelled pull) are raised as they are.
+        """
+        try:
+            self._fetch(domain, path, validate_digest(descriptor.digest), descriptor.size, descriptor.urls, sink)
+        except _SinkFailed as e:
+            raise e.error from None
+
+    def _fetch(self, domain: str, path: str, digest: str, size: int, urls, sink: BlobSink) -> None:
+        algo = digest.split(":", 1)[0]
+        endpoints = self.endpoints(domain)
+        endpoints += [Endpoint(u, urlsplit(u).netloc, foreign=True) for u in urls if usable_url(u)]
+        offset = sink.written
+        state = _Fetch(sink, offset, [], offset)
+        if offset:
+            self._log(f"blob {digest}: resuming after {offset} bytes found on disk")
+        failed: list[str] = []
+        registry_error: ImgctlError | None = None
+        bad: set[Endpoint] = set()  # sent bytes that did not verify
+        while True:
+            for ep in endpoints:
+                if ep in bad:
+                    continue
+                resumes = stalls = 0
+                while True:
+                    before = state.got
+                    try:
+                        self._blob_from(ep, path, digest, size, state)
+                        error = None
+                    except ENDPOINT_ERRORS as e:
+                        error = e
+                    if error is None:
+                        break
+                    if not isinstance(error, _Skipped):
+                        self._log(f"blob {digest}: {ep.label} failed after {state.got} of {size} bytes: {error}")
+                    if isinstance(error, VerificationError):  # the bytes it sent cannot be trusted
+                        bad.add(ep)
+                        if any(p[0] == ep for p in state.parts):
+                            state.start_over()
+                        break
+                    if isinstance(error, _Unreachable) or not transient(error):
+                        break  # an answer rather than a broken stream: next endpoint
+                    if state.got > before and not isinstance(error, _Stalled):
+                        resumes += 1  # progress: resume at once with Range
+                        limit = RESUME_ATTEMPTS * (1 if ep.mirror or ep.foreign else self.policy.attempts)
+                        if resumes >= limit:
+                            break
+                        continue
+                    stalls += 1
+                    if not self.policy.allows(stalls) or (ep.mirror and stalls >= 2):
+                        break  # mirrors get one retry: the next endpoint is the better bet
+                    self.policy.backoff(f"blob {digest}", stalls, getattr(error, "retry_after", None), error, digest)
+                if error is None:
+                    break
+                if ep.mirror or ep.foreign:
+                    failed.append(f"{redact(ep.url)}: {short_reason(error)}")
+                else:
+                    registry_error = error
+            else:
+                # Every endpoint failed: the registry's own answer is the error, the others are context.
+                if registry_error is not None:
+                    if failed:
+                        raise with_context(registry_error, f"other endpoints failed too: {'; '.join(failed)}") from registry_error
+                    raise registry_error
+                raise TransportError(f"cannot download blob {digest}: {'; '.join(failed)}")
+            actual = f"{algo}:{sink.hexdigest()}"
+            sources = _describe_parts(state.parts)
+            if actual == digest:
+                self._log(f"blob {digest}: served by {sources or 'nobody (empty blob)'}")
+                return
+            if state.local:
+                # The bytes found on disk may be what is wrong: start over before blaming anyone.
+                self._log(f"blob {digest}: content hashes to {actual} with {state.local} bytes from disk; starting over")
+                state.start_over()
+                continue
+            # Wrong bytes: blame the mirrors that contributed (the registry alone only when it was alone).
+            contributors = {p[0] for p in state.parts}
+            suspects = {e for e in contributors if e.mirror} or contributors
+            bad |= suspects
+            self._log(f"blob {digest}: content from {sources} hashes to {actual}; starting over")
+            failed.append(f"{', '.join(sorted(e.url for e in suspects))}: digest mismatch")
+            state.start_over()
+            if all(e in bad for e in endpoints):
+                raise VerificationError(f"digest mismatch for blob {digest}: {'; '.join(failed)}")
+
+    def _blob_from(self, ep: Endpoint, path: str, digest: str, size: int, state: _Fetch) -> None:
+        """Write the rest of a blob (from ``state.got``) from one endpoint into the sink."""
+        offset = state.got
+        if offset and offset == size:
+            return  # everything is already here (from disk): only the digest check remains
+        url = ep.url if ep.foreign else f"{self.resolve(ep)}/v2/{path}/blobs/{digest}"
+        # Bytes as stored: no transfer compression, so that offsets and sizes mean the blob's bytes.
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        with self.send("GET", ep, url, f"repository:{path}:pull", headers, digest=digest, deadline="blob") as resp:
+            status = resp.status_code
+            if status == 206 and offset:
+                start, total = _content_range(resp.headers.get("content-range"))
+                if start != offset or (total is not None and total != size):
+                    raise RegistryError(
+                        f"{ep.label} answered bytes={offset}- with Content-Range "
+                        f"{resp.headers.get('content-range')!r}"
+                    )
+            elif status == 200:
+                if offset:
+                    self._log(f"blob {digest}: {ep.label} ignored the Range request; starting over at byte 0")
+                    state.start_over()
+                declared = resp.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) != size:
+                    raise VerificationError(f"blob {digest}: {ep.label} announced {declared} bytes, descriptor says {size}")
+            else:
+                check(resp, ok=(), what="blob", display=digest, path=path)
+            refuse_encoding(resp, f"blob {digest} from {ep.label}")
+            part = [ep, state.got, state.got]
+            state.parts.append(part)
+            write = state.sink.write
+            try:
+                for chunk in resp.iter_bytes():  # as they arrive: a broken stream keeps what came
+                    if state.got + len(chunk) > size:
+                        raise VerificationError(f"blob {digest}: {ep.label} sent more than the declared {size} bytes")
+                    try:
+                        write(chunk)
+                    except Exception as e:  # (not the endpoint's fault: see fetch_blob)
+                        raise _SinkFailed(e) from e
+                    state.got += len(chunk)
+                    part[2] = state.got
+            except httpx.HTTPError as e:
+                cls = _Stalled if reason(e).startswith("stalled") else TransportError
+                raise cls(f"reading blob {digest} from {ep.label}: {reason(e)}") from e
+        if state.got != size:
+            raise TransportError(f"blob {digest}: {ep.label} ended the stream at byte {state.got} of {size}")
