@@ -3,7 +3,7 @@ progress are typed events."""
 
 from __future__ import annotations
 
-from images import make_image, make_layer, push_image
+from tests.support.images import make_image, make_layer, push_image
 
 from imgctl.config import Config
 from imgctl.events import Event, Kind, Retry
