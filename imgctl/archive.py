@@ -133,9 +133,7 @@ def select_images(store: Store, names: list[str]) -> list[SaveItem]:
             add(image_id, (ref.repository, ref.tag))
             continue
         if ref is not None and not ref.tag and not ref.digest:
-            rows = store.db.execute(
-                "SELECT tag, image_id FROM tags WHERE repository = ? ORDER BY tag", (ref.repository,)
-            ).fetchall()
+            rows = store.index.repository_tags(ref.repository)
             if rows:
                 for tag, image_id in rows:
                     add(image_id, (ref.repository, tag))
@@ -313,10 +311,8 @@ def _indexes_of(store: Store, items: list[SaveItem]) -> dict[str, IndexDoc]:
     for item in items:
         digest = None
         if item.refs:
-            row = store.db.execute(
-                "SELECT digest FROM tags WHERE repository = ? AND tag = ?", item.refs[0]
-            ).fetchone()
-            digest = row[0] if row else None
+            row = store.index.tag_row(*item.refs[0])
+            digest = row[1] if row else None
         doc = index_for_ref(store, item.image_id, digest)
         if doc is not None:
             out[item.image_id] = doc
@@ -785,18 +781,16 @@ def _commit(store: Store, rec: ImageRecord, blobs: list[tuple[str, str, int]], r
     existing = store.image(rec.id)
     if existing is not None and store.image_is_complete(rec.id):
         rec = existing
-        blobs = [tuple(r) for r in store.db.execute("SELECT kind, digest, position FROM image_blobs WHERE image_id = ?", (rec.id,))]
+        blobs = store.index.blob_rows(rec.id)
     elif existing is not None:
-        with store.transaction() as con:  # an incomplete leftover: replace its blob list
-            con.execute("DELETE FROM image_blobs WHERE image_id = ?", (rec.id,))
+        with store.index.transaction():  # an incomplete leftover: replace its blob list
+            store.index.forget_blob_rows(rec.id)
     out = Loaded(rec.id)
     if not refs:
         out.image_id = record_image(store, rec, blobs, index)[0]
     for ref in refs:
         tag = ref.tag or "latest"
-        row = store.db.execute(
-            "SELECT image_id, digest FROM tags WHERE repository = ? AND tag = ?", (ref.repository, tag)
-        ).fetchone()
+        row = store.index.tag_row(ref.repository, tag)
         keep_digest = row[1] if row and row[0] == rec.id else None
         if row and row[0] != rec.id:
             out.replaced.append((f"{ref.familiar_repository}:{tag}", row[0]))

@@ -265,11 +265,9 @@ def resolve_image(store: Store, name: str) -> tuple[str, bool]:
             return found, False
     text = name[7:] if name.startswith("sha256:") else name
     if re.fullmatch(r"[0-9a-f]{1,63}", text):
-        rows = store.db.execute(
-            "SELECT id FROM images WHERE id >= ? AND id < ? LIMIT 2", (f"sha256:{text}", f"sha256:{text}g")
-        ).fetchall()
+        rows = store.index.image_ids_with_prefix(text, 2)
         if len(rows) == 1:
-            return rows[0][0], True
+            return rows[0], True
         if len(rows) > 1:
             raise UsageError(f"ambiguous image ID prefix {text!r}: it matches several images")
         shown = name
@@ -356,5 +354,4 @@ def list_images(
 
 def _created(store: Store, name: str) -> float:
     image_id = resolve_image_id(store, name)
-    row = store.db.execute("SELECT created_ts FROM images WHERE id = ?", (image_id,)).fetchone()
-    return row[0] or 0.0
+    return store.index.created_ts(image_id) or 0.0

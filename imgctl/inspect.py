@@ -82,18 +82,8 @@ def open_image(store: Store, image_id: str, record: ImageRecord | None = None) -
 
 def image_references(store: Store, image_id: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(tags, digests): fully qualified (repository, tag) and (repository, manifest digest) pairs, sorted."""
-    con = store.db
-    tags = sorted(
-        (r, t) for r, t in con.execute("SELECT repository, tag FROM tags WHERE image_id = ?", (image_id,))
-    )
-    digests = set(
-        con.execute(
-            "SELECT repository, digest FROM tags WHERE image_id = ? AND digest IS NOT NULL "
-            "UNION SELECT repository, digest FROM digests WHERE image_id = ?",
-            (image_id, image_id),
-        ).fetchall()
-    )
-    return tags, sorted(digests)
+    tags = sorted(store.index.tags_of(image_id))
+    return tags, sorted(store.index.repo_digests(image_id))
 
 
 def inspect_image(store: Store, image_id: str, record: ImageRecord | None = None) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from imgctl.errors import ConflictError, ImageNotFound, ImgctlError, UsageError
 from imgctl.images import familiar_repository, resolve_image, resolve_image_id
 from imgctl.reference import parse
-from imgctl.store import Store, collect_garbage, is_blob_name
+from imgctl.store import Index, Store, collect_garbage, is_blob_name
 
 __all__ = ["tag_image", "remove_images", "RemoveOutcome", "prune_images", "PruneResult", "disk_usage", "DiskUsage"]
 
@@ -34,15 +34,11 @@ def tag_image(store: Store, source: str, target: str) -> None:
         raise UsageError("refusing to create a tag with a digest reference")
     image_id = resolve_image_id(store, source)
     tag = dst.tag or "latest"
-    with store.transaction() as con:
-        if con.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone() is None:
+    index = store.index
+    with index.transaction():
+        if not index.has_image(image_id):
             raise ImageNotFound(f"No such image: {source}")  # removed meanwhile by another process
-        con.execute(
-            "INSERT INTO tags (repository, tag, image_id, digest) VALUES (?,?,?,NULL) "
-            "ON CONFLICT(repository, tag) DO UPDATE SET image_id=excluded.image_id, "
-            "digest=CASE WHEN tags.image_id = excluded.image_id THEN tags.digest ELSE NULL END",
-            (dst.repository, tag, image_id),
-        )
+        index.tag(dst.repository, tag, image_id)
 
 
 @dataclass
@@ -52,22 +48,19 @@ class RemoveOutcome:
     error: ImgctlError | None = None
 
 
-def _refs(con, image_id: str) -> list[tuple[str, str | None, str | None]]:
+def _refs(index: Index, image_id: str) -> list[tuple[str, str | None, str | None]]:
     """(repository, tag, digest) references of an image: tags first, then pinned digests."""
-    rows = [(r, t, None) for r, t in con.execute("SELECT repository, tag FROM tags WHERE image_id = ? ORDER BY repository, tag", (image_id,))]
-    rows += [(r, None, d) for r, d in con.execute("SELECT repository, digest FROM digests WHERE image_id = ? ORDER BY repository, digest", (image_id,))]
+    rows = [(r, t, None) for r, t in index.tags_of(image_id)]
+    rows += [(r, None, d) for r, d in index.pins_of(image_id)]
     return rows
 
 
-def _repo_digest_lines(con, image_id: str, repository: str | None, tag_digests: set[tuple[str, str]]) -> list[str]:
+def _repo_digest_lines(index: Index, image_id: str, repository: str | None, tag_digests: set[tuple[str, str]]) -> list[str]:
     """Drop the repo digests (``repo@sha256:...``) of ``repository`` (None: every repository) and
     say so, as docker does: pinned digests and the digests the removed tags were pulled as."""
-    pinned = con.execute(
-        "SELECT repository, digest FROM digests WHERE image_id = ? AND (? IS NULL OR repository = ?)",
-        (image_id, repository, repository),
-    ).fetchall()
+    pinned = index.pins_in(image_id, repository)
     for repo, digest in pinned:
-        _drop_ref(con, repo, None, digest)
+        index.unpin(repo, digest)
     wanted = {(r, d) for r, d in tag_digests if repository is None or r == repository}
     return [f"Untagged: {_familiar(r, None, d)}" for r, d in sorted(wanted | set(pinned))]
 
@@ -76,19 +69,20 @@ def _remove_one(store: Store, name: str, image_id: str, is_id: bool, force: bool
     """Docker's ImageDelete for one argument; returns (lines, image id deleted or None)."""
     lines: list[str] = []
     ref = None if is_id else parse(name)
-    with store.transaction() as con:
+    index = store.index
+    with index.transaction():
         if is_id:
-            if con.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone() is None:
+            if not index.has_image(image_id):
                 raise ImageNotFound(f"No such image: {name}")  # removed meanwhile by another process
-            refs = _refs(con, image_id)
+            refs = _refs(index, image_id)
             repos = {r for r, _, _ in refs}
             tags = [x for x in refs if x[1] is not None]
             if len(tags) <= 1 and len(repos) <= 1 or force:
-                tag_digests = _tag_digests(con, image_id)
+                tag_digests = index.tag_digests(image_id)
                 for repo, tag, _ in tags:
-                    _drop_ref(con, repo, tag, None)
+                    index.untag(repo, tag)
                     lines.append(f"Untagged: {_familiar(repo, tag)}")
-                lines.extend(_repo_digest_lines(con, image_id, None, tag_digests))
+                lines.extend(_repo_digest_lines(index, image_id, None, tag_digests))
             else:
                 raise ConflictError(
                     f"conflict: unable to delete {image_id[7:19]} (must be forced) - "
@@ -96,63 +90,36 @@ def _remove_one(store: Store, name: str, image_id: str, is_id: bool, force: bool
                 )
         else:
             if ref.digest:
-                row = con.execute(
-                    "SELECT image_id FROM digests WHERE repository = ? AND digest = ?", (ref.repository, ref.digest)
-                ).fetchone()
-                tag_rows = con.execute(
-                    "SELECT tag, image_id FROM tags WHERE repository = ? AND digest = ?", (ref.repository, ref.digest)
-                ).fetchall()
-                if row is None and not tag_rows:
+                pinned_id = index.pin_target(ref.repository, ref.digest)
+                tag_rows = index.tags_pulled_as(ref.repository, ref.digest)
+                if pinned_id is None and not tag_rows:
                     raise ImageNotFound(f"No such image: {ref.familiar()}")
-                image_id = row[0] if row else tag_rows[0][1]
-                if row:
-                    _drop_ref(con, ref.repository, None, ref.digest)
+                image_id = pinned_id if pinned_id is not None else tag_rows[0][1]
+                if pinned_id is not None:
+                    index.unpin(ref.repository, ref.digest)
                 for tag, tagged_image in tag_rows:  # the digest also named these tags' content
-                    con.execute("UPDATE tags SET digest = NULL WHERE repository = ? AND tag = ?", (ref.repository, tag))
+                    index.clear_tag_digest(ref.repository, tag)
                 lines.append(f"Untagged: {_familiar(ref.repository, None, ref.digest)}")
             else:
                 tag = ref.tag or "latest"
-                row = con.execute(
-                    "SELECT image_id FROM tags WHERE repository = ? AND tag = ?", (ref.repository, tag)
-                ).fetchone()
-                if row is None:
+                image_id = index.tag_target(ref.repository, tag)
+                if image_id is None:
                     raise ImageNotFound(f"No such image: {_familiar(ref.repository, tag)}")
-                image_id = row[0]
-                tag_digests = _tag_digests(con, image_id, ref.repository, tag)
-                _drop_ref(con, ref.repository, tag, None)
+                tag_digests = index.tag_digests(image_id, ref.repository, tag)
+                index.untag(ref.repository, tag)
                 lines.append(f"Untagged: {_familiar(ref.repository, tag)}")
                 # The last tag of a repository takes that repository's digest references with it.
-                if not con.execute(
-                    "SELECT 1 FROM tags WHERE image_id = ? AND repository = ?", (image_id, ref.repository)
-                ).fetchone():
-                    lines.extend(_repo_digest_lines(con, image_id, ref.repository, tag_digests))
-            if _refs(con, image_id):
+                if not index.tagged_in(image_id, ref.repository):
+                    lines.extend(_repo_digest_lines(index, image_id, ref.repository, tag_digests))
+            if _refs(index, image_id):
                 return lines, None  # other references remain: the untag was the whole removal
-        con.execute("DELETE FROM images WHERE id = ?", (image_id,))
+        index.delete_image(image_id)
     return lines, image_id
-
-
-def _tag_digests(con, image_id: str, repository: str | None = None, tag: str | None = None) -> set[tuple[str, str]]:
-    """(repository, digest) each tag of the image (or just ``repository:tag``) was pulled as."""
-    return set(con.execute(
-        "SELECT repository, digest FROM tags WHERE image_id = ? AND digest IS NOT NULL "
-        "AND (? IS NULL OR (repository = ? AND tag = ?))",
-        (image_id, repository, repository, tag),
-    ).fetchall())
-
-
-def _drop_ref(con, repository: str, tag: str | None, digest: str | None) -> None:
-    if tag is not None:
-        con.execute("DELETE FROM tags WHERE repository = ? AND tag = ?", (repository, tag))
-    else:
-        con.execute("DELETE FROM digests WHERE repository = ? AND digest = ?", (repository, digest))
 
 
 def _image_blob_order(store: Store, image_id: str) -> list[str]:
     """The image's blobs in the order docker reports deletions: layers top-down, then manifests."""
-    rows = store.db.execute(
-        "SELECT digest, kind, position FROM image_blobs WHERE image_id = ?", (image_id,)
-    ).fetchall()
+    rows = [(d, k, p) for k, d, p in store.index.blob_rows(image_id)]
     layers = [d for d, k, p in sorted(rows, key=lambda r: -r[2]) if k == "layer"]
     others = [d for d, k, _ in rows if k in ("manifest", "index")]
     return layers + others
@@ -190,21 +157,13 @@ def prune_images(store: Store, *, all_untagged: bool = False) -> PruneResult:
     """Remove dangling images (``all_untagged``: every image without a tag) and their unshared blobs."""
     lines: list[str] = []
     store.check_removable()  # nothing is removed on the word of an index that was not checked
-    with store.transaction() as con:
-        if all_untagged:
-            victims = [r[0] for r in con.execute(
-                "SELECT id FROM images i WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.image_id = i.id) ORDER BY id"
-            )]
-        else:
-            victims = [r[0] for r in con.execute(
-                "SELECT id FROM images i WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.image_id = i.id) "
-                "AND NOT EXISTS (SELECT 1 FROM digests d WHERE d.image_id = i.id) ORDER BY id"
-            )]
-        for image_id in victims:
-            for repo, _, digest in _refs(con, image_id):
-                _drop_ref(con, repo, None, digest)
+    index = store.index
+    with index.transaction():
+        for image_id in index.prune_candidates(all_untagged=all_untagged):
+            for repo, _, digest in _refs(index, image_id):
+                index.unpin(repo, digest)
                 lines.append(f"untagged: {_familiar(repo, None, digest)}")
-            con.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            index.delete_image(image_id)
             lines.append(f"deleted: {image_id}")
     freed = collect_garbage(store)
     return PruneResult(lines, sum(size for _, size in freed))
@@ -232,7 +191,7 @@ class DiskUsage:
 
 def disk_usage(store: Store) -> DiskUsage:
     """Bytes on disk: blobs counted once however many images share them."""
-    con = store.db
+    index = store.index
     sizes: dict[str, int] = {}
     if store.blobs_dir.is_dir():
         import os
@@ -244,18 +203,14 @@ def disk_usage(store: Store) -> DiskUsage:
                 except FileNotFoundError:
                     pass  # removed meanwhile
     users: dict[str, set[str]] = {}
-    for image_id, digest in con.execute("SELECT image_id, digest FROM image_blobs"):
+    for image_id, digest in index.blob_users():
         users.setdefault(digest, set()).add(image_id)
-    images = con.execute(
-        "SELECT i.id, i.created_ts, "
-        "EXISTS (SELECT 1 FROM tags t WHERE t.image_id = i.id) OR EXISTS (SELECT 1 FROM digests d WHERE d.image_id = i.id) "
-        "FROM images i"
-    ).fetchall()
+    images = index.image_activity()
     active_ids = {i for i, _, a in images if a}
     names = {}
-    for repo, tag, image_id in con.execute("SELECT repository, tag, image_id FROM tags ORDER BY repository, tag"):
+    for repo, tag, image_id in index.all_tags():
         names.setdefault(image_id, (familiar_repository(repo), tag))
-    for repo, image_id in con.execute("SELECT repository, image_id FROM digests ORDER BY repository"):
+    for repo, _, image_id in index.all_pins():
         names.setdefault(image_id, (familiar_repository(repo), "<none>"))
     per_image = []
     for image_id, created_ts, _ in images:

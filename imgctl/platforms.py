@@ -16,7 +16,6 @@ platforms: they are never pulled and never listed.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,26 +132,14 @@ def load_index(store: Store, digest: str, media_type: str = "") -> IndexDoc | No
     return IndexDoc(digest, media_type or doc.media_type or OCI_INDEX, data, doc)
 
 
-def _indexes(con, image_id: str) -> list[tuple[str, str]]:
-    return con.execute(
-        "SELECT digest, media_type FROM image_indexes WHERE image_id = ? ORDER BY rowid DESC", (image_id,)
-    ).fetchall()
-
-
 def index_for(store: Store, image_id: str, digest: str | None = None) -> IndexDoc | None:
     """The index image ``image_id`` stands for: ``digest`` when given (a tag's repo digest),
     else the one its tags name (first by name), else the last one it was pulled as.
     None for a single-manifest image."""
-    con = store.db
-    known = dict(_indexes(con, image_id))
+    known = dict(store.index.indexes_of(image_id))
     if digest is not None:
         return load_index(store, digest, known[digest]) if digest in known else None
-    named = con.execute(
-        "SELECT digest FROM tags WHERE image_id = ? AND digest IS NOT NULL "
-        "UNION ALL SELECT digest FROM digests WHERE image_id = ? ORDER BY 1",
-        (image_id, image_id),
-    ).fetchall()
-    for (d,) in named:
+    for d in store.index.named_digests(image_id):
         if d in known:
             return load_index(store, d, known[d])
     for d, mt in known.items():
@@ -169,26 +156,12 @@ def index_for_ref(store: Store, image_id: str, digest: str | None) -> IndexDoc |
     return index_for(store, image_id, digest) if digest else index_for(store, image_id)
 
 
-_PLATFORM_COLS = (
-    "config_digest, manifest_digest, manifest_media_type, created, created_ts, os, architecture, variant, "
-    "size, compressed_size, labels"
-)
-
-
-def _platform_row(row: tuple) -> ImageRecord:
-    (cfg, md, mt, created, cts, os_, arch, variant, size, csize, labels) = row
-    return ImageRecord(cfg, md, mt, created, cts, os_, arch, variant, size, csize, json.loads(labels or "{}"), 0.0)
-
-
 def platform_records(store: Store, image_id: str) -> list[ImageRecord]:
     """The content present for an image: its own row first, then its other platforms."""
     rec = store.image(image_id)
     if rec is None:
         return []
-    rows = store.db.execute(
-        f"SELECT {_PLATFORM_COLS} FROM image_platforms WHERE image_id = ? ORDER BY rowid", (image_id,)
-    ).fetchall()
-    return [rec] + [_platform_row(r) for r in rows]
+    return [rec] + store.index.platform_records(image_id)
 
 
 def platforms(store: Store, image_id: str, index_digest: str | None = None) -> list[PlatformEntry]:
@@ -342,18 +315,15 @@ def _recording(store: Store) -> Iterator[None]:
 
 
 def _record_platform(store: Store, record: ImageRecord, blobs, index: IndexDoc, repository, tag, digest, pinned) -> tuple[str, bool]:
-    con = store.db
+    db = store.index
     current = None
     if repository and tag:
-        row = con.execute("SELECT image_id, digest FROM tags WHERE repository = ? AND tag = ?", (repository, tag)).fetchone()
+        row = db.tag_row(repository, tag)
         current = row[0] if row and row[1] == index.digest else None
     elif repository and pinned:
-        row = con.execute(
-            "SELECT image_id FROM digests WHERE repository = ? AND digest = ?", (repository, index.digest)
-        ).fetchone()
-        current = row[0] if row else None
+        current = db.pin_target(repository, index.digest)
     before: set[str] = set()
-    if current is not None and any(d == index.digest for d, _ in _indexes(con, current)):
+    if current is not None and any(d == index.digest for d, _ in db.indexes_of(current)):
         before = {r.manifest_digest for r in platform_records(store, current)}
     added = record.manifest_digest not in before
     # Every platform whose content is complete in the store is available, however it came
@@ -369,78 +339,54 @@ def _record_platform(store: Store, record: ImageRecord, blobs, index: IndexDoc, 
         primary_blobs = manifest_blobs(store, primary.manifest_digest)
     primary_blobs.append(("index", index.digest, 0))
     changed = store.add_image(primary, primary_blobs, repository=repository, tag=tag, digest=digest or index.digest, pinned=pinned)
-    with store.transaction() as tx:
-        if tx.execute("SELECT 1 FROM images WHERE id = ?", (primary.id,)).fetchone() is None:
+    with db.transaction():
+        if not db.has_image(primary.id):
             return primary.id, changed  # removed meanwhile by another process
         # Under the write lock, again: a concurrent pull of another platform may have completed.
         ordered = {r.manifest_digest: r for r in [*ordered, *stored_platforms(store, index, skip=record.manifest_digest)]}
         others = [r for r in ordered.values() if r.id != primary.id and r.manifest_digest != primary.manifest_digest]
-        tx.execute(
-            "INSERT OR REPLACE INTO image_indexes (image_id, digest, media_type) VALUES (?,?,?)",
-            (primary.id, index.digest, index.media_type),
-        )
+        db.put_index(primary.id, index.digest, index.media_type)
         for r in others:
-            _put_platform(tx, primary.id, r)
-        sync_platforms(store, tx, primary.id)
+            db.put_platform(primary.id, r)
+        sync_platforms(store, primary.id)
         if current is not None and current != primary.id:
-            _drop_if_unreferenced(tx, current)
+            _drop_if_unreferenced(db, current)
     return primary.id, changed or added
 
 
-def _put_platform(con, image_id: str, r: ImageRecord) -> None:
-    con.execute(
-        f"INSERT OR REPLACE INTO image_platforms (image_id, {_PLATFORM_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            image_id, r.id, r.manifest_digest, r.manifest_media_type, r.created, r.created_ts, r.os,
-            r.architecture, r.variant, r.size, r.compressed_size, json.dumps(r.labels, sort_keys=True),
-        ),
-    )
-
-
-def _drop_if_unreferenced(con, image_id: str) -> None:
+def _drop_if_unreferenced(db, image_id: str) -> None:
     """An image row whose platforms another row took over goes once nothing names it."""
-    if con.execute(
-        "SELECT 1 FROM tags WHERE image_id = ? UNION ALL SELECT 1 FROM digests WHERE image_id = ?", (image_id, image_id)
-    ).fetchone() is None:
-        con.execute("DELETE FROM images WHERE id = ?", (image_id,))
+    if not db.referenced(image_id):
+        db.delete_image(image_id)
 
 
-def sync_platforms(store: Store, con, image_id: str) -> None:
+def sync_platforms(store: Store, image_id: str) -> None:
     """Inside a transaction: keep only the indexes the image's references still name (all of
     them when none does: a tag made with ``tag`` names no digest), the platforms those
     indexes list, and exactly their blobs as the image's ``platform`` blobs."""
-    indexes = _indexes(con, image_id)
-    named = {
-        d for (d,) in con.execute(
-            "SELECT digest FROM tags WHERE image_id = ? AND digest IS NOT NULL "
-            "UNION SELECT digest FROM digests WHERE image_id = ?",
-            (image_id, image_id),
-        )
-    }
+    db = store.index
+    indexes = db.indexes_of(image_id)
+    named = set(db.named_digests(image_id))
     kept = [(d, mt) for d, mt in indexes if d in named] or indexes
     for d, mt in indexes:
         if (d, mt) not in kept:
-            con.execute("DELETE FROM image_indexes WHERE image_id = ? AND digest = ?", (image_id, d))
-            con.execute("DELETE FROM image_blobs WHERE image_id = ? AND kind = 'index' AND digest = ?", (image_id, d))
+            db.drop_index(image_id, d)
     docs = [doc for d, mt in kept if (doc := load_index(store, d, mt)) is not None]
     members = {e.digest for doc in docs for e in image_entries(doc.index)}
-    rows = con.execute("SELECT manifest_digest FROM image_platforms WHERE image_id = ?", (image_id,)).fetchall()
-    con.execute("DELETE FROM image_blobs WHERE image_id = ? AND kind = 'platform'", (image_id,))
+    rows = db.platform_manifests(image_id)
+    db.clear_platform_blobs(image_id)
     need: set[str] = set()
-    for (m,) in rows:
+    for m in rows:
         blobs = manifest_blobs(store, m) if m in members and store.has_blob(m) else []
         if not blobs or not all(store.has_blob(d) for _, d, _ in blobs):
             # Not in the index any more, or its content is gone (verify --repair): not available.
-            con.execute("DELETE FROM image_platforms WHERE image_id = ? AND manifest_digest = ?", (image_id, m))
+            db.drop_platform(image_id, m)
             continue
         need.update(d for _, d, _ in blobs)
     for doc in docs:  # attestations pulled or loaded with the image stay with it
         for att in attestation_entries(doc.index):
             need.update(attestation_blobs(store, att.digest) or ())
-    con.executemany(
-        "INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,'platform',0)",
-        [(image_id, d) for d in sorted(need)],
-    )
+    db.add_platform_blobs(image_id, sorted(need))
 
 
 def remove_platform(store: Store, image_id: str, want: Platform, name: str) -> str:
@@ -460,11 +406,9 @@ def _remove_platform(store: Store, image_id: str, want: Platform, name: str) -> 
             f"remove the image instead (imgctl rmi {name})"
         )
     if rec.manifest_digest != records[0].manifest_digest:
-        with store.transaction() as tx:
-            tx.execute(
-                "DELETE FROM image_platforms WHERE image_id = ? AND manifest_digest = ?", (image_id, rec.manifest_digest)
-            )
-            sync_platforms(store, tx, image_id)
+        with store.index.transaction():
+            store.index.drop_platform(image_id, rec.manifest_digest)
+            sync_platforms(store, image_id)
         return rec.manifest_digest
     # The image row's own platform goes: another platform becomes the image row, taking over
     # every reference, index and remaining platform.
@@ -472,19 +416,19 @@ def _remove_platform(store: Store, image_id: str, want: Platform, name: str) -> 
     new = primary_of(rest)
     blobs = manifest_blobs(store, new.manifest_digest)
     store.add_image(new, blobs)
-    with store.transaction() as tx:
-        if tx.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone() is None:
+    db = store.index
+    with db.transaction():
+        if not db.has_image(image_id):
             raise ImageNotFound(f"No such image: {name}")  # removed meanwhile by another process
-        for d, mt in _indexes(tx, image_id):
-            tx.execute("INSERT OR REPLACE INTO image_indexes (image_id, digest, media_type) VALUES (?,?,?)", (new.id, d, mt))
-            tx.execute("INSERT OR IGNORE INTO image_blobs (image_id, digest, kind, position) VALUES (?,?,'index',0)", (new.id, d))
+        for d, mt in db.indexes_of(image_id):
+            db.put_index(new.id, d, mt)
+            db.add_index_blob(new.id, d)
         for r in rest:
             if r is not new:
-                _put_platform(tx, new.id, r)
-        for table in ("tags", "digests"):  # every reference moves to the new row
-            tx.execute(f"UPDATE {table} SET image_id = ? WHERE image_id = ?", (new.id, image_id))
-        tx.execute("DELETE FROM images WHERE id = ?", (image_id,))
-        sync_platforms(store, tx, new.id)
+                db.put_platform(new.id, r)
+        db.move_references(image_id, new.id)  # every reference moves to the new row
+        db.delete_image(image_id)
+        sync_platforms(store, new.id)
     return rec.manifest_digest
 
 
@@ -529,9 +473,9 @@ def fetch_attestations(store: Store, client, ref, index: IndexDoc, lease, count=
 
 def keep_attestations(store: Store, image_id: str) -> None:
     """After attestations were fetched for an image's index: record them as its blobs."""
-    with store.transaction() as tx:
-        if tx.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone() is not None:
-            sync_platforms(store, tx, image_id)
+    with store.index.transaction():
+        if store.index.has_image(image_id):
+            sync_platforms(store, image_id)
 
 
 def regroup(store: Store) -> int:
@@ -539,10 +483,7 @@ def regroup(store: Store) -> int:
     each reference that names an index gets its image back whole -- every platform present
     joins it, and the rows the rebuild made for those platforms go.  Returns how many
     images were regrouped."""
-    refs = store.db.execute(
-        "SELECT repository, tag, image_id, digest, 0 FROM tags WHERE digest IS NOT NULL "
-        "UNION ALL SELECT repository, NULL, image_id, digest, 1 FROM digests ORDER BY 1, 2"
-    ).fetchall()
+    refs = store.index.digest_references()
     done = 0
     for repository, tag, image_id, digest, pinned in refs:
         index = load_index(store, digest)
@@ -552,9 +493,9 @@ def regroup(store: Store) -> int:
         blobs = manifest_blobs(store, rec.manifest_digest) + [("index", digest, 0)]
         new_id, _ = record_image(store, rec, blobs, index, repository=repository, tag=tag, digest=digest, pinned=bool(pinned))
         members = {d.digest for d in image_entries(index.index)}
-        with store.transaction() as tx:
-            for other_id, manifest in tx.execute("SELECT id, manifest_digest FROM images").fetchall():
+        with store.index.transaction():
+            for other_id, manifest in store.index.image_manifests():
                 if other_id != new_id and manifest in members:
-                    _drop_if_unreferenced(tx, other_id)
+                    _drop_if_unreferenced(store.index, other_id)
         done += 1
     return done

@@ -57,13 +57,9 @@ def _short(digest: str) -> str:
 def mount_sources(store: Store, ref: Reference, digest: str) -> list[str]:
     """Repository paths on ``ref``'s registry (other than ``ref``'s) whose images hold ``digest``."""
     prefix = ref.domain + "/"
-    rows = store.db.execute(
-        "SELECT DISTINCT t.repository FROM image_blobs b JOIN tags t ON t.image_id = b.image_id WHERE b.digest = ? "
-        "UNION SELECT DISTINCT d.repository FROM image_blobs b JOIN digests d ON d.image_id = b.image_id WHERE b.digest = ?",
-        (digest, digest),
-    ).fetchall()
+    rows = store.index.repositories_holding(digest)
     return sorted(
-        {r[len(prefix):] for (r,) in rows if r.startswith(prefix) and r != ref.repository}
+        {r[len(prefix):] for r in rows if r.startswith(prefix) and r != ref.repository}
     )[:MAX_MOUNT_TRIES]
 
 
@@ -154,10 +150,8 @@ class _Docs:
 
 
 def _tag_digest(store: Store, ref: Reference) -> str | None:
-    row = store.db.execute(
-        "SELECT digest FROM tags WHERE repository = ? AND tag = ?", (ref.repository, ref.tag or "latest")
-    ).fetchone()
-    return row[0] if row else None
+    row = store.index.tag_row(ref.repository, ref.tag or "latest")
+    return row[1] if row else None
 
 
 def _refuse_missing(ref: Reference, client, index, present: set[str]) -> None:
@@ -228,7 +222,7 @@ def _push_blobs(ref: Reference, store: Store, client, lease, img, progress: Prog
 
 def push_all_tags(ref: Reference, *, store: Store, client, progress: Progress | None = None) -> list[PushResult]:
     """Push every tag the store has for ``ref``'s repository (``push -a``)."""
-    tags = [t for (t,) in store.db.execute("SELECT tag FROM tags WHERE repository = ? ORDER BY tag", (ref.repository,))]
+    tags = [t for t, _ in store.index.repository_tags(ref.repository)]
     if not tags:
         raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar_repository}")
     return [push(ref.with_tag(t), store=store, client=client, progress=progress) for t in tags]

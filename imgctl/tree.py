@@ -61,7 +61,7 @@ def tree_images(store: Store, rows) -> list[TreeImage]:
         if r.repository and r.tag:
             img.names.append(f"{r.repository}:{r.tag}")
     for img in out.values():
-        held = {d for (d,) in store.db.execute("SELECT DISTINCT digest FROM image_blobs WHERE image_id = ?", (img.id,))}
+        held = set(store.index.image_digests(img.id))
         img.disk_usage = sum(_blob_size(store, d, sizes) for d in held)
         for e in platforms(store, img.id):
             size = sum(_blob_size(store, d, sizes) for d in _platform_blobs(store, e.manifest_digest)) if e.available else 0
@@ -124,7 +124,7 @@ def render_tree(images: list[TreeImage], *, width: int = 80, faint: bool = False
 
 def has_index(store: Store) -> set[str]:
     """IDs of the images that stand for an index (multi-platform images)."""
-    return {r[0] for r in store.db.execute("SELECT DISTINCT image_id FROM image_indexes")}
+    return store.index.index_image_ids()
 
 
 def manifest_summaries(store: Store, image_id: str) -> list[dict]:

@@ -107,7 +107,7 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
         bad_dirs = store.layout_problems()
     if repair:
         try:
-            store._refuse_if_read_only()
+            store.refuse_if_read_only()
         except IndexCorrupt:
             pass  # judged below; a damaged index is what --repair is for
     names, strays = _scan(store) if store.blobs_dir not in bad_dirs and store.blobs_dir.parent not in bad_dirs else ([], [])
@@ -120,7 +120,7 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
         if store.rebuild_state() is not None:  # a rebuild that died half-way: its index lacks images
             raise IndexCorrupt(f"the store index {store.index_path} is incomplete (a rebuild of it was interrupted): run imgctl verify")
         store.check_index()
-        for image_id, digest in store.db.execute("SELECT image_id, digest FROM image_blobs ORDER BY image_id"):
+        for image_id, digest in store.index.blob_users():
             users.setdefault(digest, []).append(image_id)
     except IndexCorrupt as e:
         index_error = e
@@ -177,8 +177,8 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
                     damaged.discard(image_id)
                     report.repairs.append(f"Image {image_id[7:19]}: its blob list was rebuilt from its manifest")
             if report.removed:
-                with store.transaction() as tx:
-                    tx.executemany("DELETE FROM layers WHERE digest = ?", [(d,) for d in report.removed])
+                with store.index.transaction():
+                    store.index.forget_layers(report.removed)
             store.mark_damaged(sorted(damaged))
             report.damaged = sorted(damaged)
             if fixes is None:
@@ -191,13 +191,10 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
 def _rewrite_journal(store: Store, report: VerifyReport) -> None:
     """An unreadable reference journal goes to lost+found and is written again from the index
     (whose integrity was checked above): what the index holds is all that can be proven."""
-    from imgctl.store import _write_journal_snapshot
-
     path = store.journal_path
     try:
         dest = _move_aside(store, path, time.strftime("%Y%m%dT%H%M%S"))
-        with store.transaction() as con:
-            _write_journal_snapshot(con, store.root)
+        store.index.rewrite_journal()
     except OSError as e:
         report.repairs.append(f"Cannot write the reference journal {path} again: {e.strerror or e}")
         return
@@ -209,7 +206,7 @@ def _check_refs(store: Store, report: VerifyReport) -> list[tuple]:
     about each difference."""
     from imgctl.images import familiar_repository
 
-    images = {r[0] for r in store.db.execute("SELECT id FROM images")}
+    images = store.index.image_ids()
     fixes: list[tuple] = []
     for kind, key, have, want in store.ref_differences():
         name = f"{familiar_repository(key[0])}{':' if kind == 'tag' else '@'}{key[1]}"
@@ -239,15 +236,12 @@ def _fix_refs(store: Store, fixes: list[tuple], report: VerifyReport) -> None:
     """Index and journal agree again: the journal's value where its image is in the index,
     else the index's value is written to the journal."""
     records: list[tuple] = []
-    with store.transaction() as con:
+    with store.index.transaction():
         for side, kind, (repo, name), value in fixes:
             if side == "index" and kind == "tag":
-                con.execute(
-                    "INSERT INTO tags (repository, tag, image_id, digest) VALUES (?,?,?,?) ON CONFLICT(repository, tag) "
-                    "DO UPDATE SET image_id = excluded.image_id, digest = excluded.digest", (repo, name, *value),
-                )
+                store.index.set_tag(repo, name, *value)
             elif side == "index":
-                con.execute("INSERT OR REPLACE INTO digests (repository, digest, image_id) VALUES (?,?,?)", (repo, name, value))
+                store.index.set_pin(repo, name, value)
             elif value is None:
                 records.append(("untag" if kind == "tag" else "unpin", repo, name))
             else:
@@ -258,8 +252,7 @@ def _fix_refs(store: Store, fixes: list[tuple], report: VerifyReport) -> None:
 
 
 def _check_images(store: Store, report: VerifyReport, present: set[str], corrupt: set[str], repair: bool) -> None:
-    con = store.db
-    images = con.execute("SELECT id, manifest_digest FROM images ORDER BY id").fetchall()
+    images = store.index.image_manifests()
     report.images = len(images)
     damaged = store.damaged()
     for image_id, manifest_digest in images:
@@ -267,9 +260,7 @@ def _check_images(store: Store, report: VerifyReport, present: set[str], corrupt
             report.problems.append(
                 Problem("damaged", image_id, f"image {image_id[7:19]}: repaired earlier, needs a pull to be complete again", (image_id,))
             )
-        rows = con.execute(
-            "SELECT digest, kind, position FROM image_blobs WHERE image_id = ? ORDER BY kind, position", (image_id,)
-        ).fetchall()
+        rows = [(digest, kind, pos) for kind, digest, pos in store.index.blob_rows(image_id, by_kind=True)]
         listed = {(kind, digest) for digest, kind, _ in rows}
         if image_id not in damaged and not {("manifest", manifest_digest), ("config", image_id)} <= listed:
             # gc and rmi refuse such an index (``_refuse_unless_complete``): verify must say why
@@ -375,9 +366,7 @@ def _rebuild_index_locked(store: Store, good: set[str], report: VerifyReport) ->
                     report.repairs.append(f"Moved the damaged index to {dest}")
     except OSError as e:
         raise StoreError(f"cannot move the damaged index aside: {e.strerror}") from None
-    store._checked = store._removable_checked = False
-    store.read_only = None
-    store._rebuilding = True
+    store.index.start_rebuild()
 
     docs: dict[str, Manifest | Index] = {}
     for digest in sorted(good):
@@ -475,9 +464,7 @@ def _reprove(store: Store, image_id: str, good: set[str]) -> bool:
     if built is None:
         return False
     _, blobs = built
-    blobs += [(k, d, p) for k, d, p in store.db.execute(
-        "SELECT kind, digest, position FROM image_blobs WHERE image_id = ? AND kind = 'index'", (image_id,)
-    ) if d in good]
+    blobs += [(k, d, p) for k, d, p in store.index.index_blob_rows(image_id) if d in good]
     for layer in layers.values():
         store.record_layer(layer)
     store.add_image(rec, blobs)

@@ -338,7 +338,7 @@ def test_read_only_mount(tmpfs, registry, unique_repo, monkeypatch, tmp_path, wa
         con.execute("PRAGMA wal_autocheckpoint = 0")
         con.execute("INSERT INTO tags SELECT repository, 'walonly', image_id, NULL FROM tags")
         con.commit()
-        from imgctl.store import _journal_line  # as imgctl journals it before committing
+        from imgctl.store.journal import journal_line as _journal_line  # as imgctl journals it before committing
 
         with open(root / "refs.journal", "ab") as f:
             for repo, image in con.execute("SELECT repository, image_id FROM tags WHERE tag = 'walonly'"):
@@ -624,9 +624,9 @@ def _lose_index_and_repair(root: Path) -> None:
 def test_journal_follows_every_kind_of_reference_change(store, monkeypatch):
     """Tags made, moved and removed, digests dropped, images pruned: after the index is lost,
     repair gives back exactly the references there were (the journal is compacted on the way)."""
-    import imgctl.store
+    import imgctl.store.journal
 
-    monkeypatch.setattr(imgctl.store, "JOURNAL_COMPACT_AT", 2048)
+    monkeypatch.setattr(imgctl.store.journal, "JOURNAL_COMPACT_AT", 2048)
     repo, a, b = store["repo"], store["a"], store["b"]
     steps = [
         ["tag", f"{repo}:a", "local/one:1"],
@@ -730,7 +730,7 @@ def test_index_rows_that_disagree_with_the_journal_are_caught(store, damage):
 
 def test_journal_ahead_of_the_index_is_settled(store):
     """A journal line whose transaction did not commit (an image the index never got)."""
-    from imgctl.store import _journal_line
+    from imgctl.store.journal import journal_line as _journal_line
 
     root = store["root"]
     with open(root / "refs.journal", "ab") as f:
@@ -749,7 +749,7 @@ def test_journal_append_cut_short_by_a_full_disk_leaves_no_torn_line(store, monk
     rolled back, one line said; the next tag appends cleanly."""
     import errno
 
-    import imgctl.store
+    import imgctl.store.journal
 
     journal = store["root"] / "refs.journal"
     before = journal.read_bytes()
@@ -761,9 +761,9 @@ def test_journal_append_cut_short_by_a_full_disk_leaves_no_torn_line(store, monk
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(fd, data)
 
-    monkeypatch.setattr(imgctl.store.os, "write", half_then_full)
+    monkeypatch.setattr(imgctl.store.journal.os, "write", half_then_full)
     r = run("tag", f"{store['repo']}:a", "local/new:1")
-    monkeypatch.setattr(imgctl.store.os, "write", real_write)
+    monkeypatch.setattr(imgctl.store.journal.os, "write", real_write)
     fails_closed(r, names="No space left on device")
     assert journal.read_bytes() == before
     assert listing() == store["listing"]

@@ -142,9 +142,9 @@ def verify_cmd(
         print(terminal_safe(line))
     if report.damaged:
         names = {}
-        for repo, tag, image_id in store.db.execute("SELECT repository, tag, image_id FROM tags ORDER BY repository, tag"):
+        for repo, tag, image_id in store.index.all_tags():
             names.setdefault(image_id, f"{familiar_repository(repo)}:{tag}")
-        for repo, digest, image_id in store.db.execute("SELECT repository, digest, image_id FROM digests ORDER BY repository"):
+        for repo, digest, image_id in store.index.all_pins():
             names.setdefault(image_id, f"{familiar_repository(repo)}@{digest}")
         for image_id in report.damaged:
             how = f"imgctl pull {names[image_id]}" if image_id in names else "pull it again by name"
