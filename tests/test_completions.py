@@ -13,6 +13,7 @@ No network: bash (and zsh/fish when installed) run locally on the scripts.
 from __future__ import annotations
 
 import enum
+import importlib
 import json
 import re
 import shlex
@@ -450,26 +451,34 @@ def test_generator_handles_choices_paths_and_hidden(tmp_path):
 
 
 # -- lazy registration: main() imports only the command modules a command line needs ---------
-def test_command_module_table_names_where_each_command_lives():
-    """cli._COMMAND_MODULE must name the module that registers each top-level command, or a
-    command would be missing (or typer would build more of the tree than needed)."""
-    cli.load_commands()
-    owners = {c.name: c.callback.__module__ for c in app.registered_commands}
-    owners.update({g.name: g.typer_instance.registered_commands[0].callback.__module__
-                   for g in app.registered_groups if g.name == "system"})
-    expected = {name: f"imgctl.cli.{module}" for name, module in cli._COMMAND_MODULE.items()}
-    assert {n: m for n, m in owners.items() if n != "completion"} == expected
-    assert owners["completion"] == "imgctl.cli.completion"
+def test_command_table_names_where_each_command_lives():
+    """Every entry of cli.COMMANDS (and of its groups' tables) names the module and function
+    that define the command, and the built tree has exactly the table's commands, in order."""
+    tables = [((), cli.COMMANDS)]
+    checked = 0
+    while tables:
+        prefix, table = tables.pop()
+        for name, where, what, _hidden in table:
+            if isinstance(where, str):
+                module = importlib.import_module(f"imgctl.cli.{where}")
+                assert callable(getattr(module, what)), (name, where, what)
+                checked += 1
+            else:
+                tables.append(((*prefix, name), where))
+    tree = dict(cli.walk_commands())
+    assert [p[1] for p in tree if len(p) == 2] == [entry[0] for entry in cli.COMMANDS]
+    assert tree[("imgctl", "image", "ls")].callback.__module__ == "imgctl.cli.images"
+    assert checked == len([p for p, c in tree.items() if not hasattr(c, "list_commands")])
 
 
 @pytest.mark.parametrize(
     ("argv", "loaded", "absent"),
     [
-        (["images", "-q"], {"commands"}, {"lifecycle", "transfer", "completion"}),
-        (["--debug", "tag", "nothing:here", "x:y"], {"commands", "lifecycle"}, {"search_cmd", "transfer"}),
-        (["--version"], set(), {"commands", "completion"}),
-        (["--help"], {"commands", "transfer", "completion"}, set()),
-        (["image", "ls", "-q"], {"commands", "transfer", "completion"}, set()),
+        (["images", "-q"], {"images"}, {"tag_rmi", "inspect", "push", "completion"}),
+        (["--debug", "tag", "nothing:here", "x:y"], {"tag_rmi"}, {"search", "inspect", "images"}),
+        (["--version"], set(), {"images", "completion"}),
+        (["--help"], {"images", "inspect", "push", "completion"}, set()),
+        (["image", "ls", "-q"], {"images"}, {"push", "completion"}),
     ],
 )
 def test_main_imports_only_the_command_modules_it_needs(argv, loaded, absent, store_root):

@@ -17,7 +17,7 @@ from hubsearch import HubSearchServer, hub_result
 from images import make_image, make_layer, push_image
 from tokenserver import QuietServer
 
-from imgctl.formatting import Template, format_rows, safe_data, terminal_safe
+from imgctl.cli.format import Template, format_rows, safe_data, terminal_safe
 
 # What the worst sender puts in a string: OSC title + BEL, clear screen, CR overwrite,
 # backspaces, NUL, one-byte C1 CSI, other C1, bidi override and isolates, line and

@@ -1,4 +1,4 @@
-"""Tests for imgctl.formatting: docker-exact sizes, durations, tables, templates."""
+"""Tests for imgctl.cli.format: docker-exact sizes, durations, tables, templates."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import pytest
 
 from imgctl.errors import UsageError
-from imgctl.formatting import (
+from imgctl.cli.format import (
     GoMap,
     RowContext,
     Template,
@@ -756,7 +756,7 @@ def test_simple_table_fast_path_matches_the_template_engine():
     the output must be exactly what the engine and tabwriter produce."""
     import random
 
-    from imgctl.formatting import RowContext, Template, _tabwrite, format_rows
+    from imgctl.cli.format import RowContext, Template, _tabwrite, format_rows
 
     rng = random.Random(7)
     alphabet = ["a", "Z", "0", " ", "-", "é", "漢", "字", "<none>", "\u0301", ""]
@@ -775,7 +775,7 @@ def test_simple_table_fast_path_matches_the_template_engine():
 def test_simple_padding_fast_path_matches_general_tabwriter():
     import random
 
-    from imgctl.formatting import _pad_lines, _pad_lines_simple
+    from imgctl.cli.format import _pad_lines, _pad_lines_simple
 
     rng = random.Random(3)
     for _ in range(300):

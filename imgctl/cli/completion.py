@@ -27,7 +27,6 @@ from typing import Annotated, Any, get_args
 import typer
 
 from imgctl.cli import app
-from imgctl.cli import transfer as _before  # noqa: F401  (every other command is listed first)
 from imgctl.errors import UsageError
 
 __all__ = ["SHELLS", "generate", "command_tree", "CommandInfo", "OptionInfo", "ArgumentInfo"]
@@ -716,7 +715,6 @@ def generate(shell: str, *, root: CommandInfo | None = None) -> str:
     return gen(root if root is not None else command_tree())
 
 
-@app.command("completion")
 def completion_cmd(
     shell: Annotated[str, typer.Argument(help="One of: bash, zsh, fish.", show_default=False)],
 ) -> None:
