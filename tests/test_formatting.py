@@ -7,21 +7,11 @@ import random
 import pytest
 
 from imgctl.errors import UsageError
-from imgctl.cli.format import (
-    GoMap,
-    RowContext,
-    Template,
-    _tabwrite,
-    cell_width,
-    created_since,
-    display_width,
-    format_rows,
-    go_json,
-    human_duration,
-    human_size,
-    render_table,
-    truncate_display,
-)
+from imgctl.cli.format.executor import Template
+from imgctl.cli.format.tables import format_rows, render_table, _tabwrite
+from imgctl.cli.format.units import created_since, human_duration, human_size
+from imgctl.cli.format.values import go_json, GoMap, RowContext
+from imgctl.cli.format.width import cell_width, display_width, truncate_display
 
 KB, MB, GB, TB, PB = 10**3, 10**6, 10**9, 10**12, 10**15
 
@@ -756,7 +746,9 @@ def test_simple_table_fast_path_matches_the_template_engine():
     the output must be exactly what the engine and tabwriter produce."""
     import random
 
-    from imgctl.cli.format import RowContext, Template, _tabwrite, format_rows
+    from imgctl.cli.format.executor import Template
+    from imgctl.cli.format.tables import format_rows, _tabwrite
+    from imgctl.cli.format.values import RowContext
 
     rng = random.Random(7)
     alphabet = ["a", "Z", "0", " ", "-", "é", "漢", "字", "<none>", "\u0301", ""]
@@ -775,7 +767,7 @@ def test_simple_table_fast_path_matches_the_template_engine():
 def test_simple_padding_fast_path_matches_general_tabwriter():
     import random
 
-    from imgctl.cli.format import _pad_lines, _pad_lines_simple
+    from imgctl.cli.format.tables import _pad_lines, _pad_lines_simple
 
     rng = random.Random(3)
     for _ in range(300):

@@ -8,7 +8,7 @@ import pytest
 from cli import run
 from images import make_image, make_layer, push_image
 
-from imgctl.cli.format import human_size
+from imgctl.cli.format.units import human_size
 
 
 def short(d: str) -> str:

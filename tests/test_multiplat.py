@@ -398,7 +398,7 @@ def test_images_tree_and_json_manifests(multi, store_root, monkeypatch):
     by_digest = {e.manifest_digest: e for e in (host, other, armv7)}
     w = max(len(shown), *(len(p) + 3 for p, _ in plats))
     size = {e.manifest_digest: len(e.manifest_bytes) + len(e.config_bytes) + sum(l.size for l in e.layers) for e in (host, other)}
-    from imgctl.cli.format import human_size
+    from imgctl.cli.format.units import human_size
 
     disk = sum(len(b) for b in {d: b for e in (host, other) for d, b in [(e.manifest_digest, e.manifest_bytes), *e.blobs()]}.values())
     disk += len(idx.manifest_bytes)

@@ -32,7 +32,10 @@ import pytest
 
 from imgctl import reference
 from imgctl.errors import InvalidReference, UsageError
-from imgctl.cli.format import GoMap, Template, _go_type, from_human_size, ram_in_bytes, template_tokens
+from imgctl.cli.format.executor import Template
+from imgctl.cli.format.lexer import template_tokens
+from imgctl.cli.format.units import from_human_size, ram_in_bytes
+from imgctl.cli.format.values import _go_type, GoMap
 
 # ---------------------------------------------------------------------------
 # text/template exec_test.go: the T value
@@ -1412,7 +1415,8 @@ def test_distribution_with_tag_and_digest(name, digest, tag, combined):
 import time as _time  # noqa: E402
 
 from imgctl.cli.images import IMAGES_HEADERS, _go_time, _images_format  # noqa: E402
-from imgctl.cli.format import created_since, human_size, rows_output  # noqa: E402
+from imgctl.cli.format.tables import rows_output  # noqa: E402
+from imgctl.cli.format.units import created_since, human_size
 
 CBBF = "sha256:cbbf2f9a99b47fc460d422812b6a5adff7dfee951d8fa2e4a98caa0382cfbdbf"
 
@@ -1526,7 +1530,8 @@ def test_docker_image_context_fields():
 # the context is marshalled to JSON).
 
 from imgctl.cli.search import SEARCH_HEADERS, SEARCH_TABLE  # noqa: E402
-from imgctl.cli.format import RowContext, format_rows, go_json  # noqa: E402
+from imgctl.cli.format.tables import format_rows  # noqa: E402
+from imgctl.cli.format.values import go_json, RowContext
 
 
 def _search_rows(as_json: bool) -> list[dict]:
@@ -1879,13 +1884,13 @@ def test_cli_templates_with_define_block_and_call(pulled_image):
 # cells measured by display width): every case through imgctl.cli.format.tabwriter.  The
 # 0xff escape byte is the surrogateescape'd "\udcff".
 
-from imgctl.cli.format import (  # noqa: E402
+from imgctl.cli.format.tables import (
+    tabwriter,
     TW_ALIGN_RIGHT,
     TW_DEBUG,
     TW_DISCARD_EMPTY_COLUMNS,
     TW_FILTER_HTML,
     TW_STRIP_ESCAPE,
-    tabwriter,
 )
 
 TABWRITER_TESTS = [  # (name, minwidth, tabwidth, padding, padchar, flags, src, expected)
@@ -1957,7 +1962,7 @@ def test_docker_tabwriter_is_what_tables_use():
     """Docker's table settings (10, 1, 3, ' ', 0): the general writer and the table path agree."""
     import random
 
-    from imgctl.cli.format import _tabwrite
+    from imgctl.cli.format.tables import _tabwrite
 
     rng = random.Random(7)
     for _ in range(300):
@@ -1967,7 +1972,7 @@ def test_docker_tabwriter_is_what_tables_use():
 
 # docker/cli displayutils_test.go TestTruncateID; exec_test.go TestGoodFuncNames /
 # TestBadFuncNames; TestEvalFieldErrors' map case.
-from imgctl.cli.format import truncate_id  # noqa: E402
+from imgctl.cli.format.width import truncate_id  # noqa: E402
 
 FULL_ID = "90435eec5c4e124e741ef731e118be2fc799a68aba0466ec17717f24ce2ae6a2"
 

@@ -48,7 +48,7 @@ class _State:
 
     def log(self, message: str) -> None:
         if self.debug:  # messages quote registries' errors: one clean line each
-            from imgctl.cli.format import terminal_safe
+            from imgctl.cli.format.width import terminal_safe
 
             print(f"DEBU[imgctl] {terminal_safe(message)}", file=sys.stderr)
 
@@ -317,7 +317,7 @@ def _skip_unneeded_imports() -> None:
     client is synchronous), and httpx imports its own command line (click, rich, pygments)
     when those are installed.  Together that is ~80 ms of every registry command, and rich
     must not load off a terminal.  tabulate imports wcwidth to measure wide characters, but
-    imgctl hands it rows already laid out by formatting.py's own (docker-exact) width rules.
+    imgctl hands it rows already laid out by cli/format/'s own (docker-exact) width rules.
     Only the CLI process does this; the library does not.
     """
     for name in _NOT_NEEDED:
@@ -326,8 +326,8 @@ def _skip_unneeded_imports() -> None:
 
 def _one_line(error: BaseException) -> str:
     """An error's text for the terminal: one line, whatever a registry, an archive or a
-    file name put in it (formatting.terminal_safe escapes LF, CR, ESC and the rest)."""
-    from imgctl.cli.format import terminal_safe
+    file name put in it (cli.format.width.terminal_safe escapes LF, CR, ESC and the rest)."""
+    from imgctl.cli.format.width import terminal_safe
 
     return terminal_safe(str(error))
 
@@ -336,7 +336,7 @@ def _print_traceback() -> None:
     """--debug: the traceback, its quoted messages neutralised like every other output."""
     import traceback
 
-    from imgctl.cli.format import terminal_safe
+    from imgctl.cli.format.width import terminal_safe
 
     print(terminal_safe(traceback.format_exc(), keep_lf_tab=True), end="", file=sys.stderr)
 

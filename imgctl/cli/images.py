@@ -41,7 +41,8 @@ def images_cmd(
     import sys
     import time
 
-    from imgctl.cli.format import simple_table_fields, created_since, human_size, rows_output
+    from imgctl.cli.format.tables import rows_output, simple_table_fields
+    from imgctl.cli.format.units import created_since, human_size
     from imgctl.images import list_images, parse_filters
 
     filters = parse_filters(filter_ or [])

@@ -4,7 +4,7 @@ import os
 import shutil
 import sys
 
-from imgctl.cli.format import human_size
+from imgctl.cli.format.units import human_size
 from imgctl.errors import UsageError
 
 COLUMN_SPACING = 3

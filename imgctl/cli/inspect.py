@@ -17,7 +17,7 @@ def _indented_json(value: object) -> str:
     text = json.dumps(value, indent=4, ensure_ascii=False)
     for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(ch, esc)  # these characters can only occur inside JSON strings
-    from imgctl.cli.format import json_text_safe
+    from imgctl.cli.format.values import json_text_safe
 
     return json_text_safe(text)  # no raw C1 or bidi control on the terminal
 
@@ -31,7 +31,7 @@ def inspect_cmd(
     platform: PlatformOpt = None,
 ) -> None:
     """Show detailed information on one or more images as JSON."""
-    from imgctl.cli.format import Template
+    from imgctl.cli.format.executor import Template
     from imgctl.inspect import inspect_images
 
     tmpl = Template(format_, raw=True) if format_ else None
@@ -79,7 +79,9 @@ def history_cmd(
     """Show the history of an image: one row per step that built it, newest first."""
     import time
 
-    from imgctl.cli.format import created_since, human_size, rows_output, truncate_display
+    from imgctl.cli.format.tables import rows_output
+    from imgctl.cli.format.units import created_since, human_size
+    from imgctl.cli.format.width import truncate_display
     from imgctl.inspect import image_history
 
     entries = image_history(state.store(), image, platform_arg(platform))

@@ -131,7 +131,7 @@ def export_cmd(
 
     if output is not None and directory is not None:
         raise UsageError("--output and --dir cannot be used together")
-    from imgctl.cli.format import terminal_safe
+    from imgctl.cli.format.width import terminal_safe
 
     given = {"max_size": None if max_size is None else parse_size(max_size, "--max-size"), "max_entries": max_entries}
     limits = Limits(**{k: v for k, v in given.items() if v is not None})

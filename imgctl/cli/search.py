@@ -42,7 +42,8 @@ def search_cmd(
 ) -> None:
     """Search Docker Hub (or any registry) for images."""
     talks_to_registries()
-    from imgctl.cli.format import rows_output, terminal_safe, truncate_display
+    from imgctl.cli.format.tables import rows_output
+    from imgctl.cli.format.width import terminal_safe, truncate_display
     from imgctl.search import parse_filters, search
 
     filters = parse_filters(filter_ or [])
@@ -81,7 +82,8 @@ def tags_cmd(
 ) -> None:
     """List the tags of a repository in a registry."""
     talks_to_registries()
-    from imgctl.cli.format import Template, rows_output
+    from imgctl.cli.format.executor import Template
+    from imgctl.cli.format.tables import rows_output
     from imgctl.reference import is_valid_tag
     from imgctl.search import tag_pages
 

@@ -55,7 +55,7 @@ def prune_cmd(
     force: Annotated[bool, typer.Option("--force", "-f", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Remove unused images: dangling ones, or with -a every image without a tag."""
-    from imgctl.cli.format import human_size
+    from imgctl.cli.format.units import human_size
     from imgctl.lifecycle import prune_images
 
     if not force:
@@ -85,7 +85,8 @@ def df_cmd(
     """Show disk usage of the store: blobs shared between images count once."""
     import time
 
-    from imgctl.cli.format import created_since, human_size, render_table
+    from imgctl.cli.format.tables import render_table
+    from imgctl.cli.format.units import created_since, human_size
     from imgctl.lifecycle import disk_usage
 
     du = disk_usage(state.store())
@@ -118,7 +119,7 @@ def verify_cmd(
 ) -> None:
     """Re-hash every blob and check every image; one line per problem, exit 1 if any."""
     from imgctl.errors import StoreError
-    from imgctl.cli.format import terminal_safe
+    from imgctl.cli.format.width import terminal_safe
     from imgctl.images import familiar_repository
     from imgctl.verify import verify_store
 
