@@ -765,9 +765,10 @@ def test_simple_table_fast_path_matches_the_template_engine():
 
 
 def test_simple_padding_fast_path_matches_general_tabwriter():
+    """The tables tabulate lays out (regular, printable ASCII) match the Go tabwriter."""
     import random
 
-    from imgctl.cli.format.tables import _pad_lines, _pad_lines_simple
+    from imgctl.cli.format.tables import _regular_rows, _tabwrite, tabwriter
 
     rng = random.Random(3)
     for _ in range(300):
@@ -777,14 +778,11 @@ def test_simple_padding_fast_path_matches_general_tabwriter():
             for _ in range(rng.randrange(1, 30))
         ]
         text = "".join(line + "\n" for line in lines)
-        fast = _pad_lines_simple(text)
-        assert fast is not None
-        general = _pad_lines(text)
-        assert general[-1] == []  # the text ended with a line terminator
-        assert fast == ["".join(cells) for cells in general[:-1]]
-    assert _pad_lines_simple("a\tb\nc\n") is None  # ragged lines: several column blocks
-    assert _pad_lines_simple("漢\tb\n") is None  # wide characters: the general path measures them
-    assert _pad_lines_simple("a\tb") is None  # no final newline
+        assert _regular_rows(text) is not None
+        assert _tabwrite(text) == tabwriter(text, 10, 1, 3)
+    assert _regular_rows("a\tb\nc\n") is None  # ragged lines: several column blocks
+    assert _regular_rows("漢\tb\n") is None  # wide characters: the Go tabwriter measures them
+    assert _regular_rows("a\tb") is None  # no final newline
 
 
 @pytest.mark.parametrize("special", list("\r\x01\x0b\x1c\x1d\x1e\x85\u2028\u2029"))

@@ -196,26 +196,10 @@ def tabwriter(text: str, minwidth: int, tabwidth: int, padding: int, padchar: st
     return "".join(out)
 
 
-def _pad_lines(text: str) -> list[list[str]]:
-    """Each output line as a list of already padded cells (docker's tabwriter layout:
-    ``NewWriter(out, 10, 1, 3, ' ', 0)``); the text after the last line break is the last
-    line (empty when ``text`` ends with one)."""
-    out: list[list[str]] = []
-    section: list[list[_TwCell]] = []
-    for line in _tw_parse(text, 0) + [None]:
-        if line is not None:
-            section.append(line)
-            continue
-        for cells, ws in zip(section, _tw_widths(section, _MINWIDTH, _PADDING, 0)):
-            out.append([c.text + " " * (ws[j] - c.width) if j < len(ws) else c.text for j, c in enumerate(cells)])
-        section = []
-    return out
-
-
-def _pad_lines_simple(text: str) -> list[str] | None:
-    """``_pad_lines`` for the common case, in one pass: printable ASCII, every line with the
-    same number of cells (so one column block), ending with a newline.  The padded lines,
-    joined (without the terminator); None otherwise."""
+def _regular_rows(text: str) -> list[list[str]] | None:
+    """The lines of ``text`` as cells when tabulate lays them out exactly as docker's
+    tabwriter would: printable ASCII (display width = length), every line ending in LF and
+    holding the same number of cells (one column block per column).  None otherwise."""
     if not text.endswith("\n"):
         return None
     body = text[:-1]
@@ -223,72 +207,70 @@ def _pad_lines_simple(text: str) -> list[str] | None:
         return None
     rows = [line.split("\t") for line in body.split("\n")]
     n = len(rows[0])
-    if any(len(cells) != n for cells in rows):
-        return None
-    if n == 1:
-        return [cells[0] for cells in rows]
-    columns = list(zip(*rows))
-    widths = [max(_MINWIDTH, max(map(len, col)) + _PADDING) for col in columns[:-1]]
-    line = "".join(f"%-{w}s" for w in widths) + "%s"
-    return [line % cells for cells in map(tuple, rows)]
+    return rows if all(len(cells) == n for cells in rows) else None
 
 
-def _unused_char(text: str, start: int) -> str:
-    cp = start
-    while chr(cp) in text:
-        cp += 1
-    return chr(cp)
+def _tabwriter_row(cells: list[str], widths: list[int], _aligns) -> str:
+    """tabulate's row for docker's tabwriter: each cell but the last (already left-aligned to
+    its column's widest cell by tabulate) padded to ``max(10, width + 3)``."""
+    last = len(cells) - 1
+    return "".join(c + " " * (max(_MINWIDTH, w + _PADDING) - w) if j < last else c for j, (c, w) in enumerate(zip(cells, widths)))
+
+
+def _docker_table_format():
+    """A tabulate ``TableFormat`` for ``NewWriter(out, 10, 1, 3, ' ', 0)``: no rules, no
+    borders; rows are built by :func:`_tabwriter_row` (a callable row is not right-stripped,
+    so an empty last column still pads the column before it, as docker does)."""
+    from tabulate import TableFormat
+
+    return TableFormat(
+        lineabove=None,
+        linebelowheader=None,
+        linebetweenrows=None,
+        linebelow=None,
+        headerrow=_tabwriter_row,
+        datarow=_tabwriter_row,
+        padding=0,
+        with_header_hide=None,
+    )
+
+
+def _tabulate_rows(rows: list[list[str]]) -> str:
+    """tabulate lays out ``rows`` (see :func:`_regular_rows`): columns left-aligned with
+    their whitespace kept, the last column not padded; lines joined by LF, no final LF."""
+    import tabulate as tabulate_module
+
+    preserve = tabulate_module.PRESERVE_WHITESPACE
+    tabulate_module.PRESERVE_WHITESPACE = True  # a cell's own leading/trailing spaces are docker's output too
+    try:
+        return tabulate_module.tabulate(
+            rows,
+            tablefmt=_docker_table_format(),
+            stralign="left",
+            colalign=("left",) * (len(rows[0]) - 1) + (None,),
+            disable_numparse=True,
+            missingval="",
+        )
+    finally:
+        tabulate_module.PRESERVE_WHITESPACE = preserve
 
 
 def _tabwrite(text: str) -> str:
     """Docker's tabwriter over ``text``; output as Go writes it (LF after every
     terminated line, nothing after the final unterminated one).
 
-    The layout (column blocks, widths) is computed here; the rows are then
-    assembled with tabulate (project rule: tables use tabulate) using a
-    borderless format whose columns are not re-aligned (``stralign=None``),
-    so tabulate's own width measure cannot disturb docker's.  The padded rows
-    go in as the lines of a single cell: the same bytes, and tabulate's
-    per-cell work (type sniffing, width measuring) runs once, not once per row
-    (about 35 ms at 10,000 rows).  tabulate strips trailing whitespace, so each
-    line ends with a sentinel.  Its other special cases do not apply to this
-    cell: a separating line is a row that is exactly \x01 (never, with the
-    sentinel), and multi-line cells are split only in its own multi-line formats.
+    tabulate lays out the tables docker's list commands print (:func:`_regular_rows`).
+    Everything else goes through :func:`tabwriter`, the Go algorithm, because tabulate
+    cannot reproduce it: a TAB or LF inside a ``--format 'table ...'`` field gives lines
+    with different numbers of cells, where Go sizes each *column block* (a run of lines
+    with a cell in that column) on its own, while tabulate pads every row to one width per
+    column; and tabulate measures wide and zero-width characters with wcwidth (or
+    ``len``), not go-runewidth's grapheme clusters as docker does.
     """
-    from tabulate import DataRow, TableFormat, tabulate
-
-    lines = _pad_lines_simple(text)
-    last_empty = True  # text ended with a line terminator
-    if lines is None:
-        rows = _pad_lines(text)
-        if not rows:
-            return ""
-        last_empty = not rows[-1]
-        lines = ["".join(row) for row in (rows[:-1] if last_empty else rows)]
-    if not lines:
-        return ""
-    end = _unused_char(text, 0xE000)
-
-    fmt = TableFormat(
-        lineabove=None,
-        linebelowheader=None,
-        linebetweenrows=None,
-        linebelow=None,
-        headerrow=DataRow("", "", ""),
-        datarow=DataRow("", "", ""),
-        padding=0,
-        with_header_hide=None,
-    )
-    cell = (end + "\n").join(lines) + end
-    table = tabulate(
-        [[cell]],
-        tablefmt=fmt,
-        stralign=None,
-        disable_numparse=True,
-        missingval="",
-    )
-    joined = table.replace(end, "")  # ``end`` occurs nowhere in ``text``
-    return joined + "\n" if last_empty else joined
+    rows = _regular_rows(text)
+    if rows is None:
+        return tabwriter(text, _MINWIDTH, 1, _PADDING)
+    return _tabulate_rows(rows) + "\n"
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
