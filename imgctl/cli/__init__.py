@@ -2,8 +2,9 @@
 
 This module owns the only mapping from exceptions to exit codes and one-line
 messages: 0 ok, 1 failure, 2 usage, 130 interrupted.  Tracebacks only with
-``--debug``.  Command modules are imported lazily so that a command that does not
-talk to a registry never imports the HTTP stack or the progress library.
+``--debug``.  ``COMMANDS`` lists every command and the module that defines it; the lazy
+group imports a command's module only when that command runs, so that a command that does
+not talk to a registry never imports the HTTP stack or the progress library.
 """
 
 import os
@@ -12,12 +13,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from imgctl import __version__
 from imgctl.errors import ImgctlError, UsageError
-from typer.core import TyperGroup
 
-__all__ = ["COMMANDS", "app", "main", "state", "walk_commands"]
+__all__ = ["COMMANDS", "app", "main", "state"]
 
 
 class _State:
@@ -128,17 +129,6 @@ def _build_command(entry):
     one = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
     one.command(name, hidden=hidden)(getattr(importlib.import_module(f"imgctl.cli.{where}"), what))
     return typer.main.get_command(one)  # one command and no callback: that command itself
-
-
-def walk_commands(command=None, path: tuple[str, ...] = ("imgctl",), parent=None):
-    """(path, click command) for the root and every subcommand, hidden ones included, in table
-    order; builds the whole tree (completion scripts and tests need it)."""
-    if command is None:
-        command = typer.main.get_command(app)
-    ctx = command.make_context(path[-1], [], parent=parent, resilient_parsing=True)
-    yield path, command
-    for name in command.list_commands(ctx) if hasattr(command, "list_commands") else ():
-        yield from walk_commands(command.get_command(ctx, name), (*path, name), ctx)
 
 
 app = typer.Typer(
@@ -317,7 +307,8 @@ def _skip_unneeded_imports() -> None:
     client is synchronous), and httpx imports its own command line (click, rich, pygments)
     when those are installed.  Together that is ~80 ms of every registry command, and rich
     must not load off a terminal.  tabulate imports wcwidth to measure wide characters, but
-    imgctl hands it rows already laid out by cli/format/'s own (docker-exact) width rules.
+    imgctl hands it only printable-ASCII tables (cli/format/tables.py; the others go through
+    the Go tabwriter with docker's width rules).
     Only the CLI process does this; the library does not.
     """
     for name in _NOT_NEEDED:
