@@ -111,6 +111,12 @@ class LazyGroup(TyperGroup):
     def list_commands(self, ctx) -> list[str]:
         return list(self.table)
 
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if ctx.parent is None:  # the root: its options may come after the command too
+            _missing_global_value(args)
+            args = _hoist_global_options(args)
+        return super().parse_args(ctx, args)
+
     def get_command(self, ctx, name: str):
         if name not in self.commands and name in self.table:
             command = _build_command(self.table[name])
@@ -339,13 +345,12 @@ def main(argv: list[str] | None = None) -> None:
     _skip_unneeded_imports()
     gc.set_threshold(50_000, 50, 50)  # a short-lived process: collect cycles rarely (start-up spends ~10% in gc)
     exit_types, abort_types, click_exception, click_usage = _cli_exceptions()
-    args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
     state.__init__()
     state.debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
     state.wants_help = bool({"-h", "--help"} & set(args[: args.index("--")] if "--" in args else args))
     code = 0
     try:
-        _missing_global_value(args)
         command = typer.main.get_command(app)
         docker_placeholders(command)
         result = command.main(args=args, prog_name="imgctl", standalone_mode=False)
