@@ -213,7 +213,7 @@ def command_tree(typer_app: typer.Typer | None = None) -> CommandInfo:
 
 
 def _hoisted_names(root: CommandInfo) -> set[str]:
-    """Root options that ``main()`` accepts after a subcommand too (``_hoist_global_options``)."""
+    """Root options accepted after a subcommand too (the root group hoists them: ``_hoist_global_options``)."""
     import imgctl.cli as cli
 
     hoisted = set(getattr(cli, "_GLOBAL_WITH_VALUE", ())) | set(getattr(cli, "_GLOBAL_FLAGS", ()))
