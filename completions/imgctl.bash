@@ -309,14 +309,94 @@ __imgctl_argkind()
 {
     kind=none words=''
     case "$1|$2" in
-        *) ;;
+        'imgctl export|0')
+            kind=image words=''
+            ;;
+        'imgctl history|0')
+            kind=image words=''
+            ;;
+        'imgctl image history|0')
+            kind=image words=''
+            ;;
+        'imgctl image inspect|'*)
+            kind=image words=''
+            ;;
+        'imgctl image ls|0')
+            kind=image words=''
+            ;;
+        'imgctl image push|0')
+            kind=image words=''
+            ;;
+        'imgctl image rm|'*)
+            kind=image words=''
+            ;;
+        'imgctl image save|'*)
+            kind=image words=''
+            ;;
+        'imgctl image tag|0')
+            kind=image words=''
+            ;;
+        'imgctl image tag|1')
+            kind=image words=''
+            ;;
+        'imgctl images|0')
+            kind=image words=''
+            ;;
+        'imgctl inspect|'*)
+            kind=image words=''
+            ;;
+        'imgctl push|0')
+            kind=image words=''
+            ;;
+        'imgctl rmi|'*)
+            kind=image words=''
+            ;;
+        'imgctl save|'*)
+            kind=image words=''
+            ;;
+        'imgctl tag|0')
+            kind=image words=''
+            ;;
+        'imgctl tag|1')
+            kind=image words=''
+            ;;
     esac
+}
+
+# __imgctl_images: the store's image names (NAME:TAG), from `imgctl images`; the command
+# line's --root and --config apply.
+__imgctl_images()
+{
+    local i args=()
+    for (( i = 1; i < COMP_CWORD; i++ )); do
+        case ${COMP_WORDS[i]} in
+            --root|--config)
+                if [[ ${COMP_WORDS[i+1]-} == = ]]; then
+                    args+=("${COMP_WORDS[i]}=${COMP_WORDS[i+2]-}")
+                else
+                    args+=("${COMP_WORDS[i]}" "${COMP_WORDS[i+1]-}")
+                fi
+                ;;
+        esac
+    done
+    command imgctl "${args[@]}" images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | command grep -v '<none>'
 }
 
 __imgctl_reply()
 {
-    local candidate
+    local candidate full prefix n
     case "$1" in
+        image)
+            # bash splits NAME:TAG at the colon (COMP_WORDBREAKS): match the whole word,
+            # offer what follows the part bash keeps
+            full=$4 n=$COMP_CWORD
+            while (( n > 1 )) && [[ ${COMP_WORDS[n]} == : || ${COMP_WORDS[n-1]} == : ]]; do
+                n=$(( n - 1 ))
+                full=${COMP_WORDS[n]}$full
+            done
+            prefix=${full%"$4"}
+            while IFS= read -r candidate; do COMPREPLY+=("${candidate#"$prefix"}"); done < <(compgen -W "$(__imgctl_images)" -- "$full")
+            ;;
         choice) while IFS= read -r candidate; do COMPREPLY+=("$3$candidate"); done < <(compgen -W "$2" -- "$4") ;;
         file|dir)
             type compopt >/dev/null 2>&1 && compopt -o filenames 2>/dev/null
@@ -366,6 +446,10 @@ _imgctl()
                     continue
                     ;;
             esac
+        fi
+        # NAME:TAG split at its colon by bash is one argument
+        if (( i > 1 )) && [[ $word == : || ${COMP_WORDS[i-1]} == : ]]; then
+            continue
         fi
         # a group's `--` only ends the group's own options: the subcommand parses the rest
         if (( npos == 0 )) && [[ " $subs " == *" $word "* ]]; then

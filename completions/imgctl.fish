@@ -180,6 +180,24 @@ function __imgctl_needs_command
     test "$state[1]" = "$argv"; and test "$state[2]" -eq 0
 end
 
+# __imgctl_images: the store's image names (NAME:TAG), from `imgctl images`; the command
+# line's --root and --config apply.
+function __imgctl_images
+    string match -q -- '-*' (commandline -ct); and return  # an option is being typed
+    set -l tokens (commandline -opc)
+    set -l args
+    for i in (seq 2 (count $tokens))
+        switch $tokens[$i]
+            case --root --config
+                set -l j (math $i + 1)
+                test $j -le (count $tokens); and set args $args $tokens[$i] $tokens[$j]
+            case '--root=*' '--config=*'
+                set args $args $tokens[$i]
+        end
+    end
+    command imgctl $args images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | string match -v -- '*<none>*'
+end
+
 complete -c imgctl -f
 
 complete -c imgctl -l 'config' -r -F -d 'Configuration file (default: config.toml in the user config dir)'
@@ -212,11 +230,13 @@ complete -c imgctl -n '__imgctl_using imgctl export' -l 'max-entries' -x -d 'Mos
 complete -c imgctl -n '__imgctl_using imgctl export' -l 'max-size' -x -d 'Most bytes of file content to write, sparse files expanded (default: the image\'s size plus 1...'
 complete -c imgctl -n '__imgctl_using imgctl export' -s 'o' -l 'output' -r -F -d 'Write a tar archive to FILE (default: standard output)'
 complete -c imgctl -n '__imgctl_using imgctl export' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: the host\'s, or the whole image for...'
+complete -c imgctl -n '__imgctl_using imgctl export' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl history' -l 'format' -x -d '\'table\', \'json\', or a Go template such as \'{{.CreatedBy}}\''
 complete -c imgctl -n '__imgctl_using imgctl history' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl history' -l 'no-trunc' -d 'Don\'t truncate output'
 complete -c imgctl -n '__imgctl_using imgctl history' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: the host\'s, or the whole image for...'
 complete -c imgctl -n '__imgctl_using imgctl history' -s 'q' -l 'quiet' -d 'Only show image IDs'
+complete -c imgctl -n '__imgctl_using imgctl history' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl image' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'history' -d 'Show the history of an image: one row per step that built it, newest first'
 complete -c imgctl -n '__imgctl_needs_command imgctl image' -f -a 'inspect' -d 'Show detailed information on one or more images as JSON'
@@ -233,9 +253,11 @@ complete -c imgctl -n '__imgctl_using imgctl image history' -s 'h' -l 'help' -d 
 complete -c imgctl -n '__imgctl_using imgctl image history' -l 'no-trunc' -d 'Don\'t truncate output'
 complete -c imgctl -n '__imgctl_using imgctl image history' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: the host\'s, or the whole image for...'
 complete -c imgctl -n '__imgctl_using imgctl image history' -s 'q' -l 'quiet' -d 'Only show image IDs'
+complete -c imgctl -n '__imgctl_using imgctl image history' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl image inspect' -s 'f' -l 'format' -x -d 'Go template applied to each image, e.g. \'{{.Id}}\' or \'{{json .Config}}\''
 complete -c imgctl -n '__imgctl_using imgctl image inspect' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image inspect' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: the host\'s, or the whole image for...'
+complete -c imgctl -n '__imgctl_using imgctl image inspect' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl image load' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image load' -s 'i' -l 'input' -r -F -d 'Read from a tar archive FILE (plain, gzip or zstd) instead of standard input'
 complete -c imgctl -n '__imgctl_using imgctl image load' -l 'max-ratio' -x -d 'Most bytes a gzip or zstd archive may expand to per compressed byte, beyond 256 MiB (default: 100)'
@@ -248,6 +270,7 @@ complete -c imgctl -n '__imgctl_using imgctl image ls' -s 'h' -l 'help' -d 'Show
 complete -c imgctl -n '__imgctl_using imgctl image ls' -l 'no-trunc' -d 'Don\'t truncate output'
 complete -c imgctl -n '__imgctl_using imgctl image ls' -s 'q' -l 'quiet' -d 'Only show image IDs'
 complete -c imgctl -n '__imgctl_using imgctl image ls' -l 'tree' -d 'List multi-platform images as a tree: one line per platform'
+complete -c imgctl -n '__imgctl_using imgctl image ls' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl image prune' -s 'a' -l 'all' -d 'Remove every image without a tag, not just dangling ones'
 complete -c imgctl -n '__imgctl_using imgctl image prune' -s 'f' -l 'force' -d 'Do not ask for confirmation'
 complete -c imgctl -n '__imgctl_using imgctl image prune' -s 'h' -l 'help' -d 'Show this message and exit'
@@ -264,15 +287,19 @@ complete -c imgctl -n '__imgctl_using imgctl image push' -l 'authfile' -r -F -d 
 complete -c imgctl -n '__imgctl_using imgctl image push' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image push' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: the host\'s, or the whole image for...'
 complete -c imgctl -n '__imgctl_using imgctl image push' -s 'q' -l 'quiet' -d 'Print only the pushed name'
+complete -c imgctl -n '__imgctl_using imgctl image push' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl image rm' -s 'f' -l 'force' -d 'Remove an image referenced in several repositories'
 complete -c imgctl -n '__imgctl_using imgctl image rm' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image rm' -l 'no-prune' -d 'Keep the blobs of removed images'
 complete -c imgctl -n '__imgctl_using imgctl image rm' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: the host\'s, or the whole image for...'
+complete -c imgctl -n '__imgctl_using imgctl image rm' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl image save' -l 'format' -x -a 'docker-archive oci-archive' -d 'Archive format: docker-archive (docker load, podman load) or oci-archive (an OCI layout)'
 complete -c imgctl -n '__imgctl_using imgctl image save' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl image save' -s 'o' -l 'output' -r -F -d 'Write to FILE instead of standard output'
 complete -c imgctl -n '__imgctl_using imgctl image save' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: the host\'s, or the whole image for...'
+complete -c imgctl -n '__imgctl_using imgctl image save' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl image tag' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl image tag' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl images' -s 'a' -l 'all' -d 'Show all images (default hides intermediate images, which imgctl never has)'
 complete -c imgctl -n '__imgctl_using imgctl images' -l 'digests' -d 'Show digests'
 complete -c imgctl -n '__imgctl_using imgctl images' -s 'f' -l 'filter' -x -d 'Filter: dangling=true|false, label=KEY[=VALUE], label!=KEY[=VALUE], before=IMAGE, since=IMAGE...'
@@ -281,9 +308,11 @@ complete -c imgctl -n '__imgctl_using imgctl images' -s 'h' -l 'help' -d 'Show t
 complete -c imgctl -n '__imgctl_using imgctl images' -l 'no-trunc' -d 'Don\'t truncate output'
 complete -c imgctl -n '__imgctl_using imgctl images' -s 'q' -l 'quiet' -d 'Only show image IDs'
 complete -c imgctl -n '__imgctl_using imgctl images' -l 'tree' -d 'List multi-platform images as a tree: one line per platform'
+complete -c imgctl -n '__imgctl_using imgctl images' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl inspect' -s 'f' -l 'format' -x -d 'Go template applied to each image, e.g. \'{{.Id}}\' or \'{{json .Config}}\''
 complete -c imgctl -n '__imgctl_using imgctl inspect' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl inspect' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: the host\'s, or the whole image for...'
+complete -c imgctl -n '__imgctl_using imgctl inspect' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl load' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl load' -s 'i' -l 'input' -r -F -d 'Read from a tar archive FILE (plain, gzip or zstd) instead of standard input'
 complete -c imgctl -n '__imgctl_using imgctl load' -l 'max-ratio' -x -d 'Most bytes a gzip or zstd archive may expand to per compressed byte, beyond 256 MiB (default: 100)'
@@ -308,14 +337,17 @@ complete -c imgctl -n '__imgctl_using imgctl push' -l 'authfile' -r -F -d 'Crede
 complete -c imgctl -n '__imgctl_using imgctl push' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl push' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: the host\'s, or the whole image for...'
 complete -c imgctl -n '__imgctl_using imgctl push' -s 'q' -l 'quiet' -d 'Print only the pushed name'
+complete -c imgctl -n '__imgctl_using imgctl push' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl rmi' -s 'f' -l 'force' -d 'Remove an image referenced in several repositories'
 complete -c imgctl -n '__imgctl_using imgctl rmi' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl rmi' -l 'no-prune' -d 'Keep the blobs of removed images'
 complete -c imgctl -n '__imgctl_using imgctl rmi' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: the host\'s, or the whole image for...'
+complete -c imgctl -n '__imgctl_using imgctl rmi' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl save' -l 'format' -x -a 'docker-archive oci-archive' -d 'Archive format: docker-archive (docker load, podman load) or oci-archive (an OCI layout)'
 complete -c imgctl -n '__imgctl_using imgctl save' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl save' -s 'o' -l 'output' -r -F -d 'Write to FILE instead of standard output'
 complete -c imgctl -n '__imgctl_using imgctl save' -l 'platform' -x -d 'Act on this platform of a multi-platform image (default: the host\'s, or the whole image for...'
+complete -c imgctl -n '__imgctl_using imgctl save' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl search' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl search' -s 'f' -l 'filter' -x -d 'Filter: stars=N, is-official=true|false'
 complete -c imgctl -n '__imgctl_using imgctl search' -l 'format' -x -d '\'table\', \'json\', or a Go template such as \'{{.Name}}: {{.StarCount}}\''
@@ -327,6 +359,7 @@ complete -c imgctl -n '__imgctl_needs_command imgctl system' -f -a 'df' -d 'Show
 complete -c imgctl -n '__imgctl_using imgctl system df' -s 'h' -l 'help' -d 'Show this message and exit'
 complete -c imgctl -n '__imgctl_using imgctl system df' -s 'v' -l 'verbose' -d 'Show per-image space usage'
 complete -c imgctl -n '__imgctl_using imgctl tag' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl tag' -f -a '(__imgctl_images)'
 complete -c imgctl -n '__imgctl_using imgctl tags' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
 complete -c imgctl -n '__imgctl_using imgctl tags' -l 'format' -x -d '\'json\', \'table\', or a Go template such as \'{{.Repository}}:{{.Tag}}\' (default: one tag per line)'
 complete -c imgctl -n '__imgctl_using imgctl tags' -s 'h' -l 'help' -d 'Show this message and exit'

@@ -1,6 +1,6 @@
-"""``images --tree`` (docker 29's layout) and the manifests list of ``images --format json``.
+"""The data behind ``images --tree`` and the manifests list of ``images --format json``.
 
-Never prints: :func:`render_tree` returns the text.  Sizes are bytes of the store's blobs
+Never prints (cli/images_tree.py renders docker 29's layout).  Sizes are bytes of the store's blobs
 (imgctl keeps the content only, nothing unpacked): a platform's DISK USAGE and CONTENT SIZE
 are the bytes of its manifest, config and layers; an image's DISK USAGE counts each blob it
 holds once (platforms share layers), its CONTENT SIZE sums its platforms' as docker does.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from imgctl.platforms import attestation_entries, image_entries, index_for, platforms
 from imgctl.store import Store
 
-__all__ = ["TreeImage", "TreePlatform", "tree_images", "render_tree", "manifest_summaries", "has_index"]
+__all__ = ["TreeImage", "TreePlatform", "tree_images", "manifest_summaries", "has_index"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,58 +68,6 @@ def tree_images(store: Store, rows) -> list[TreeImage]:
             img.platforms.append(TreePlatform(str(e.platform), e.manifest_digest, e.available, size, size))
             img.content_size += size
     return list(out.values())
-
-
-COLUMN_SPACING = 3
-_COLUMNS = (("ID", 12, "left"), ("DISK USAGE", 10, "right"), ("CONTENT SIZE", 12, "right"), ("EXTRA", 5, "left"))
-
-
-def _cut(s: str, width: int) -> str:
-    return s if len(s) <= width else s[: max(0, width - 3)] + "..."
-
-
-def render_tree(images: list[TreeImage], *, width: int = 80, faint: bool = False) -> str:
-    """docker 29's ``image ls --tree``: a header, then per image its names (the last one with
-    the image's details) and one ``├─``/``└─`` line per platform; a blank line between images.
-    Absent platforms show 0B (dimmed on a terminal when ``faint``)."""
-    from imgctl.formatting import human_size
-
-    width = max(width, 20)
-    columns = list(_COLUMNS)
-    name_width = width
-    for i, (_, w, _) in enumerate(columns):
-        if name_width - (w + COLUMN_SPACING) < 12:
-            columns = columns[:i]
-            break
-        name_width -= w + COLUMN_SPACING
-    widest = len("IMAGE")
-    for img in images:
-        widest = max([widest, *(len(n) for n in img.names or ["<untagged>"]), *(len(p.platform) + 3 for p in img.platforms)])
-    name_width = min(name_width, widest)
-
-    def details(id_: str, disk: int, content: int) -> str:
-        values = {"ID": id_.split(":", 1)[-1][:12], "DISK USAGE": human_size(disk), "CONTENT SIZE": human_size(content), "EXTRA": ""}
-        parts = []
-        for title, w, align in columns:
-            v = _cut(values[title], w)
-            parts.append(" " * COLUMN_SPACING + (v.rjust(w) if align == "right" else v.ljust(w)))
-        return "".join(parts)
-
-    lines = ["".join(["IMAGE".ljust(name_width)] + [" " * COLUMN_SPACING + (t.rjust(w) if a == "right" else t.ljust(w)) for t, w, a in columns]).rstrip()]
-    for n, img in enumerate(images):
-        if n:
-            lines.append("")
-        names = img.names or ["<untagged>"]
-        for name in names[:-1]:
-            lines.append(_cut(name, name_width))
-        lines.append((_cut(names[-1], name_width).ljust(name_width) + details(img.id, img.disk_usage, img.content_size)).rstrip())
-        for i, p in enumerate(img.platforms):
-            branch = "└─ " if i == len(img.platforms) - 1 else "├─ "
-            line = (_cut(branch + p.platform, name_width).ljust(name_width) + details(p.id, p.disk_usage, p.content_size)).rstrip()
-            if faint and not p.available:
-                line = f"\x1b[2m{line}\x1b[0m"
-            lines.append(line)
-    return "\n".join(lines) + "\n"
 
 
 def has_index(store: Store) -> set[str]:

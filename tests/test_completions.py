@@ -13,7 +13,9 @@ No network: bash (and zsh/fish when installed) run locally on the scripts.
 from __future__ import annotations
 
 import enum
+import importlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -450,26 +452,34 @@ def test_generator_handles_choices_paths_and_hidden(tmp_path):
 
 
 # -- lazy registration: main() imports only the command modules a command line needs ---------
-def test_command_module_table_names_where_each_command_lives():
-    """cli._COMMAND_MODULE must name the module that registers each top-level command, or a
-    command would be missing (or typer would build more of the tree than needed)."""
-    cli.load_commands()
-    owners = {c.name: c.callback.__module__ for c in app.registered_commands}
-    owners.update({g.name: g.typer_instance.registered_commands[0].callback.__module__
-                   for g in app.registered_groups if g.name == "system"})
-    expected = {name: f"imgctl.cli.{module}" for name, module in cli._COMMAND_MODULE.items()}
-    assert {n: m for n, m in owners.items() if n != "completion"} == expected
-    assert owners["completion"] == "imgctl.cli.completion"
+def test_command_table_names_where_each_command_lives():
+    """Every entry of cli.COMMANDS (and of its groups' tables) names the module and function
+    that define the command, and the built tree has exactly the table's commands, in order."""
+    tables = [((), cli.COMMANDS)]
+    checked = 0
+    while tables:
+        prefix, table = tables.pop()
+        for name, where, what, _hidden in table:
+            if isinstance(where, str):
+                module = importlib.import_module(f"imgctl.cli.{where}")
+                assert callable(getattr(module, what)), (name, where, what)
+                checked += 1
+            else:
+                tables.append(((*prefix, name), where))
+    tree = {path: cmd for path, cmd, _ctx in _all_commands(include_hidden=True)}
+    assert [p[1] for p in tree if len(p) == 2] == [entry[0] for entry in cli.COMMANDS]
+    assert tree[("imgctl", "image", "ls")].callback.__module__ == "imgctl.cli.images"
+    assert checked == len([p for p, c in tree.items() if not hasattr(c, "list_commands")])
 
 
 @pytest.mark.parametrize(
     ("argv", "loaded", "absent"),
     [
-        (["images", "-q"], {"commands"}, {"lifecycle", "transfer", "completion"}),
-        (["--debug", "tag", "nothing:here", "x:y"], {"commands", "lifecycle"}, {"search_cmd", "transfer"}),
-        (["--version"], set(), {"commands", "completion"}),
-        (["--help"], {"commands", "transfer", "completion"}, set()),
-        (["image", "ls", "-q"], {"commands", "transfer", "completion"}, set()),
+        (["images", "-q"], {"images"}, {"tag_rmi", "inspect", "push", "completion"}),
+        (["--debug", "tag", "nothing:here", "x:y"], {"tag_rmi"}, {"search", "inspect", "images"}),
+        (["--version"], set(), {"images", "completion"}),
+        (["--help"], {"images", "inspect", "push", "completion"}, set()),
+        (["image", "ls", "-q"], {"images"}, {"push", "completion"}),
     ],
 )
 def test_main_imports_only_the_command_modules_it_needs(argv, loaded, absent, store_root):
@@ -497,3 +507,97 @@ def test_listing_order_does_not_depend_on_what_ran_first():
     listed = [ln.split()[0] for ln in r.stdout.split("Commands:")[-1].splitlines() if ln.startswith("  ")]
     assert listed[:4] == ["pull", "images", "tag", "rmi"], r.stdout
     assert listed.index("push") > listed.index("search")
+
+
+# -- local image names: the scripts run `imgctl images --format ...` once for an image argument --
+_FAKE_IMGCTL = """#!/bin/sh
+printf '%s\\n' "$*" >> "$IMGCTL_FAKE_LOG"
+case " $* " in
+    *" images --format "*) printf 'web:1\\nweb:2\\ndb:15\\n<none>:<none>\\n' ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_imgctl(tmp_path, monkeypatch):
+    """An `imgctl` first on PATH that lists three images (and a dangling one) and logs its
+    arguments: what the completion scripts run, and what they make of the output."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "imgctl"
+    exe.write_text(_FAKE_IMGCTL)
+    exe.chmod(0o755)
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("IMGCTL_FAKE_LOG", str(log))
+    return log
+
+
+IMAGES = {"web:1", "web:2", "db:15"}
+
+
+@pytestmark_bash
+def test_bash_completes_local_image_names(tmp_path, fake_imgctl):
+    cases = [
+        ["imgctl", "rmi", ""],
+        ["imgctl", "image", "inspect", "web:1", "w"],
+        ["imgctl", "tag", "d"],
+        ["imgctl", "rmi", "web", ":"],  # bash split "web:" at the colon
+        ["imgctl", "rmi", "web", ":", "2"],
+        ["imgctl", "tag", "web", ":", "1", ""],  # TARGET: NAME:TAG before it is one argument
+        ["imgctl", "--root", "/some/store", "history", ""],
+        ["imgctl", "pull", ""],  # a remote name: no local listing
+        ["imgctl", "rmi", "--"],  # options, not images
+    ]
+    got = bash_complete(FILES["bash"], cases, tmp_path)
+    assert set(got[0]) == IMAGES
+    assert set(got[1]) == {"web:1", "web:2"}
+    assert got[2] == ["db:15"]
+    assert set(got[3]) == {":1", ":2"}
+    assert got[4] == ["2"]
+    assert set(got[5]) == IMAGES
+    assert set(got[6]) == IMAGES
+    assert got[7] == [] and "--force" in got[8]
+    calls = fake_imgctl.read_text().splitlines()
+    assert calls[0] == "images --format {{.Repository}}:{{.Tag}}"
+    assert "--root /some/store images --format {{.Repository}}:{{.Tag}}" in calls
+    assert len(calls) == 7  # once per image TAB, never for pull or an option
+
+
+def test_zsh_completes_local_image_names(tmp_path, fake_imgctl):
+    from test_infra_zsh_completion import zsh_complete
+
+    got = zsh_complete(FILES["zsh"], ["imgctl rmi ", "imgctl image rm we", "imgctl --root /st tag web:1 ", "imgctl pull "], tmp_path)
+    assert got[0] == IMAGES
+    assert got[1] == {"web:1", "web:2"}
+    assert got[2] == IMAGES
+    assert not got[3] & IMAGES
+    assert "--root /st images --format {{.Repository}}:{{.Tag}}" in fake_imgctl.read_text().splitlines()
+
+
+def test_fish_completes_local_image_names(tmp_path, fake_imgctl):
+    if shutil.which("fish") is None:
+        pytest.fail("fish is not installed", pytrace=False)
+    got = fish_complete(FILES["fish"], ["imgctl rmi ", "imgctl image history we", "imgctl --root /st save ", "imgctl pull "], tmp_path)
+    assert set(got[0]) == IMAGES
+    assert set(got[1]) == {"web:1", "web:2"}
+    assert set(got[2]) == IMAGES
+    assert not set(got[3]) & IMAGES
+    assert "--root /st images --format {{.Repository}}:{{.Tag}}" in fake_imgctl.read_text().splitlines()
+
+
+@pytestmark_bash
+def test_bash_lists_the_images_of_a_real_store(tmp_path, registry, unique_repo, store_root, monkeypatch):
+    """End to end: the bash script's listing through the real CLI and a store with one image."""
+    from images import make_image, make_layer, push_image
+
+    push_image(registry.url, unique_repo, make_image([make_layer({"f": "x"}, "gzip")]), tag="v1")
+    name = f"{registry.host}/{unique_repo}:v1"
+    assert run("pull", "-q", name).code == 0
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "imgctl").write_text(f'#!/bin/sh\nPYTHONPATH={shlex.quote(str(ROOT))} exec {shlex.quote(sys.executable)} -m imgctl "$@"\n')
+    (bindir / "imgctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    got = bash_complete(FILES["bash"], [["imgctl", "--root", str(store_root), "rmi", ""]], tmp_path)
+    assert got == [[name]]

@@ -1,5 +1,5 @@
 """Issue 13, class 5: text from registries, archives and image configs never reaches the
-terminal raw.  Control characters become visible escapes (formatting.terminal_safe) in every
+terminal raw.  Control characters become visible escapes (cli.format.width.terminal_safe) in every
 human-readable output; JSON stays exact JSON; names the reference grammar rejects are
 skipped with one warning line."""
 
@@ -15,7 +15,9 @@ from tests.support.hubsearch import HubSearchServer, hub_result
 from tests.support.images import make_image, make_layer, push_image
 from tests.support.server import LoopbackServer, reply_json
 
-from imgctl.formatting import Template, format_rows, safe_data, terminal_safe
+from imgctl.cli.format.executor import Template
+from imgctl.cli.format.tables import format_rows
+from imgctl.cli.format.width import safe_data, terminal_safe
 
 # What the worst sender puts in a string: OSC title + BEL, clear screen, CR overwrite,
 # backspaces, NUL, one-byte C1 CSI, other C1, bidi override and isolates, line and

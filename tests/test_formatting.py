@@ -1,4 +1,4 @@
-"""Tests for imgctl.formatting: docker-exact sizes, durations, tables, templates."""
+"""Tests for imgctl.cli.format: docker-exact sizes, durations, tables, templates."""
 
 from __future__ import annotations
 
@@ -7,21 +7,11 @@ import random
 import pytest
 
 from imgctl.errors import UsageError
-from imgctl.formatting import (
-    GoMap,
-    RowContext,
-    Template,
-    _tabwrite,
-    cell_width,
-    created_since,
-    display_width,
-    format_rows,
-    go_json,
-    human_duration,
-    human_size,
-    render_table,
-    truncate_display,
-)
+from imgctl.cli.format.executor import Template
+from imgctl.cli.format.tables import format_rows, render_table, _tabwrite
+from imgctl.cli.format.units import created_since, human_duration, human_size
+from imgctl.cli.format.values import go_json, GoMap, RowContext
+from imgctl.cli.format.width import cell_width, display_width, truncate_display
 
 KB, MB, GB, TB, PB = 10**3, 10**6, 10**9, 10**12, 10**15
 
@@ -756,7 +746,9 @@ def test_simple_table_fast_path_matches_the_template_engine():
     the output must be exactly what the engine and tabwriter produce."""
     import random
 
-    from imgctl.formatting import RowContext, Template, _tabwrite, format_rows
+    from imgctl.cli.format.executor import Template
+    from imgctl.cli.format.tables import format_rows, _tabwrite
+    from imgctl.cli.format.values import RowContext
 
     rng = random.Random(7)
     alphabet = ["a", "Z", "0", " ", "-", "é", "漢", "字", "<none>", "\u0301", ""]
@@ -773,9 +765,10 @@ def test_simple_table_fast_path_matches_the_template_engine():
 
 
 def test_simple_padding_fast_path_matches_general_tabwriter():
+    """The tables tabulate lays out (regular, printable ASCII) match the Go tabwriter."""
     import random
 
-    from imgctl.formatting import _pad_lines, _pad_lines_simple
+    from imgctl.cli.format.tables import _regular_rows, _tabwrite, tabwriter
 
     rng = random.Random(3)
     for _ in range(300):
@@ -785,14 +778,11 @@ def test_simple_padding_fast_path_matches_general_tabwriter():
             for _ in range(rng.randrange(1, 30))
         ]
         text = "".join(line + "\n" for line in lines)
-        fast = _pad_lines_simple(text)
-        assert fast is not None
-        general = _pad_lines(text)
-        assert general[-1] == []  # the text ended with a line terminator
-        assert fast == ["".join(cells) for cells in general[:-1]]
-    assert _pad_lines_simple("a\tb\nc\n") is None  # ragged lines: several column blocks
-    assert _pad_lines_simple("漢\tb\n") is None  # wide characters: the general path measures them
-    assert _pad_lines_simple("a\tb") is None  # no final newline
+        assert _regular_rows(text) is not None
+        assert _tabwrite(text) == tabwriter(text, 10, 1, 3)
+    assert _regular_rows("a\tb\nc\n") is None  # ragged lines: several column blocks
+    assert _regular_rows("漢\tb\n") is None  # wide characters: the Go tabwriter measures them
+    assert _regular_rows("a\tb") is None  # no final newline
 
 
 @pytest.mark.parametrize("special", list("\r\x01\x0b\x1c\x1d\x1e\x85\u2028\u2029"))

@@ -8,7 +8,7 @@ import pytest
 from tests.support.cli import run
 from tests.support.images import make_image, make_layer, push_image
 
-from imgctl.formatting import human_size
+from imgctl.cli.format.units import human_size
 
 
 def short(d: str) -> str:

@@ -158,7 +158,7 @@ def test_prune_dangling_and_all(two_images, registry, store_root):
     r = run("image", "prune", "-f")
     assert r.code == 0
     freed = a.layers[1].size + len(a.config_bytes) + len(a.manifest_bytes)
-    from imgctl.formatting import human_size
+    from imgctl.cli.format.units import human_size
 
     assert r.lines == ["Deleted Images:", f"deleted: {a.config_digest}", "", f"Total reclaimed space: {human_size(freed, 4)}"]
     assert image_ids(store_root) == {b.config_digest}
@@ -196,7 +196,7 @@ def test_prune_asks_for_confirmation(two_images, store_root, monkeypatch):
 
 def test_system_df(two_images, store_root):
     repo, a, b, base = two_images
-    from imgctl.formatting import human_size
+    from imgctl.cli.format.units import human_size
 
     sizes = {d: p.stat().st_size for d, p in blob_files(store_root).items()}
     total = sum(sizes.values())

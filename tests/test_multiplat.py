@@ -398,7 +398,7 @@ def test_images_tree_and_json_manifests(multi, store_root, monkeypatch):
     by_digest = {e.manifest_digest: e for e in (host, other, armv7)}
     w = max(len(shown), *(len(p) + 3 for p, _ in plats))
     size = {e.manifest_digest: len(e.manifest_bytes) + len(e.config_bytes) + sum(l.size for l in e.layers) for e in (host, other)}
-    from imgctl.formatting import human_size
+    from imgctl.cli.format.units import human_size
 
     disk = sum(len(b) for b in {d: b for e in (host, other) for d, b in [(e.manifest_digest, e.manifest_bytes), *e.blobs()]}.values())
     disk += len(idx.manifest_bytes)
@@ -657,7 +657,8 @@ def test_pull_by_index_digest_adds_platforms_to_the_pinned_image(multi, store_ro
 
 
 def test_tree_rendering_fits_the_width():
-    from imgctl.tree import TreeImage, TreePlatform, render_tree
+    from imgctl.cli.images_tree import render_tree
+    from imgctl.tree import TreeImage, TreePlatform
 
     img = TreeImage(
         "sha256:" + "a" * 64, ["registry.example:5000/team/application:1.0"], 5000, 3000,

@@ -12,7 +12,7 @@ import pytest
 from tests.support.cli import run
 from tests.support.images import make_image, make_layer, push_image
 
-from imgctl.formatting import human_size
+from imgctl.cli.format.units import human_size
 
 
 def rfc3339(ts: float) -> str:
@@ -249,7 +249,8 @@ def test_global_option_without_a_value_says_the_value_is_missing(args):
 
 
 # -- go-units -----------------------------------------------------------------------------------------
-from imgctl.formatting import Template, bytes_size, human_duration  # noqa: E402
+from imgctl.cli.format.executor import Template  # noqa: E402
+from imgctl.cli.format.units import bytes_size, human_duration
 from imgctl.errors import UsageError  # noqa: E402
 
 KiB, MiB, GiB, TiB, PiB = 1024, 1024**2, 1024**3, 1024**4, 1024**5
@@ -387,7 +388,7 @@ def render(text: str, data=None) -> str:
 )
 def test_template_go_corners(text, expected):
     data = {"S": [1, 2, 3, 4]}
-    from imgctl.formatting import GoMap
+    from imgctl.cli.format.values import GoMap
 
     assert render(text, GoMap(data)) == expected
 

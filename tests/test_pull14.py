@@ -131,7 +131,7 @@ def test_pull_after_verify_repair_says_downloaded_newer(four_layers, store_root)
 def test_another_process_pulling_meanwhile_does_not_make_this_pull_up_to_date(four_layers, monkeypatch):
     """While this pull downloads, another process pulls (and tags) the same image to the end;
     this pull fetched bytes all the same, so it says "Downloaded newer image"."""
-    from imgctl.cli import pullcmd
+    from imgctl.cli import pull_progress as pullcmd
 
     name, img = four_layers
     other = []

@@ -6,7 +6,7 @@ imgctl's output imitates; the code under test is imgctl's:
 * Go ``text/template`` exec_test.go (``execTests``, ``cmpTests``, TestInterfaceValues,
   TestFunctionCheckDuringCall, TestExecutePanicDuringCall, TestIsTrue, TestJSEscaping,
   TestIssue31810, TestEvalFieldErrors, TestMissingMapKey, TestAddrOfIndex, ...) through
-  :class:`imgctl.formatting.Template` (``raw=True``: no docker pre-processing);
+  :class:`imgctl.cli.format.Template` (``raw=True``: no docker pre-processing);
 * ``parse_test.go`` / ``lex_test.go`` (see the parse section);
 * docker/go-units size_test.go / duration_test.go;
 * distribution/reference reference_test.go / normalize_test.go / regexp_test.go;
@@ -32,7 +32,10 @@ import pytest
 
 from imgctl import reference
 from imgctl.errors import InvalidReference, UsageError
-from imgctl.formatting import GoMap, Template, _go_type, from_human_size, ram_in_bytes, template_tokens
+from imgctl.cli.format.executor import Template
+from imgctl.cli.format.lexer import template_tokens
+from imgctl.cli.format.units import from_human_size, ram_in_bytes
+from imgctl.cli.format.values import _go_type, GoMap
 
 # ---------------------------------------------------------------------------
 # text/template exec_test.go: the T value
@@ -1411,8 +1414,9 @@ def test_distribution_with_tag_and_digest(name, digest, tag, combined):
 
 import time as _time  # noqa: E402
 
-from imgctl.cli.commands import IMAGES_HEADERS, _go_time, _images_format  # noqa: E402
-from imgctl.formatting import created_since, human_size, rows_output  # noqa: E402
+from imgctl.cli.images import IMAGES_HEADERS, _go_time, _images_format  # noqa: E402
+from imgctl.cli.format.tables import rows_output  # noqa: E402
+from imgctl.cli.format.units import created_since, human_size
 
 CBBF = "sha256:cbbf2f9a99b47fc460d422812b6a5adff7dfee951d8fa2e4a98caa0382cfbdbf"
 
@@ -1525,8 +1529,9 @@ def test_docker_image_context_fields():
 # the rows docker's contexts give (IsOfficial is "[OK]"/"" as text, "true"/"false" when
 # the context is marshalled to JSON).
 
-from imgctl.cli.search_cmd import SEARCH_HEADERS, SEARCH_TABLE  # noqa: E402
-from imgctl.formatting import RowContext, format_rows, go_json  # noqa: E402
+from imgctl.cli.search import SEARCH_HEADERS, SEARCH_TABLE  # noqa: E402
+from imgctl.cli.format.tables import format_rows  # noqa: E402
+from imgctl.cli.format.values import go_json, RowContext
 
 
 def _search_rows(as_json: bool) -> list[dict]:
@@ -1876,16 +1881,16 @@ def test_cli_templates_with_define_block_and_call(pulled_image):
 
 # ---------------------------------------------------------------------------
 # docker/cli cli/command/formatter/tabwriter/tabwriter_test.go (Go's text/tabwriter table,
-# cells measured by display width): every case through imgctl.formatting.tabwriter.  The
+# cells measured by display width): every case through imgctl.cli.format.tabwriter.  The
 # 0xff escape byte is the surrogateescape'd "\udcff".
 
-from imgctl.formatting import (  # noqa: E402
+from imgctl.cli.format.tables import (
+    tabwriter,
     TW_ALIGN_RIGHT,
     TW_DEBUG,
     TW_DISCARD_EMPTY_COLUMNS,
     TW_FILTER_HTML,
     TW_STRIP_ESCAPE,
-    tabwriter,
 )
 
 TABWRITER_TESTS = [  # (name, minwidth, tabwidth, padding, padchar, flags, src, expected)
@@ -1957,7 +1962,7 @@ def test_docker_tabwriter_is_what_tables_use():
     """Docker's table settings (10, 1, 3, ' ', 0): the general writer and the table path agree."""
     import random
 
-    from imgctl.formatting import _tabwrite
+    from imgctl.cli.format.tables import _tabwrite
 
     rng = random.Random(7)
     for _ in range(300):
@@ -1967,7 +1972,7 @@ def test_docker_tabwriter_is_what_tables_use():
 
 # docker/cli displayutils_test.go TestTruncateID; exec_test.go TestGoodFuncNames /
 # TestBadFuncNames; TestEvalFieldErrors' map case.
-from imgctl.formatting import truncate_id  # noqa: E402
+from imgctl.cli.format.width import truncate_id  # noqa: E402
 
 FULL_ID = "90435eec5c4e124e741ef731e118be2fc799a68aba0466ec17717f24ce2ae6a2"
 

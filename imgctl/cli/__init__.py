@@ -2,8 +2,9 @@
 
 This module owns the only mapping from exceptions to exit codes and one-line
 messages: 0 ok, 1 failure, 2 usage, 130 interrupted.  Tracebacks only with
-``--debug``.  Command modules are imported lazily so that a command that does not
-talk to a registry never imports the HTTP stack or the progress library.
+``--debug``.  ``COMMANDS`` lists every command and the module that defines it; the lazy
+group imports a command's module only when that command runs, so that a command that does
+not talk to a registry never imports the HTTP stack or the progress library.
 """
 
 import os
@@ -12,11 +13,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from imgctl import __version__
 from imgctl.errors import ImgctlError, UsageError
 
-__all__ = ["app", "load_commands", "main", "state"]
+__all__ = ["COMMANDS", "app", "main", "state"]
 
 
 class _State:
@@ -47,12 +49,93 @@ class _State:
 
     def log(self, message: str) -> None:
         if self.debug:  # messages quote registries' errors: one clean line each
-            from imgctl.formatting import terminal_safe
+            from imgctl.cli.format.width import terminal_safe
 
             print(f"DEBU[imgctl] {terminal_safe(message)}", file=sys.stderr)
 
 
 state = _State()
+
+# == the command table ====================================================================
+# Every command, in the order ``imgctl --help`` lists them: (name, module under imgctl/cli/,
+# function in it, hidden).  A group's entry names a table of its own instead of a module.
+# Nothing registers itself on import: the lazy group below imports a command's module only
+# when that command runs (or help lists it), so ``imgctl images`` never imports the HTTP stack.
+IMAGE_COMMANDS = (
+    ("pull", "pull", "pull_cmd", False),
+    ("ls", "images", "images_cmd", False),
+    ("list", "images", "images_cmd", True),
+    ("tag", "tag_rmi", "tag_cmd", False),
+    ("rm", "tag_rmi", "rmi_cmd", False),
+    ("remove", "tag_rmi", "rmi_cmd", True),
+    ("prune", "tag_rmi", "prune_cmd", False),
+    ("inspect", "inspect", "inspect_cmd", False),
+    ("history", "inspect", "history_cmd", False),
+    ("save", "save", "save_cmd", False),
+    ("load", "save", "load_cmd", False),
+    ("push", "push", "push_cmd", False),
+)
+SYSTEM_COMMANDS = (("df", "tag_rmi", "df_cmd", False),)
+COMMANDS = (
+    ("pull", "pull", "pull_cmd", False),
+    ("images", "images", "images_cmd", False),
+    ("tag", "tag_rmi", "tag_cmd", False),
+    ("rmi", "tag_rmi", "rmi_cmd", False),
+    ("verify", "tag_rmi", "verify_cmd", False),
+    ("search", "search", "search_cmd", False),
+    ("tags", "search", "tags_cmd", False),
+    ("login", "login", "login_cmd", False),
+    ("logout", "login", "logout_cmd", False),
+    ("inspect", "inspect", "inspect_cmd", False),
+    ("history", "inspect", "history_cmd", False),
+    ("save", "save", "save_cmd", False),
+    ("load", "save", "load_cmd", False),
+    ("export", "save", "export_cmd", False),
+    ("push", "push", "push_cmd", False),
+    ("completion", "completion", "completion_cmd", False),
+    ("image", IMAGE_COMMANDS, "Manage images (docker-style `image` subcommands).", False),
+    ("system", SYSTEM_COMMANDS, "Manage the store (docker-style `system` subcommands).", False),
+)
+
+
+class LazyGroup(TyperGroup):
+    """A click group whose subcommands come from a command table and are built on first use
+    (click's documented "lazily loading subcommands" pattern).  ``list_commands`` is the
+    table's order, so help lists the commands the same way whatever ran before."""
+
+    def __init__(self, *args, table=COMMANDS, **kwargs) -> None:
+        kwargs.setdefault("rich_markup_mode", None)
+        super().__init__(*args, **kwargs)
+        self.table = {entry[0]: entry for entry in table}
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(self.table)
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if ctx.parent is None:  # the root: its options may come after the command too
+            _missing_global_value(args)
+            args = _hoist_global_options(args)
+        return super().parse_args(ctx, args)
+
+    def get_command(self, ctx, name: str):
+        if name not in self.commands and name in self.table:
+            command = _build_command(self.table[name])
+            docker_placeholders(command, name)
+            self.commands[name] = command
+        return self.commands.get(name)
+
+
+def _build_command(entry):
+    """The click command for one table entry (a group for an entry that holds a table)."""
+    name, where, what, hidden = entry
+    if not isinstance(where, str):
+        return LazyGroup(name=name, table=where, help=what, no_args_is_help=True, hidden=hidden)
+    import importlib
+
+    one = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+    one.command(name, hidden=hidden)(getattr(importlib.import_module(f"imgctl.cli.{where}"), what))
+    return typer.main.get_command(one)  # one command and no callback: that command itself
+
 
 app = typer.Typer(
     name="imgctl",
@@ -61,6 +144,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -116,58 +200,6 @@ def image_argument(name: str, *, all_tags: bool):
     if all_tags or ref.tag or ref.digest:
         return ref, False
     return ref.with_tag("latest"), True
-
-
-# The modules that register commands on ``app``, in the order their commands are listed:
-# commands, lifecycle, search_cmd, auth_cmd, transfer, completion.  Each imports the one
-# before it, so importing one registers all that come first.  Below: which of them defines
-# each top-level command.  main() imports just the module a command needs (and so those
-# before it): typer then builds, and Python imports, only part of the tree, while the
-# listing order stays the same whatever ran before in this process.
-_COMMAND_MODULE = {
-    "pull": "commands", "images": "commands",
-    "tag": "lifecycle", "rmi": "lifecycle", "system": "lifecycle", "verify": "lifecycle",
-    "search": "search_cmd", "tags": "search_cmd",
-    "login": "auth_cmd", "logout": "auth_cmd",
-    "inspect": "transfer", "history": "transfer", "save": "transfer", "load": "transfer",
-    "export": "transfer", "push": "transfer",
-}  # fmt: skip
-
-
-def load_commands() -> None:
-    """Register every command (help, completion and ``image ...`` need the whole tree)."""
-    import imgctl.cli.completion  # noqa: F401  (the last module: it imports all the others)
-
-
-def _register_commands(args: list[str]) -> None:
-    """Import the command modules this command line needs: all of them for help, completion,
-    ``image ...`` and anything unknown; none for a bare ``--version``."""
-    import importlib
-
-    name = _command_name(args)
-    if name is None and "--version" in args and not {"-h", "--help"} & set(args):
-        return
-    module = _COMMAND_MODULE.get(name or "")
-    if module is None:
-        load_commands()
-    else:
-        importlib.import_module(f"imgctl.cli.{module}")
-
-
-def _command_name(args: list[str]) -> str | None:
-    """The first word of ``args`` that is not a global option (options come first: see below)."""
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            return args[i + 1] if i + 1 < len(args) else None
-        if a in _GLOBAL_WITH_VALUE:
-            i += 2
-            continue
-        if not a.startswith("-"):
-            return a
-        i += 1
-    return None
 
 
 _GLOBAL_WITH_VALUE = ("--root", "--config")
@@ -281,7 +313,8 @@ def _skip_unneeded_imports() -> None:
     client is synchronous), and httpx imports its own command line (click, rich, pygments)
     when those are installed.  Together that is ~80 ms of every registry command, and rich
     must not load off a terminal.  tabulate imports wcwidth to measure wide characters, but
-    imgctl hands it rows already laid out by formatting.py's own (docker-exact) width rules.
+    imgctl hands it only printable-ASCII tables (cli/format/tables.py; the others go through
+    the Go tabwriter with docker's width rules).
     Only the CLI process does this; the library does not.
     """
     for name in _NOT_NEEDED:
@@ -290,8 +323,8 @@ def _skip_unneeded_imports() -> None:
 
 def _one_line(error: BaseException) -> str:
     """An error's text for the terminal: one line, whatever a registry, an archive or a
-    file name put in it (formatting.terminal_safe escapes LF, CR, ESC and the rest)."""
-    from imgctl.formatting import terminal_safe
+    file name put in it (cli.format.width.terminal_safe escapes LF, CR, ESC and the rest)."""
+    from imgctl.cli.format.width import terminal_safe
 
     return terminal_safe(str(error))
 
@@ -300,7 +333,7 @@ def _print_traceback() -> None:
     """--debug: the traceback, its quoted messages neutralised like every other output."""
     import traceback
 
-    from imgctl.formatting import terminal_safe
+    from imgctl.cli.format.width import terminal_safe
 
     print(terminal_safe(traceback.format_exc(), keep_lf_tab=True), end="", file=sys.stderr)
 
@@ -312,14 +345,12 @@ def main(argv: list[str] | None = None) -> None:
     _skip_unneeded_imports()
     gc.set_threshold(50_000, 50, 50)  # a short-lived process: collect cycles rarely (start-up spends ~10% in gc)
     exit_types, abort_types, click_exception, click_usage = _cli_exceptions()
-    args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
     state.__init__()
     state.debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
     state.wants_help = bool({"-h", "--help"} & set(args[: args.index("--")] if "--" in args else args))
-    _register_commands(args)
     code = 0
     try:
-        _missing_global_value(args)
         command = typer.main.get_command(app)
         docker_placeholders(command)
         result = command.main(args=args, prog_name="imgctl", standalone_mode=False)

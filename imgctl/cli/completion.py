@@ -1,8 +1,10 @@
-"""Static shell completion scripts generated from the live command tree.
+"""Static shell completion scripts generated from the command table.
 
-``generate(shell)`` walks the click command tree that typer builds from ``app``
-(groups, subcommands, options, arguments; hidden ones are skipped) and renders a
-self-contained completion script for bash, zsh or fish.  The scripts run no
+``generate(shell)`` walks the commands of ``cli.COMMANDS`` through click's public API
+(groups, subcommands, options, arguments and their click types; hidden ones are skipped)
+and renders a self-contained completion script for bash, zsh or fish.  Arguments listed in
+``IMAGE_ARGUMENTS`` complete the store's image names: the script runs
+``imgctl images --format '{{.Repository}}:{{.Tag}}'`` once for that TAB, as podman's do.  The scripts run no
 Python on TAB: they are plain shell code, so they must be regenerated whenever a
 command or option changes (``tests/test_completions.py`` enforces it)::
 
@@ -10,9 +12,8 @@ command or option changes (``tests/test_completions.py`` enforces it)::
     python -m imgctl completion zsh  > completions/_imgctl
     python -m imgctl completion fish > completions/imgctl.fish
 
-The walk is duck-typed so that it works with both classic click objects
-(``param.type`` is a ``click.Choice`` / ``click.Path``) and typer's vendored
-click (``param.type_descriptor``).
+The walk reads only click's own attributes (``param.type`` is a Choice or a Path), so it
+works with classic click and with typer's vendored copy alike.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ import re
 import sys
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import PurePath
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import typer
 
 from imgctl.cli import app
-from imgctl.cli import transfer as _before  # noqa: F401  (every other command is listed first)
 from imgctl.errors import UsageError
 
 __all__ = ["SHELLS", "generate", "command_tree", "CommandInfo", "OptionInfo", "ArgumentInfo"]
@@ -36,7 +35,20 @@ PROG = "imgctl"
 SHELLS = ("bash", "fish", "zsh")
 
 # Value kinds of an option or argument.
-NONE, FILE, DIR, CHOICE = "none", "file", "dir", "choice"
+NONE, FILE, DIR, CHOICE, IMAGE = "none", "file", "dir", "choice", "image"
+
+# The arguments that name local images, by the function of the command that takes them
+# (``image rm`` is ``rmi``'s function, so it needs no entry of its own).
+IMAGE_ARGUMENTS = {
+    "images_cmd": ("repository",),
+    "tag_cmd": ("source", "target"),
+    "rmi_cmd": ("images",),
+    "inspect_cmd": ("images",),
+    "history_cmd": ("image",),
+    "save_cmd": ("images",),
+    "export_cmd": ("image",),
+    "push_cmd": ("name",),
+}
 
 
 # == the model ============================================================================
@@ -112,30 +124,9 @@ def _choice_str(c: Any) -> str:
     return str(c.value) if isinstance(c, Enum) else str(c)
 
 
-def _list_of_paths(desc: Any) -> bool:
-    """``list[Path]`` (a variadic PATH argument or a repeated PATH option)."""
-    if not getattr(desc, "is_list", False) or getattr(desc.parameter_info, "parser", None) is not None:
-        return False
-    args = get_args(desc.annotation)
-    return len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], PurePath)
-
-
 def _value_kind(param: Any) -> tuple[str, tuple[str, ...]]:
     """(kind, choices) for the values of an option or argument."""
-    desc = getattr(param, "type_descriptor", None)
-    if desc is not None:  # typer >= 0.2x (vendored click)
-        choices = desc.choices
-        if choices is not None:
-            return CHOICE, tuple(_choice_str(c) for c in choices)
-        if desc.is_file:
-            return FILE, ()
-        if desc.is_path or _list_of_paths(desc):
-            info = desc.parameter_info
-            if getattr(info, "dir_okay", True) and not getattr(info, "file_okay", True):
-                return DIR, ()
-            return FILE, ()
-        return NONE, ()
-    ptype = getattr(param, "type", None)  # classic click
+    ptype = getattr(param, "type", None)
     choices = getattr(ptype, "choices", None)
     if choices is not None:
         return CHOICE, tuple(_choice_str(c) for c in choices)
@@ -165,8 +156,10 @@ def _option_info(param: Any) -> OptionInfo:
     )
 
 
-def _argument_info(param: Any) -> list[ArgumentInfo]:
+def _argument_info(param: Any, command: Any) -> list[ArgumentInfo]:
     kind, choices = _value_kind(param)
+    if param.name in IMAGE_ARGUMENTS.get(getattr(getattr(command, "callback", None), "__name__", ""), ()):
+        kind = IMAGE
     nargs = param.nargs if param.nargs is not None else 1
     name = (param.name or "arg").lower()
     if nargs < 0:
@@ -194,7 +187,7 @@ def _walk(cmd: Any, path: tuple[str, ...], parent_ctx: Any) -> CommandInfo:
         if param.param_type_name == "option":
             options.append(_option_info(param))
         elif param.param_type_name == "argument":
-            arguments.extend(_argument_info(param))
+            arguments.extend(_argument_info(param, cmd))
     subs: list[CommandInfo] = []
     group = _is_group(cmd)
     if group:
@@ -220,7 +213,7 @@ def command_tree(typer_app: typer.Typer | None = None) -> CommandInfo:
 
 
 def _hoisted_names(root: CommandInfo) -> set[str]:
-    """Root options that ``main()`` accepts after a subcommand too (``_hoist_global_options``)."""
+    """Root options accepted after a subcommand too (the root group hoists them: ``_hoist_global_options``)."""
     import imgctl.cli as cli
 
     hoisted = set(getattr(cli, "_GLOBAL_WITH_VALUE", ())) | set(getattr(cli, "_GLOBAL_FLAGS", ()))
@@ -307,10 +300,40 @@ __{prog}_argkind()
     esac
 }}
 
+# __{prog}_images: the store's image names (NAME:TAG), from `{prog} images`; the command
+# line's --root and --config apply.
+__{prog}_images()
+{{
+    local i args=()
+    for (( i = 1; i < COMP_CWORD; i++ )); do
+        case ${{COMP_WORDS[i]}} in
+            --root|--config)
+                if [[ ${{COMP_WORDS[i+1]-}} == = ]]; then
+                    args+=("${{COMP_WORDS[i]}}=${{COMP_WORDS[i+2]-}}")
+                else
+                    args+=("${{COMP_WORDS[i]}}" "${{COMP_WORDS[i+1]-}}")
+                fi
+                ;;
+        esac
+    done
+    command {prog} "${{args[@]}}" images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' 2>/dev/null | command grep -v '<none>'
+}}
+
 __{prog}_reply()
 {{
-    local candidate
+    local candidate full prefix n
     case "$1" in
+        image)
+            # bash splits NAME:TAG at the colon (COMP_WORDBREAKS): match the whole word,
+            # offer what follows the part bash keeps
+            full=$4 n=$COMP_CWORD
+            while (( n > 1 )) && [[ ${{COMP_WORDS[n]}} == : || ${{COMP_WORDS[n-1]}} == : ]]; do
+                n=$(( n - 1 ))
+                full=${{COMP_WORDS[n]}}$full
+            done
+            prefix=${{full%"$4"}}
+            while IFS= read -r candidate; do COMPREPLY+=("${{candidate#"$prefix"}}"); done < <(compgen -W "$(__{prog}_images)" -- "$full")
+            ;;
         choice) while IFS= read -r candidate; do COMPREPLY+=("$3$candidate"); done < <(compgen -W "$2" -- "$4") ;;
         file|dir)
             type compopt >/dev/null 2>&1 && compopt -o filenames 2>/dev/null
@@ -360,6 +383,10 @@ _{prog}()
                     continue
                     ;;
             esac
+        fi
+        # NAME:TAG split at its colon by bash is one argument
+        if (( i > 1 )) && [[ $word == : || ${{COMP_WORDS[i-1]}} == : ]]; then
+            continue
         fi
         # a group's `--` only ends the group's own options: the subcommand parses the rest
         if (( npos == 0 )) && [[ " $subs " == *" $word "* ]]; then
@@ -448,6 +475,27 @@ _ZSH_HEADER = """\
 """
 
 
+_ZSH_IMAGES = r"""
+# __{prog}_images: the store's image names (NAME:TAG), from `{prog} images`; the command
+# line's --root and --config apply.
+__{prog}_images() {{
+    [[ $PREFIX == -* ]] && return 1  # an option is being typed, not an image
+    local -a line args names expl
+    local i
+    line=(${{(z)LBUFFER}})  # the whole command line: $words starts at the subcommand
+    for (( i = 2; i < $#line; i++ )); do
+        case $line[i] in
+            --root|--config) args+=($line[i] $line[i+1]) ;;
+            --root=*|--config=*) args+=($line[i]) ;;
+        esac
+    done
+    names=(${{(f)"$(_call_program images {prog} $args images --format "'{{{{.Repository}}}}:{{{{.Tag}}}}'" 2>/dev/null)"}})
+    names=(${{names:#*<none>*}})
+    _wanted images expl 'local image' compadd -a names
+}}
+"""
+
+
 def _zsh_desc(text: str) -> str:
     return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
 
@@ -459,6 +507,8 @@ def _zsh_action(kind: str, choices: tuple[str, ...]) -> str:
         return "_files -/"
     if kind == CHOICE:
         return "(" + " ".join(re.sub(r"([\\\s():'\"])", r"\\\1", c) for c in choices) + ")"
+    if kind == IMAGE:
+        return f"__{PROG}_images"
     return " "
 
 
@@ -539,7 +589,7 @@ else
     compdef _{PROG} {PROG}
 fi
 """
-    return _ZSH_HEADER.format(prog=PROG) + "\n" + "\n\n".join(funcs) + "\n" + tail
+    return _ZSH_HEADER.format(prog=PROG) + _ZSH_IMAGES.format(prog=PROG) + "\n" + "\n\n".join(funcs) + "\n" + tail
 
 
 # == fish =================================================================================
@@ -620,6 +670,24 @@ function __{prog}_needs_command
     test "$state[1]" = "$argv"; and test "$state[2]" -eq 0
 end
 
+# __{prog}_images: the store's image names (NAME:TAG), from `{prog} images`; the command
+# line's --root and --config apply.
+function __{prog}_images
+    string match -q -- '-*' (commandline -ct); and return  # an option is being typed
+    set -l tokens (commandline -opc)
+    set -l args
+    for i in (seq 2 (count $tokens))
+        switch $tokens[$i]
+            case --root --config
+                set -l j (math $i + 1)
+                test $j -le (count $tokens); and set args $args $tokens[$i] $tokens[$j]
+            case '--root=*' '--config=*'
+                set args $args $tokens[$i]
+        end
+    end
+    command {prog} $args images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' 2>/dev/null | string match -v -- '*<none>*'
+end
+
 complete -c {prog} -f
 """
 
@@ -644,6 +712,8 @@ def _fish_value(kind: str, choices: tuple[str, ...], requires: bool) -> str:
         return f"{r} -a {_fq('(__fish_complete_directories (commandline -ct))')}"
     if kind == CHOICE:
         return f"{r} -a {_fq(' '.join(choices))}"
+    if kind == IMAGE:
+        return f"{r} -a {_fq(f'(__{PROG}_images)')}"
     return r if requires else ""
 
 
@@ -716,7 +786,6 @@ def generate(shell: str, *, root: CommandInfo | None = None) -> str:
     return gen(root if root is not None else command_tree())
 
 
-@app.command("completion")
 def completion_cmd(
     shell: Annotated[str, typer.Argument(help="One of: bash, zsh, fish.", show_default=False)],
 ) -> None:

@@ -5,8 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgctl.cli import app, state, talks_to_registries
-from imgctl.cli import lifecycle as _before  # noqa: F401  (its commands are listed first)
+from imgctl.cli import state, talks_to_registries
 from imgctl.cli.authfile import AuthFile, credentials
 
 SEARCH_HEADERS = {"Name": "NAME", "Description": "DESCRIPTION", "StarCount": "STARS", "IsOfficial": "OFFICIAL"}
@@ -27,7 +26,6 @@ def _client(authfile=None):
     return RegistryClient(state.config(), credentials=credentials(authfile), log=state.log)
 
 
-@app.command("search")
 def search_cmd(
     term: Annotated[str, typer.Argument(help="TERM for Docker Hub, or HOST[:PORT]/TERM for another registry.", show_default=False)],
     limit: Annotated[int, typer.Option("--limit", help="Max number of search results (1-100).")] = 25,
@@ -44,7 +42,8 @@ def search_cmd(
 ) -> None:
     """Search Docker Hub (or any registry) for images."""
     talks_to_registries()
-    from imgctl.formatting import rows_output, terminal_safe, truncate_display
+    from imgctl.cli.format.tables import rows_output
+    from imgctl.cli.format.width import terminal_safe, truncate_display
     from imgctl.search import parse_filters, search
 
     filters = parse_filters(filter_ or [])
@@ -72,7 +71,6 @@ def search_cmd(
     sys.stdout.write(rows_output(format_, rows, default_table=SEARCH_TABLE, headers=SEARCH_HEADERS, type_name="*registry.searchContext"))
 
 
-@app.command("tags")
 def tags_cmd(
     name: Annotated[str, typer.Argument(help="Repository: NAME (Docker Hub) or HOST[:PORT]/NAME.", show_default=False)],
     limit: Annotated[Optional[int], typer.Option("--limit", help="List at most N tags.", show_default=False)] = None,
@@ -84,7 +82,8 @@ def tags_cmd(
 ) -> None:
     """List the tags of a repository in a registry."""
     talks_to_registries()
-    from imgctl.formatting import Template, rows_output
+    from imgctl.cli.format.executor import Template
+    from imgctl.cli.format.tables import rows_output
     from imgctl.reference import is_valid_tag
     from imgctl.search import tag_pages
 

@@ -5,13 +5,10 @@ from typing import Annotated
 
 import typer
 
-from imgctl.cli import app, state
-from imgctl.cli.commands import image_app
+from imgctl.cli import state
 from imgctl.cli.platformopt import PlatformOpt, platform_arg
 from imgctl.errors import PartialFailure
 
-system_app = typer.Typer(help="Manage the store (docker-style `system` subcommands).", no_args_is_help=True)
-app.add_typer(system_app, name="system")
 
 
 def tag_cmd(
@@ -24,8 +21,6 @@ def tag_cmd(
     tag_image(state.store(), source, target)
 
 
-app.command("tag")(tag_cmd)
-image_app.command("tag")(tag_cmd)
 
 
 def rmi_cmd(
@@ -53,9 +48,6 @@ def rmi_cmd(
         raise PartialFailure(errors)
 
 
-app.command("rmi")(rmi_cmd)
-image_app.command("rm")(rmi_cmd)
-image_app.command("remove", hidden=True)(rmi_cmd)
 
 
 def prune_cmd(
@@ -63,7 +55,7 @@ def prune_cmd(
     force: Annotated[bool, typer.Option("--force", "-f", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Remove unused images: dangling ones, or with -a every image without a tag."""
-    from imgctl.formatting import human_size
+    from imgctl.cli.format.units import human_size
     from imgctl.lifecycle import prune_images
 
     if not force:
@@ -85,7 +77,6 @@ def prune_cmd(
     print(f"Total reclaimed space: {human_size(result.reclaimed, 4)}")
 
 
-image_app.command("prune")(prune_cmd)
 
 
 def df_cmd(
@@ -94,7 +85,8 @@ def df_cmd(
     """Show disk usage of the store: blobs shared between images count once."""
     import time
 
-    from imgctl.formatting import created_since, human_size, render_table
+    from imgctl.cli.format.tables import render_table
+    from imgctl.cli.format.units import created_since, human_size
     from imgctl.lifecycle import disk_usage
 
     du = disk_usage(state.store())
@@ -120,7 +112,6 @@ def df_cmd(
     )
 
 
-system_app.command("df")(df_cmd)
 
 
 def verify_cmd(
@@ -128,7 +119,7 @@ def verify_cmd(
 ) -> None:
     """Re-hash every blob and check every image; one line per problem, exit 1 if any."""
     from imgctl.errors import StoreError
-    from imgctl.formatting import terminal_safe
+    from imgctl.cli.format.width import terminal_safe
     from imgctl.images import familiar_repository
     from imgctl.verify import verify_store
 
@@ -156,4 +147,3 @@ def verify_cmd(
     print(f"{summary}: no problems found")
 
 
-app.command("verify")(verify_cmd)

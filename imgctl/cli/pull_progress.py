@@ -115,7 +115,7 @@ class TerminalProgress:
         """One row, cut to the width: ``ID: Downloading [===>   ]  1.2MB/3.4MB``.  Narrower
         terminals lose the bar first, then the byte counts (a percentage instead); the
         layout depends on the width only, so columns stay put while the bytes grow."""
-        from imgctl.formatting import human_size
+        from imgctl.cli.format.units import human_size
 
         limit = self.width - 1  # never the last column: no pending wrap, no surprise scroll
         if row is self._total:

@@ -1,54 +1,12 @@
-"""Command definitions: parse arguments, call one library function, render the result.
-
-Heavy modules (httpx, rich, the pull machinery) are imported inside the
-commands that need them.
-"""
+"""``images`` (and ``image ls``): list the store's images as a table, JSON, raw or a Go template."""
 
 from typing import Annotated, Optional
 
 import typer
 
-from imgctl.cli import app, state, talks_to_registries
-from imgctl.cli.authfile import AuthFile
-
-image_app = typer.Typer(help="Manage images (docker-style `image` subcommands).", no_args_is_help=True)
-app.add_typer(image_app, name="image")
+from imgctl.cli import state
 
 
-# -- pull ---------------------------------------------------------------------------------
-def pull_cmd(
-    name: Annotated[str, typer.Argument(help="Image to pull: NAME[:TAG|@DIGEST].", show_default=False)],
-    platform: Annotated[
-        Optional[str],
-        typer.Option("--platform", envvar="DOCKER_DEFAULT_PLATFORM", help="Platform os/arch[/variant] (default: this host's).", show_default=False),
-    ] = None,
-    all_tags: Annotated[bool, typer.Option("--all-tags", "-a", help="Pull every tag of the repository.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the image name.")] = False,
-    all_platforms: Annotated[
-        bool, typer.Option("--all-platforms", help="Pull every platform of a multi-platform image (attestations excepted).")
-    ] = False,
-    attestations: Annotated[
-        bool, typer.Option("--attestations", help="With --all-platforms: also pull the index's attestations (a complete copy to push elsewhere).")
-    ] = False,
-    registry_mirror: Annotated[
-        Optional[list[str]],
-        typer.Option("--registry-mirror", metavar="URL", help="Try this mirror first (repeatable; any registry; reads only).", show_default=False),
-    ] = None,
-    authfile: AuthFile = None,
-) -> None:
-    """Pull an image from a registry into the local store."""
-    talks_to_registries()
-    from imgctl.cli.pullcmd import run_pull
-
-    run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet, mirrors=registry_mirror or [], authfile=authfile,
-             all_platforms=all_platforms, attestations=attestations)
-
-
-app.command("pull")(pull_cmd)
-image_app.command("pull")(pull_cmd)
-
-
-# -- images -------------------------------------------------------------------------------
 IMAGES_HEADERS = {
     "Repository": "REPOSITORY",
     "Tag": "TAG",
@@ -83,13 +41,14 @@ def images_cmd(
     import sys
     import time
 
-    from imgctl.formatting import simple_table_fields, created_since, human_size, rows_output
+    from imgctl.cli.format.tables import rows_output, simple_table_fields
+    from imgctl.cli.format.units import created_since, human_size
     from imgctl.images import list_images, parse_filters
 
     filters = parse_filters(filter_ or [])
     rows = list_images(state.store(), name=repository, all_images=all_images, filters=filters)
     if tree:
-        from imgctl.cli.treecmd import print_tree
+        from imgctl.cli.images_tree import print_tree
 
         return print_tree(state.store(), rows, quiet=quiet, no_trunc=no_trunc, digests=digests, format_=format_)
     format_ = _images_format(format_, quiet=quiet, digests=digests)
@@ -127,7 +86,7 @@ def images_cmd(
             }
         )
     if "Manifests" in (format_ or "") or format_ == "json":  # multi-platform images: docker's manifests list
-        from imgctl.cli.treecmd import with_manifests
+        from imgctl.cli.images_tree import with_manifests
 
         out = with_manifests(state.store(), rows, out)
     sys.stdout.write(rows_output(format_, out, default_table=format_, headers=IMAGES_HEADERS))
@@ -171,8 +130,3 @@ def _go_time(ts: float | None) -> str:
 
     lt = _t.localtime(ts)
     return _t.strftime("%Y-%m-%d %H:%M:%S %z ", lt) + (lt.tm_zone or "")
-
-
-app.command("images")(images_cmd)
-image_app.command("ls")(images_cmd)
-image_app.command("list", hidden=True)(images_cmd)

@@ -5,9 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgctl.cli import app, state, talks_to_registries
+from imgctl.cli import state, talks_to_registries
 from imgctl.cli.authfile import AuthFile
-from imgctl.cli import search_cmd as _before  # noqa: F401  (its commands are listed first)
 from imgctl.errors import UsageError
 
 
@@ -87,5 +86,3 @@ def logout_cmd(
         )
 
 
-app.command("login")(login_cmd)
-app.command("logout")(logout_cmd)
