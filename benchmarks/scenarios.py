@@ -355,7 +355,7 @@ PROFILE_CATEGORIES = [
     ("imports", ("_find_and_load", "exec_module", "_compile_bytecode")),
     ("typer / click", ("typer/", "click/")),
     ("HTTP client (httpx/httpcore/h11)", ("httpx/", "httpcore/", "h11/")),
-    ("table formatting", ("formatting.py", "tabulate")),
+    ("table formatting", ("cli/format/", "tabulate")),
 ]
 
 
