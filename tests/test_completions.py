@@ -565,7 +565,7 @@ def test_bash_completes_local_image_names(tmp_path, fake_imgctl):
 
 
 def test_zsh_completes_local_image_names(tmp_path, fake_imgctl):
-    from test_infra_zsh_completion import zsh_complete
+    from tests.test_infra_zsh_completion import zsh_complete
 
     got = zsh_complete(FILES["zsh"], ["imgctl rmi ", "imgctl image rm we", "imgctl --root /st tag web:1 ", "imgctl pull "], tmp_path)
     assert got[0] == IMAGES
@@ -589,7 +589,7 @@ def test_fish_completes_local_image_names(tmp_path, fake_imgctl):
 @pytestmark_bash
 def test_bash_lists_the_images_of_a_real_store(tmp_path, registry, unique_repo, store_root, monkeypatch):
     """End to end: the bash script's listing through the real CLI and a store with one image."""
-    from images import make_image, make_layer, push_image
+    from tests.support.images import make_image, make_layer, push_image
 
     push_image(registry.url, unique_repo, make_image([make_layer({"f": "x"}, "gzip")]), tag="v1")
     name = f"{registry.host}/{unique_repo}:v1"
