@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 
@@ -43,8 +44,10 @@ TARGETS = {"big": 0.35, "base": 0.5}
 
 
 def target_for(label: str) -> float | None:
+    """The target ratio for an image label; the big image's only when it is at least 1 GiB."""
     if label.startswith("big"):
-        return TARGETS["big"]
+        m = re.search(r"(\d+) MiB", label)
+        return TARGETS["big"] if m and int(m.group(1)) >= 1024 else None
     if label.endswith("-rootfs"):
         return TARGETS["base"]
     return None

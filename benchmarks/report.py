@@ -142,7 +142,8 @@ def write_report(path: Path, args, tools: Tools, res: dict, images_info: dict, s
 
     a("## 3. `images` by number of tags\n")
     a("All tags name the base image (`bench.local/tags/rNNN:tNNNNN`, 100 repositories); the imgctl tags were "
-      "added in-process with `imgctl.lifecycle.tag_image`, one call per tag.\n")
+      "added in-process through imgctl's API (`imgctl.lifecycle.tag_image` for the first, then the index's `tag`, "
+      "1,000 per transaction: the same rows).\n")
     im_names = ["imgctl"] + (["podman"] if any("podman" in v for v in res["images"].values()) else [])
     a("| tags | rows listed (imgctl / podman) | " + " | ".join(f"`{t} images`" for t in im_names)
       + (" | imgctl ÷ podman |" if "podman" in im_names else " |"))
@@ -306,7 +307,7 @@ def many_layers_markdown(res: dict) -> list[str]:
          f"{n:,} gzip layers of one tiny file each ({m['blob_bytes'] / 1e6:.1f} MB of blobs), the builder of "
          "`tests/test_failclosed_pull.py`, seeded straight into the loopback registry's storage. imgctl "
          f"{m['runs']} run(s), skopeo and podman {m['peer_runs']} each, in rotation, no warm-up; a pull still "
-         f"running after {m['timeout']:.0f} s is killed. *CPU* is the tool's process tree (user + system, "
+         f"running after {m['timeout']:.0f} s (imgctl: {max(m['timeout'], 600):.0f} s) is killed. *CPU* is the tool's process tree (user + system, "
          "from `getrusage(RUSAGE_CHILDREN)`); *registry CPU* is `docker-registry`'s own CPU during the same "
          "pull (`/proc/<pid>/stat`), on the same 2 cores: it serves one request per layer, and is part of "
          "the floor of any client here.\n",
@@ -347,7 +348,9 @@ def issue16_targets(res: dict) -> list[tuple[str, str, bool | None]]:
     ml = res.get("many_layers")
     if ml and "imgctl" in ml["tools"]:
         m = ml["tools"]["imgctl"]["series"].median
-        out.append((f"cold pull of {ml['layers']:,} layers ≤ 10 s", fmt_s(m), None if m is None else m <= 10))
+        at = "" if ml["layers"] >= 5000 else " (target is for 5,000)"
+        out.append((f"cold pull of {ml['layers']:,} layers ≤ 10 s{at}", fmt_s(m),
+                    None if m is None or ml["layers"] < 5000 else m <= 10))
     im = res.get("images", {}).get("100000", {}).get("imgctl")
     if im is not None:
         out.append(("`imgctl images` at 100,000 tags ≤ 3 s", fmt_s(im.median),

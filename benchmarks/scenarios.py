@@ -111,15 +111,41 @@ def scenario_uptodate(tools: Tools, refs: dict[str, str], kept, n: int, res: dic
 
 
 def grow_imgctl_tags(store_root: Path, source: str, upto: int, have: int) -> float:
-    """Add tags have..upto-1 to the imgctl store in-process through imgctl's own API."""
+    """Add tags have..upto-1 to the imgctl store in-process through imgctl's own API.
+
+    The first through ``tag_image`` (what ``imgctl tag`` runs); the rest with the index's ``tag``,
+    1,000 per transaction: one transaction per tag (a commit, journalled) made 100,000 tags take
+    10 minutes on a loaded machine, and the rows are the same.  Without those index methods
+    (older code), every tag goes through ``tag_image``.
+    """
     from imgctl.lifecycle import tag_image
+    from imgctl.reference import parse
     from imgctl.store import Store
 
     t0 = time.monotonic()
     st = Store(store_root)
     try:
-        for i in range(have, upto):
+        i = have
+        if i < upto:
             tag_image(st, source, tag_name(i))
+            i += 1
+        index = getattr(st, "index", None)
+        bulk = index is not None and hasattr(index, "transaction") and hasattr(index, "tag")
+        if bulk and i < upto:
+            from imgctl.images import resolve_image_id
+
+            image_id = resolve_image_id(st, source)
+        while i < upto:
+            if not bulk:
+                tag_image(st, source, tag_name(i))
+                i += 1
+                continue
+            end = min(upto, i + 1000)
+            with index.transaction():
+                for k in range(i, end):
+                    ref = parse(tag_name(k), default_tag=False)
+                    index.tag(ref.repository, ref.tag, image_id)
+            i = end
     finally:
         st.close()
     return time.monotonic() - t0
