@@ -106,7 +106,7 @@ def test_issue16_targets_for_scale_and_memory():
     assert (value, ok) == ("120 MiB (max)", False)
     md = "\n".join(many_layers_markdown(res))
     assert "| imgctl | **10.5 s** (9.500 s – 11.5 s) | 120 MiB | 5.500 s | 21.0 s |" in md
-    assert "| podman | failed: killed after 180 s | – | – | – |" in md
+    assert "| podman | failed: killed after 180 s | – | 90.0 s (until killed) | 3.000 s (until killed) |" in md
 
 
 def test_images_split_is_differences_of_medians():
