@@ -295,7 +295,8 @@ def run_links(args, tools: Tools, base: CachedLayer, base_label: str, multi: lis
         big_label: f"1 layer, {big.size / 1e6:.0f} MB gzip",
     }
     rate = args.rate * 1e6
-    storage = CACHE / "links-registry"
+    # --quick pushes other images under the same tags: its own storage keeps the full one's tags
+    storage = CACHE / ("links-registry-quick" if args.quick else "links-registry")
     storage.mkdir(parents=True, exist_ok=True)
     with Registry(extra={"storage": {"filesystem": {"rootdirectory": str(storage)}}}) as reg:
         log(f"(link) registry at {reg.url} (storage cached in {storage}); pushing (once) ...")
