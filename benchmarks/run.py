@@ -19,7 +19,8 @@ raw samples to ``benchmarks/.cache/last-results.json``.
 
 The code: measuring.py (timing, peak RSS, rotation), tools.py (the peers and their
 commands), fixtures.py (the images, pushed to a throwaway registry), scenarios.py (each
-benchmark), report.py (BENCHMARKS.md); this file is the command line.  It also runs as
+benchmark), scale.py (the many-layer pull), links.py and linkemu.py (the emulated link),
+report.py (BENCHMARKS.md); this file is the command line.  It also runs as
 ``python -m benchmarks.run`` from the repository root.
 
 Every measurement is the wall time of a fresh process (what a user waits for),
