@@ -1,19 +1,19 @@
-#!/usr/bin/env python3
 """Cold pulls through an emulated link (issue 16): imgctl, skopeo and podman side by side.
 
-    python benchmarks/links.py                  # 30 ms round trip, 20 MB/s per connection
-    python benchmarks/links.py --runs 1 --big-mib 1024 --rtt 0.03 --rate 20
+Run by ``run.py`` (its link section; ``--no-links`` skips it, ``--links-runs``, ``--big-runs``,
+``--big-mib``, ``--rtt``, ``--rate`` tune it).  The registry (Debian's ``docker-registry``) sits
+behind :mod:`benchmarks.linkemu` (a loopback reverse proxy adding ``rtt / 2`` each way and
+capping each connection's throughput) and every tool pulls from the emulator's address.
+Images: the base image of ``run.py`` (one ~90 MB gzip layer), its five-layer image, and a
+single-layer image of ``big_mib`` MiB of incompressible bytes.  Layers are cached under
+``benchmarks/.cache/layers`` and this registry's storage under ``benchmarks/.cache/links-registry``
+(so the big image is pushed once).  Tools rotate within each run as in ``run.py``; wall time
+and peak RSS are measured the same way (``run_measured``).
 
-The registry (Debian's ``docker-registry``) sits behind :mod:`linkemu` (a loopback reverse
-proxy adding ``rtt / 2`` each way and capping each connection's throughput) and every tool
-pulls from the emulator's address.  Images: the base image of ``run.py`` (one ~90 MB gzip
-layer), its five-layer image, and a single-layer image of ``--big-mib`` MiB of incompressible
-bytes.  Layers are cached under ``benchmarks/.cache/layers`` and the registry's storage under
-``benchmarks/.cache/links-registry`` (so the big image is pushed once).  Tools rotate within
-each run as in ``run.py``; wall time and peak RSS are measured the same way (``run_measured``).
-
-Also counts the HTTP requests each tool makes before its first layer byte on a cold pull of
-the five-layer image (from the emulator's request log).
+Also: the requests each tool makes before its first layer byte on a cold pull of the five-layer
+image (from the emulator's request log), what one connection carries (a raw GET), and two
+concurrent cold pulls of one image into one store, with the bytes the registry sent (the
+emulator's byte counts).
 
 The registry stores blobs on its filesystem and serves them itself (no redirects).  A
 registry that redirects blob GETs to another host needs a second :class:`LinkEmulator` in
@@ -22,49 +22,32 @@ front of that host (see linkemu's docstring).
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
-import tempfile
+import re
+import threading
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+from tests.support.images import build_tar, file, get_manifest
+from tests.support.registry import Registry
 
-import run  # noqa: E402  (benchmarks/run.py: tools, images, measuring)
-from linkemu import LinkEmulator  # noqa: E402
-from run import (  # noqa: E402
-    CACHE,
-    MiB,
-    CachedLayer,
-    Sample,
-    Series,
-    Tools,
-    base_layer,
-    check,
-    find_peers,
-    fmt_mib,
-    fmt_s,
-    five_layers,
-    loadavg,
-    log,
-    ratio,
-    rmtree,
-    rotate,
-    run_measured,
-    slug,
-)
+from . import CACHE
+from .fixtures import CachedLayer, _cache_layer, push
+from .linkemu import LinkEmulator
+from .measuring import MiB, Series, fmt_mib, fmt_s, human, loadavg, log, ratio, rmtree, rotate, run_measured, slug
+from .scenarios import check
+from .tools import Tools
+
 
 # Targets of issue 16 (imgctl / peer, through the emulated link): the big image, the base image.
 TARGETS = {"big": 0.35, "base": 0.5}
 
 
 def target_for(label: str) -> float | None:
+    """The target ratio for an image label; the big image's only when it is at least 1 GiB."""
     if label.startswith("big"):
-        return TARGETS["big"]
+        m = re.search(r"(\d+) MiB", label)
+        return TARGETS["big"] if m and int(m.group(1)) >= 1024 else None
     if label.endswith("-rootfs"):
         return TARGETS["base"]
     return None
@@ -72,8 +55,6 @@ def target_for(label: str) -> float | None:
 
 def big_layer(mib: int) -> CachedLayer:
     """One layer of ``mib`` MiB of incompressible bytes (64 MiB files from a seeded PRNG), cached."""
-    from images import build_tar, file  # tests/images.py
-
     def build() -> bytes:
         rng = random.Random(16)
         parts, left, i = [], mib * MiB, 0
@@ -84,12 +65,10 @@ def big_layer(mib: int) -> CachedLayer:
             i += 1
         return build_tar(parts)
 
-    return run._cache_layer(f"big-{mib}MiB", build, f"{mib} MiB of random bytes in 64 MiB files")
+    return _cache_layer(f"big-{mib}MiB", build, f"{mib} MiB of random bytes in 64 MiB files")
 
 
 def registry_has(reg, repo: str, tag: str, layers: list[CachedLayer]) -> bool:
-    from images import get_manifest  # tests/images.py
-
     try:
         m = json.loads(get_manifest(reg.url, repo, tag).content)
     except Exception:  # noqa: BLE001  (absent or unreadable: push again)
@@ -102,7 +81,7 @@ def push_cached(reg, repo: str, tag: str, layers: list[CachedLayer]) -> None:
         log(f"  {repo}:{tag} already in the cached registry storage")
         return
     t0 = time.monotonic()
-    run.push(reg, repo, tag, layers)
+    push(reg, repo, tag, layers)
     log(f"  pushed {repo}:{tag} ({time.monotonic() - t0:.0f} s)")
 
 
@@ -157,8 +136,8 @@ def scenario_link_floor(link: LinkEmulator, images: dict[str, tuple[str, list[Ca
                     for chunk in r.iter_raw(1 << 20):
                         n += len(chunk)
         out[label] = time.perf_counter() - t0
-        log(f"    {ONE_CONN} {label}: {n / 1e6:.0f} MB in {out[label]:.2f} s "
-            f"(the cap alone: {n / link.rate:.2f} s)" if link.rate else "")
+        log(f"    {ONE_CONN} {label}: {n / 1e6:.0f} MB in {out[label]:.2f} s"
+            + (f" (the cap alone: {n / link.rate:.2f} s)" if link.rate else ""))
 
 
 def scenario_round_trips(tools: Tools, link: LinkEmulator, ref: str, layers: list[CachedLayer],
@@ -223,6 +202,125 @@ def counted_round_trips(d: dict, rtt: float) -> int:
     return groups + d["tls_probes"]
 
 
+CONCURRENT_TOOLS = ("imgctl", "podman")  # skopeo copies into an OCI layout: no shared store to race on
+
+
+def scenario_concurrent(tools: Tools, link: LinkEmulator, label: str, ref: str, layers: list[CachedLayer],
+                        runs: int, res: dict) -> None:
+    """Two cold pulls of ``ref`` started together into one empty store, per tool (imgctl, podman):
+    the wall time of each and the bytes the registry sent through ``link`` to both (the emulator's
+    per-connection byte counts), against the image's layer bytes.  Fills ``res["concurrent"]``."""
+    layer_bytes = sum(l.size for l in layers)
+    out = res.setdefault("concurrent", {"image": label, "layer_bytes": layer_bytes, "tools": {}})
+    names = [t for t in tools.names() if t in CONCURRENT_TOOLS]
+    log(f"(link) two concurrent cold pulls of {label} into one store: {runs} runs x {', '.join(names)}"
+        f"  [load {loadavg()}]")
+    for i in range(runs):
+        for tool in rotate(names, i):
+            d = out["tools"].setdefault(tool, {"runs": []})
+            store = tools.work / f"concurrent-{tool}-{i}"
+            rmtree(store)
+            store.mkdir(parents=True)
+            link.reset_log()
+            results: list = [None, None]
+
+            def one(k: int) -> None:
+                results[k] = run_measured(tools.pull_cmd(tool, store, ref), env=tools.env, rss=True,
+                                          time_bin=tools.time, timeout=1800)
+
+            t0 = time.perf_counter()
+            threads = [threading.Thread(target=one, args=(k,)) for k in (0, 1)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            both = time.perf_counter() - t0
+            digests = {l.digest for l in layers}
+            blob_gets = [r for r in link.requests if r.method == "GET" and r.path.rsplit("/", 1)[-1] in digests]
+            run = {
+                "walls": [r[0].wall for r in results],
+                "rcs": [r[0].rc for r in results],
+                "rss_kib": [r[0].maxrss_kib for r in results],
+                "both_s": both,
+                "bytes_down": sum(c.down_bytes for c in link.connections),
+                "layer_gets": len(blob_gets),
+                "layers_fetched": len({r.path.rsplit("/", 1)[-1] for r in blob_gets}),
+            }
+            for (smp, err) in results:
+                if smp.rc != 0:
+                    log(f"    {tool} concurrent pull FAILED (exit {smp.rc}): {err.strip()[-600:]}")
+            d["runs"].append(run)
+            log(f"    run {i + 1} {tool:7s} walls {', '.join(fmt_s(w) for w in run['walls'])}; "
+                f"{human(run['bytes_down'])} from the registry for {human(layer_bytes)} of layers "
+                f"({run['bytes_down'] / layer_bytes:.2f}x), {run['layer_gets']} layer GETs")
+            tools.clean(tool, store)
+
+
+def concurrent_markdown(res: dict) -> list[str]:
+    c = res.get("concurrent")
+    if not c or not c.get("tools"):
+        return []
+    lb = c["layer_bytes"]
+    single = res.get("links", {}).get(c["image"], {})
+    lines = ["", f"### Two concurrent cold pulls of one image into one store (`{c['image']}`, through the link)", "",
+             "Two processes of the same tool started together, pulling the same image into the same empty store "
+             "(podman: the same `--root` and `--runroot`). *Bytes from the registry* is everything the registry sent "
+             "through the emulator to both processes (headers, manifests and config included), against the sum of "
+             f"the image's layer sizes ({human(lb)}); 1.00x means each blob crossed the link once, 2.00x twice. "
+             "*Alone* is the median cold pull of the same image above. Target: each blob transferred once.", "",
+             "| tool | run | wall, each process | both done | alone | bytes from the registry | layer GETs | |",
+             "|---|---|---|---|---|---|---|---|"]
+    for tool, d in c["tools"].items():
+        alone = single.get(tool)
+        for i, r in enumerate(d["runs"]):
+            ok = all(rc == 0 for rc in r["rcs"])
+            walls = " / ".join(fmt_s(w) + ("" if rc == 0 else f" (exit {rc})") for w, rc in zip(r["walls"], r["rcs"]))
+            x = r["bytes_down"] / lb if lb else 0
+            v = "–" if not ok else ("met" if x <= 1.05 else "**not met**")
+            lines.append(f"| {tool} | {i + 1} | {walls} | {fmt_s(r['both_s'])} | "
+                         f"{fmt_s(alone.median) if alone else '–'} | {human(r['bytes_down'])} ({x:.2f}x) | "
+                         f"{r['layer_gets']} ({r['layers_fetched']} distinct) | {v} |")
+    return lines
+
+
+def run_links(args, tools: Tools, base: CachedLayer, base_label: str, multi: list[CachedLayer], res: dict) -> dict[str, str]:
+    """The whole link section: its own registry (storage cached under benchmarks/.cache/links-registry),
+    the big image, the emulator, then round trips, the one-connection floor, the cold pulls of the three
+    images and the concurrent pulls.  Returns the images' descriptions for the report."""
+    big = big_layer(args.big_mib)
+    big_label = f"big ({args.big_mib} MiB)"
+    images_info = {
+        base_label: f"1 layer, {base.size / 1e6:.0f} MB gzip",
+        "five-layers": f"{sum(l.size for l in multi) / 1e6:.0f} MB gzip",
+        big_label: f"1 layer, {big.size / 1e6:.0f} MB gzip",
+    }
+    rate = args.rate * 1e6
+    # --quick pushes other images under the same tags: its own storage keeps the full one's tags
+    storage = CACHE / ("links-registry-quick" if args.quick else "links-registry")
+    storage.mkdir(parents=True, exist_ok=True)
+    with Registry(extra={"storage": {"filesystem": {"rootdirectory": str(storage)}}}) as reg:
+        log(f"(link) registry at {reg.url} (storage cached in {storage}); pushing (once) ...")
+        push_cached(reg, "bench/base", "v1", [base])
+        push_cached(reg, "bench/five", "v1", multi)
+        push_cached(reg, "bench/big", "v1", [big])
+        host, port = reg.host.split(":")
+        with LinkEmulator((host, int(port)), rtt=args.rtt, rate=rate) as link:
+            res["link_params"] = {"rtt": args.rtt, "rate": rate, "runs": args.links_runs, "big_runs": args.big_runs,
+                                  "images_info": images_info}
+            scenario_round_trips(tools, link, f"{link.host}/bench/five:v1", multi, res)
+            scenario_link_floor(link, {base_label: (f"{link.host}/bench/base:v1", [base]),
+                                       big_label: (f"{link.host}/bench/big:v1", [big])}, res)
+            images = {base_label: (f"{link.host}/bench/base:v1", args.links_runs),
+                      "five-layers": (f"{link.host}/bench/five:v1", args.links_runs)}
+            if args.big_runs > 0:
+                images[big_label] = (f"{link.host}/bench/big:v1", args.big_runs)
+            scenario_links(tools, link, images, res)
+            if args.concurrent_runs > 0:
+                scenario_concurrent(tools, link, "five-layers", f"{link.host}/bench/five:v1", multi,
+                                    args.concurrent_runs, res)
+    return images_info
+
+
 # --------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------
@@ -232,10 +330,43 @@ def _verdict(r: float | None, target: float | None) -> str:
     return "met" if r <= target else "**not met**"
 
 
-def links_markdown(res: dict, rtt: float, rate: float, images_info: dict[str, str]) -> str:
+def link_targets(res: dict) -> list[tuple[str, str, bool | None]]:
+    """Issue 16's link targets: (what, measured, met) for the report's targets table."""
+    out = []
+    for label, per_tool in res.get("links", {}).items():
+        target = target_for(label)
+        me = per_tool.get("imgctl")
+        if target is None or me is None:
+            continue
+        for peer in ("skopeo", "podman"):
+            if peer not in per_tool:
+                continue
+            r = ratio(me.median, per_tool[peer].median)
+            out.append((f"link: cold pull `{label}` ≤ {target}× {peer}",
+                        "–" if r is None else f"{r:.2f}× ({fmt_s(me.median)} vs {fmt_s(per_tool[peer].median)})",
+                        None if r is None else r <= target))
+    c = res.get("concurrent", {})
+    run = c.get("tools", {}).get("imgctl", {}).get("runs", [])
+    if run and c.get("layer_bytes"):
+        worst = max(r["bytes_down"] for r in run) / c["layer_bytes"]
+        ok = all(rc == 0 for r in run for rc in r["rcs"])
+        out.append(("two concurrent pulls of one image transfer each blob once",
+                    f"{worst:.2f}× the layer bytes (worst of {len(run)} runs)", (worst <= 1.05) if ok else False))
+    return out
+
+
+def links_markdown(res: dict) -> str:
     """The link section: a table per image and tool, ratios against the targets, round trips."""
+    p = res["link_params"]
+    rtt, rate, images_info = p["rtt"], p["rate"], p["images_info"]
+    big = [label for label in res.get("links", {}) if label.startswith("big")]
     lines = [
-        f"## Through an emulated link ({rtt * 1000:.0f} ms round trip, {rate / 1e6:.0f} MB/s per connection)",
+        f"## 7. Through an emulated link ({rtt * 1000:.0f} ms round trip, {rate / 1e6:.0f} MB/s per connection)",
+        "",
+        f"N = {p['runs']} runs per cell for the base and five-layer images"
+        + (f", {p['big_runs']} for `{big[0]}` (one pull takes about a minute through one capped connection)"
+           if big else "") + "; the tools rotate within each run, after an untimed warm-up pull each. "
+        "This registry keeps its storage in `benchmarks/.cache/links-registry` (the big image is pushed once).",
         "",
         "Cold pulls through `benchmarks/linkemu.py` (a loopback reverse proxy in front of the registry: "
         "each chunk is delivered RTT/2 after it is sent in each direction, a new connection's first byte "
@@ -286,93 +417,7 @@ def links_markdown(res: dict, rtt: float, rate: float, images_info: dict[str, st
                 continue
             lines += ["", f"{tool}:", ""]
             lines += [f"- +{e['t_ms']} ms {e['what']}" for e in d["events"]]
+    lines += concurrent_markdown(res)
     return "\n".join(lines) + "\n"
 
 
-# --------------------------------------------------------------------------------------------
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", "-n", type=int, default=3, help="runs per cell for the base and five-layer images")
-    ap.add_argument("--big-runs", type=int, default=2, help="runs per cell for the big image")
-    ap.add_argument("--big-mib", type=int, default=1024, help="size of the big single layer in MiB (>= 1024)")
-    ap.add_argument("--rtt", type=float, default=0.030, help="round trip in seconds (default 0.030)")
-    ap.add_argument("--rate", type=float, default=20.0, help="MB/s per connection and direction (default 20)")
-    ap.add_argument("--base", choices=("auto", "debootstrap", "files"), default="auto")
-    ap.add_argument("--no-podman", action="store_true")
-    ap.add_argument("--no-skopeo", action="store_true")
-    ap.add_argument("--round-trips-only", action="store_true", help="only count the requests before the first layer")
-    ap.add_argument("--report-from", type=Path, default=None,
-                    help="only rewrite the markdown from a links-results.json of an earlier run")
-    ap.add_argument("--output", "-o", type=Path, default=CACHE / "links.md")
-    args = ap.parse_args()
-    args.quick = False
-    rate = args.rate * 1e6
-
-    if args.report_from:
-        saved = json.loads(args.report_from.read_text())
-        for per_tool in saved.get("links", {}).values():
-            for tool, sj in per_tool.items():
-                per_tool[tool] = Series([Sample(**x) for x in sj["samples"]], sj["failed"])
-        md = links_markdown(saved, saved.get("rtt", args.rtt), saved.get("rate", rate), saved.get("images_info", {}))
-        args.output.write_text(md)
-        print(md)
-        return 0
-
-    peers = find_peers(args)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    log("preparing images (cached under benchmarks/.cache/) ...")
-    base = base_layer(args, peers)
-    multi = five_layers(args)
-    big = big_layer(args.big_mib)
-    base_label = "debian-rootfs" if base.name.startswith("debian") else "files-rootfs"
-    big_label = f"big ({args.big_mib} MiB)"
-    images_info = {
-        base_label: f"1 layer, {base.size / 1e6:.0f} MB gzip",
-        "five-layers": f"{sum(l.size for l in multi) / 1e6:.0f} MB gzip",
-        big_label: f"1 layer, {big.size / 1e6:.0f} MB gzip",
-    }
-
-    from registry import Registry  # tests/registry.py
-
-    storage = CACHE / "links-registry"
-    storage.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="imgctl-links-"))
-    tools = None
-    res: dict = {"load": {"start": loadavg()}}
-    t0 = time.monotonic()
-    try:
-        with Registry(extra={"storage": {"filesystem": {"rootdirectory": str(storage)}}}) as reg:
-            log(f"registry at {reg.url}; pushing (once) ...")
-            push_cached(reg, "bench/base", "v1", [base])
-            push_cached(reg, "bench/five", "v1", multi)
-            push_cached(reg, "bench/big", "v1", [big])
-            host, port = reg.host.split(":")
-            with LinkEmulator((host, int(port)), rtt=args.rtt, rate=rate) as link:
-                tools = Tools(peers, work, link.host)
-                scenario_round_trips(tools, link, f"{link.host}/bench/five:v1", multi, res)
-                if not args.round_trips_only:
-                    scenario_link_floor(link, {base_label: (f"{link.host}/bench/base:v1", [base]),
-                                               big_label: (f"{link.host}/bench/big:v1", [big])}, res)
-                    scenario_links(tools, link, {
-                        base_label: (f"{link.host}/bench/base:v1", args.runs),
-                        "five-layers": (f"{link.host}/bench/five:v1", args.runs),
-                        big_label: (f"{link.host}/bench/big:v1", args.big_runs),
-                    }, res)
-    finally:
-        rmtree(work)
-        if tools is not None:
-            tools.close()
-    res["load"]["end"] = loadavg()
-    res.update(rtt=args.rtt, rate=rate, images_info=images_info)
-    md = links_markdown(res, args.rtt, rate, images_info)
-    md += f"\nLoad average {res['load']['start']} → {res['load']['end']}; {(time.monotonic() - t0) / 60:.1f} min.\n"
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(md)
-    (CACHE / "links-results.json").write_text(json.dumps(
-        res, default=lambda o: o.to_json() if isinstance(o, Series) else str(o), indent=1))
-    print(md)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,10 @@ def fmt_s(x: float | None) -> str:
 
 def fmt_mib(x: float | None) -> str:
     return "–" if x is None else f"{x:.0f} MiB"
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
 
 
 def human(n: int) -> str:
@@ -124,9 +129,11 @@ def run_measured(cmd: list[str], *, env: dict | None = None, stdout=subprocess.D
             cmd = [sys.executable, "-I", "-S", "-c", _RSS_WRAPPER, rss_file, *cmd]
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, env=env)
+        # its own session, so that a timeout kills the tool and not only GNU time in front of it
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, env=env,
+                             start_new_session=True)
         # a blocking wait (Popen.wait(timeout=...) polls with sleeps of up to 50 ms)
-        killer = threading.Timer(timeout, p.kill)
+        killer = threading.Timer(timeout, _kill_group, (p,))
         killer.start()
         try:
             p.wait()
@@ -144,6 +151,13 @@ def run_measured(cmd: list[str], *, env: dict | None = None, stdout=subprocess.D
             maxrss = 0
         os.unlink(rss_file)
     return Sample(wall, maxrss, p.returncode), tail
+
+
+def _kill_group(p: subprocess.Popen) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def run_quiet(cmd: list[str], **kw) -> subprocess.CompletedProcess:

@@ -14,23 +14,10 @@ import pytest
 from tests.support.cli import run
 from tests.support.hostile import HostileRegistry, run_measured
 from tests.support.images import OCI_LAYER_GZIP, OCI_MANIFEST, dumps, make_image, make_layer, push_image, push_raw_manifest, sha256_digest
+from tests.support.registry import seed_storage
 from tests.support.storecheck import assert_store_verifies, blob_files
 
 MiB = 1024 * 1024
-
-
-def seed_storage(reg, repo: str, blobs) -> None:
-    """Put blobs straight into a docker-registry's filesystem storage, linked into ``repo``:
-    5,000 uploads over HTTP (two requests each) would take longer than the pull under test."""
-    base = Path(reg.storage) / "docker" / "registry" / "v2"
-    for digest, data in blobs:
-        hexd = digest.split(":", 1)[1]
-        blob_dir = base / "blobs" / "sha256" / hexd[:2] / hexd
-        blob_dir.mkdir(parents=True, exist_ok=True)
-        (blob_dir / "data").write_bytes(data)
-        link = base / "repositories" / repo / "_layers" / "sha256" / hexd
-        link.mkdir(parents=True, exist_ok=True)
-        (link / "link").write_text(digest)
 
 
 def assert_failed_closed(r, store_root: Path, seconds: float) -> None:
