@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from typing import Any
@@ -213,8 +214,14 @@ def _regular_rows(text: str) -> list[list[str]] | None:
 def _tabwriter_row(cells: list[str], widths: list[int], _aligns) -> str:
     """tabulate's row for docker's tabwriter: each cell but the last (already left-aligned to
     its column's widest cell by tabulate) padded to ``max(10, width + 3)``."""
-    last = len(cells) - 1
-    return "".join(c + " " * (max(_MINWIDTH, w + _PADDING) - w) if j < last else c for j, (c, w) in enumerate(zip(cells, widths)))
+    return "".join(map(str.__add__, cells, _tabwriter_pads(tuple(widths))))
+
+
+@functools.lru_cache(maxsize=8)
+def _tabwriter_pads(widths: tuple[int, ...]) -> tuple[str, ...]:
+    """The spaces after each cell of a row whose columns are ``widths`` wide (none after the
+    last): the same for every row of a table, so worked out once per table."""
+    return tuple(" " * (max(_MINWIDTH, w + _PADDING) - w) for w in widths[:-1]) + ("",)
 
 
 def _docker_table_format():
@@ -240,8 +247,9 @@ def _tabulate_rows(rows: list[list[str]]) -> str:
     their whitespace kept, the last column not padded; lines joined by LF, no final LF."""
     import tabulate as tabulate_module
 
-    preserve = tabulate_module.PRESERVE_WHITESPACE
+    preserve, wide = tabulate_module.PRESERVE_WHITESPACE, tabulate_module.WIDE_CHARS_MODE
     tabulate_module.PRESERVE_WHITESPACE = True  # a cell's own leading/trailing spaces are docker's output too
+    tabulate_module.WIDE_CHARS_MODE = False  # printable ASCII only (_regular_rows): width is length
     try:
         return tabulate_module.tabulate(
             rows,
@@ -252,7 +260,7 @@ def _tabulate_rows(rows: list[list[str]]) -> str:
             missingval="",
         )
     finally:
-        tabulate_module.PRESERVE_WHITESPACE = preserve
+        tabulate_module.PRESERVE_WHITESPACE, tabulate_module.WIDE_CHARS_MODE = preserve, wide
 
 
 def _tabwrite(text: str) -> str:
