@@ -45,7 +45,7 @@ from imgctl.errors import (
     UnsupportedManifest,
     VerificationError,
 )
-from imgctl.images import familiar_repository, resolve_image
+from imgctl.images import resolve_image
 from imgctl.export import BoundedTarInfo, output_file
 from imgctl.inspect import LayerReader, LocalImage, open_image
 from imgctl.oci import (
@@ -78,7 +78,7 @@ from imgctl.platforms import (
     select_record,
 )
 from imgctl.pull import image_record
-from imgctl.reference import Reference, looks_like_image_id, parse
+from imgctl.reference import Reference, familiar_name, familiar_repository, looks_like_image_id, parse
 from imgctl.store import ImageRecord, LayerRecord, Store
 
 __all__ = ["FORMATS", "SaveItem", "Loaded", "select_images", "save", "save_to_file", "load"]
@@ -211,7 +211,7 @@ def _blob_chunks(store: Store, digest: str) -> Iterator[bytes]:
 def _tag_name(repository: str, tag: str) -> str:
     """The familiar name, as ``docker save`` writes RepoTags (``ubuntu:18.04``, ``team/app:1.0``);
     ``load`` (ours, docker's, podman's) reads a name without a registry as docker.io."""
-    return f"{familiar_repository(repository)}:{tag}"
+    return familiar_name(repository, tag)
 
 
 def _check_stored(data: bytes, digest: str, size: int, what: str) -> None:

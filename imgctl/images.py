@@ -13,10 +13,10 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from imgctl.errors import ImageNotFound, InvalidReference, UsageError
-from imgctl.reference import DEFAULT_DOMAIN, OFFICIAL_REPO_PREFIX
+from imgctl.reference import familiar_repository
 from imgctl.store import Store
 
-__all__ = ["ImageRow", "list_images", "familiar_repository", "parse_filters", "resolve_image", "resolve_image_id"]
+__all__ = ["ImageRow", "list_images", "parse_filters", "resolve_image", "resolve_image_id"]
 
 FILTER_KEYS = ("dangling", "label", "label!", "before", "since", "until", "reference")
 
@@ -33,18 +33,6 @@ class ImageRow(NamedTuple):  # a tuple: 10,000 of them are built per `images` on
     @property
     def dangling(self) -> bool:
         return self.repository is None
-
-
-@lru_cache(maxsize=4096)  # a big store lists many tags of few repositories
-def familiar_repository(repository: str) -> str:
-    """docker.io/library/ubuntu -> ubuntu; docker.io/bitnami/redis -> bitnami/redis."""
-    prefix = DEFAULT_DOMAIN + "/"
-    if repository.startswith(prefix):
-        path = repository[len(prefix):]
-        if path.startswith(OFFICIAL_REPO_PREFIX) and path.count("/") == 1:
-            return path[len(OFFICIAL_REPO_PREFIX):]
-        return path
-    return repository
 
 
 def parse_filters(values: list[str]) -> dict[str, list[str]]:

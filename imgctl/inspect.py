@@ -12,8 +12,9 @@ import hashlib
 from dataclasses import dataclass
 
 from imgctl.errors import ImageNotFound, ImgctlError, StoreError, UnsupportedManifest
-from imgctl.images import familiar_repository, resolve_image
+from imgctl.images import resolve_image
 from imgctl.oci import MAX_MANIFEST_SIZE, ImageConfig, Manifest, parse_config, parse_document
+from imgctl.reference import familiar_name
 from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
 
 __all__ = [
@@ -94,8 +95,8 @@ def inspect_image(store: Store, image_id: str, record: ImageRecord | None = None
     tags, digests = image_references(store, image_id)
     doc: dict = {
         "Id": img.id,
-        "RepoTags": [f"{familiar_repository(r)}:{t}" for r, t in tags],
-        "RepoDigests": [f"{familiar_repository(r)}@{d}" for r, d in digests],
+        "RepoTags": [familiar_name(r, t) for r, t in tags],
+        "RepoDigests": [familiar_name(r, digest=d) for r, d in digests],
         "Parent": raw.get("parent") if isinstance(raw.get("parent"), str) else "",
         "Comment": raw.get("comment") if isinstance(raw.get("comment"), str) else "",
         "Created": img.config.created or "",

@@ -204,12 +204,12 @@ def _rewrite_journal(store: Store, report: VerifyReport) -> None:
 def _check_refs(store: Store, report: VerifyReport) -> list[tuple]:
     """The index's references against the reference journal; returns what ``--repair`` does
     about each difference."""
-    from imgctl.images import familiar_repository
+    from imgctl.reference import familiar_name
 
     images = store.index.image_ids()
     fixes: list[tuple] = []
     for kind, key, have, want in store.ref_differences():
-        name = f"{familiar_repository(key[0])}{':' if kind == 'tag' else '@'}{key[1]}"
+        name = familiar_name(key[0], key[1]) if kind == "tag" else familiar_name(key[0], digest=key[1])
         want_id = want[0] if kind == "tag" and want else want
         if want is None:
             detail = "is in the index but not in the reference journal"
@@ -352,7 +352,7 @@ def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
 
 
 def _rebuild_index_locked(store: Store, good: set[str], report: VerifyReport) -> None:
-    from imgctl.images import familiar_repository
+    from imgctl.reference import familiar_name
     from imgctl.oci import MAX_MANIFEST_SIZE, Index, Manifest, parse_config, parse_document
 
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -420,7 +420,7 @@ def _rebuild_index_locked(store: Store, good: set[str], report: VerifyReport) ->
             store.add_image(rec, blobs, repository=repo, tag=tag, digest=digest if names(image_id, digest) else None)
             restored_tags += 1
         else:
-            lost.append(f"{familiar_repository(repo)}:{tag}")
+            lost.append(familiar_name(repo, tag))
             forget.append(("untag", repo, tag))
     for (repo, digest), image_id in sorted(pins.items()):
         if names(image_id, digest):
@@ -428,7 +428,7 @@ def _rebuild_index_locked(store: Store, good: set[str], report: VerifyReport) ->
             store.add_image(rec, blobs, repository=repo, digest=digest, pinned=True)
             restored_pins += 1
         else:
-            lost.append(f"{familiar_repository(repo)}@{digest}")
+            lost.append(familiar_name(repo, digest=digest))
             forget.append(("unpin", repo, digest))
     store.journal_refs(forget)
     from imgctl.platforms import regroup
