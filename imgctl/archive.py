@@ -46,6 +46,7 @@ from imgctl.errors import (
     VerificationError,
 )
 from imgctl.images import resolve_image
+from imgctl.codecs import Decoder
 from imgctl.export import BoundedTarInfo, output_file
 from imgctl.inspect import LayerReader, LocalImage, open_image
 from imgctl.oci import (
@@ -496,12 +497,11 @@ def _spool(store: Store, src: BinaryIO, head: bytes, compression: str, max_ratio
 
     Bounded (see ``_SpoolLimit``); the store's scratch file is removed on any failure (a full
     disk gives the store's one-line error)."""
-    from imgctl.pull import _Decoder
 
     step = CHUNK if compression == "none" else 64 * 1024  # small steps: the ratio is checked per step
     with store.scratch("load", ".tar") as out:
         limit = _SpoolLimit(out, store.ingest_dir, compression, max_ratio)
-        dec = _Decoder(compression, sink=limit.write)
+        dec = Decoder(compression, sink=limit.write)
         try:
             data = head or _read(src, step)
             while data:
@@ -706,12 +706,11 @@ def _write_member(store: Store, lease, archive: _Archive, name: str, digest: str
 
     With ``compression`` the content is decompressed on the way: returns (diff_id, uncompressed size).
     """
-    from imgctl.pull import _Decoder
 
     f, member_size = archive.open(name)
     if member_size != size:
         raise VerificationError(f"invalid archive: {name} has {member_size} bytes, its descriptor says {size}")
-    decoder = _Decoder(compression) if compression else None
+    decoder = Decoder(compression) if compression else None
     lease.add(digest)
     writer = None if store.has_blob(digest) else store.writer(digest, size)
     h = hashlib.sha256() if writer is None else None
@@ -932,12 +931,11 @@ def _load_docker(store: Store, archive: _Archive, lease) -> list[Loaded]:
 
 def _member_digest(archive: _Archive, name: str) -> tuple[str, int, str, str, int]:
     """(digest, size, compression, diff_id, uncompressed size) of a layer member, read once."""
-    from imgctl.pull import _Decoder
 
     f, size = archive.open(name)
     head = f.read(8)
     compression = _sniff(head)
-    decoder = _Decoder(compression)
+    decoder = Decoder(compression)
     h = hashlib.sha256()
     data = head
     while data:

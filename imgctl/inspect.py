@@ -11,6 +11,7 @@ import hashlib
 
 from dataclasses import dataclass
 
+from imgctl.codecs import decompressed_steps
 from imgctl.errors import ImageNotFound, ImgctlError, StoreError, UnsupportedManifest
 from imgctl.images import resolve_image
 from imgctl.oci import MAX_MANIFEST_SIZE, ImageConfig, Manifest, parse_config, parse_document
@@ -201,54 +202,6 @@ def image_history(store: Store, name: str, platform=None) -> list[HistoryEntry]:
 
 
 # -- reading a layer back ----------------------------------------------------------------------
-def _decompressed_steps(f, compression: str, out_step: int):
-    """Pull-based decompression of a file: yields pieces of at most ``out_step`` bytes."""
-    from imgctl.errors import VerificationError
-
-    if compression == "none":
-        while chunk := f.read(out_step):
-            yield chunk
-        return
-    if compression == "zstd":
-        import zstandard
-
-        reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=False)
-        try:
-            while chunk := reader.read(out_step):
-                yield chunk
-        except zstandard.ZstdError as e:
-            raise VerificationError(f"invalid zstd data: {e}") from None
-        return
-    from imgctl.pull import _inflate_module
-
-    zmod, errors = _inflate_module()
-    d = zmod.decompressobj(wbits=31)
-    pending = b""
-    try:
-        while True:
-            if not pending:
-                pending = f.read(READ_CHUNK)
-                if not pending:
-                    break
-            if d.eof:  # another gzip member (or zero padding, ignored)
-                if not pending.strip(b"\0"):
-                    pending = b""
-                    continue
-                d = zmod.decompressobj(wbits=31)
-            out = d.decompress(pending, out_step)
-            pending = d.unused_data if d.eof else d.unconsumed_tail
-            if out:
-                yield out
-    except errors as e:
-        raise VerificationError(f"invalid gzip data: {e}") from None
-    if not d.eof:
-        raise VerificationError("invalid gzip data: unexpected end of stream")
-
-
-
-READ_CHUNK = 64 * 1024  # compressed bytes per step: bounds the memory a step can inflate to
-
-
 class LayerReader:
     """A layer blob of the store as its uncompressed tar stream (a read-only file object).
 
@@ -269,7 +222,7 @@ class LayerReader:
         self._hash = hashlib.sha256()
         self._size = 0
         self._f = store.open_blob(layer.digest)
-        self._steps = _decompressed_steps(self._f, layer_compression(layer.media_type), self.OUT_STEP)
+        self._steps = decompressed_steps(self._f, layer_compression(layer.media_type), self.OUT_STEP)
         self._eof = False
         self.closed = False
 

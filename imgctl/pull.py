@@ -10,10 +10,10 @@ import hashlib
 import queue
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from imgctl.codecs import OUT_CHUNK, Decoder
 from imgctl.config import Config
 from imgctl.events import Event, Kind
 from imgctl.errors import ImgctlError, Interrupted, PlatformNotFound, UnsupportedManifest, VerificationError
@@ -35,7 +35,6 @@ from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
 
 __all__ = ["PullResult", "pull", "pull_all_tags", "image_record"]
 
-OUT_CHUNK = 1024 * 1024  # bound on decompressed output produced per step
 # Received bytes are written, hashed and handed to the inflate thread in pieces of at least
 # this size: every step releases and retakes the GIL, and per 64 KiB read those hand-overs
 # between the download, inflate and diff_id threads cost more than the work.  Larger pieces
@@ -70,78 +69,8 @@ class _Cancelled(Exception):
     pass
 
 
-def _inflate_module():
-    """ISA-L's inflate (python-isal: about twice zlib's speed, same API) when installed, else zlib."""
-    try:
-        from isal import isal_zlib
-
-        return isal_zlib, (zlib.error, isal_zlib.error)
-    except ImportError:  # pragma: no cover - platforms without isal wheels
-        return zlib, (zlib.error,)
-
-
-class _Decoder:
-    """Decompresses a layer while it streams, hashing and counting the uncompressed bytes."""
-
-    def __init__(self, compression: str, sink=None) -> None:
-        self.compression = compression
-        self.hash = hashlib.sha256()
-        self.size = 0
-        self._sink = sink  # where uncompressed bytes go instead of being hashed here
-        if compression == "gzip":
-            self._zmod, self._zerrors = _inflate_module()
-            self._z = self._zmod.decompressobj(wbits=31)
-        elif compression == "zstd":
-            import zstandard
-
-            self._zw = zstandard.ZstdDecompressor().stream_writer(self, write_size=OUT_CHUNK, closefd=False)
-
-    def write(self, data: bytes) -> int:  # sink of the zstd stream writer
-        if self._sink is not None:
-            self._sink(data)
-        else:
-            self.hash.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def feed(self, data: bytes) -> None:
-        if self.compression == "none":
-            self.write(data)
-        elif self.compression == "zstd":
-            try:
-                self._zw.write(data)
-            except Exception as e:  # zstandard.ZstdError
-                raise VerificationError(f"invalid zstd data: {e}") from None
-        else:
-            self._inflate(data)
-
-    def _inflate(self, data: bytes) -> None:
-        try:
-            while data:
-                z = self._z
-                if z.eof:  # another gzip member follows (or zero padding, which is ignored)
-                    if not data.strip(b"\0"):
-                        return
-                    self._z = z = self._zmod.decompressobj(wbits=31)
-                self.write(z.decompress(data, OUT_CHUNK))
-                data = z.unused_data if z.eof else z.unconsumed_tail
-        except self._zerrors as e:
-            raise VerificationError(f"invalid gzip data: {e}") from None
-
-    def close(self) -> None:
-        pass
-
-    def finish(self) -> str:
-        if self.compression == "zstd":
-            self._zw.flush()
-        elif self.compression == "gzip":
-            if not self._z.eof:
-                raise VerificationError("invalid gzip data: unexpected end of stream")
-        return "sha256:" + self.hash.hexdigest()
-
-
 class _ThreadedDecoder:
-    """A ``_Decoder`` whose decompression runs on a thread of its own, while the calling
+    """A ``Decoder`` whose decompression runs on a thread of its own, while the calling
     (download) thread receives, hashes and writes the blob and also hashes the tar that
     comes back.  zlib, ISA-L, zstd and hashlib release the GIL, so one big layer keeps both
     cores busy; two threads per layer rather than three is about 10% faster on 2 cores
@@ -157,7 +86,7 @@ class _ThreadedDecoder:
         self._hash = hashlib.sha256()
         self._in: "queue.Queue" = queue.Queue(maxsize=depth)
         self._out: "queue.Queue" = queue.Queue(maxsize=out_depth)
-        self._inner = _Decoder(compression, sink=self._out.put)
+        self._inner = Decoder(compression, sink=self._out.put)
         self._error: VerificationError | None = None
         self._ended = False  # the end marker went in
         self._drained = False  # the inflater's end marker came out
@@ -240,7 +169,7 @@ class _LayerSink:
     def __init__(self, writer, desc, decoder: type, cancel: threading.Event, progress: Progress) -> None:
         self._writer = writer
         self._desc, self._short = desc, _short(desc.digest)
-        self._decoder = decoder  # _Decoder or _ThreadedDecoder
+        self._decoder = decoder  # Decoder or _ThreadedDecoder
         self._cancel = cancel
         self._progress = progress
         self.decoder = decoder(layer_compression(desc.media_type))
@@ -357,7 +286,7 @@ class _Puller:
             return self._verified(self._verify_local(desc, diff_id))
         # A small layer is inflated inline: a thread of its own costs more than it saves there
         # (a thread start and queue hand-overs per layer: most of the time of a 5,000-layer pull).
-        decoder = _ThreadedDecoder if desc.size > INLINE_DECODE else _Decoder
+        decoder = _ThreadedDecoder if desc.size > INLINE_DECODE else Decoder
         # Resumable: an interrupted earlier download of this blob is re-hashed and continued.
         writer = self.store.writer(desc.digest, desc.size, resumable=True)
         sink = _LayerSink(writer, desc, decoder, self.cancel, self.progress)
@@ -401,7 +330,7 @@ class _Puller:
         return rec
 
     def _verify_local(self, desc, diff_id: str) -> LayerRecord:
-        decoder = _Decoder(layer_compression(desc.media_type))
+        decoder = Decoder(layer_compression(desc.media_type))
         with self.store.open_blob(desc.digest) as f:
             while chunk := f.read(OUT_CHUNK):
                 decoder.feed(chunk)

@@ -510,11 +510,11 @@ def _prove_image(store: Store, mdigest: str, doc, good: set[str], layers: dict, 
 
 def _layer_record(store: Store, desc, layer_compression):
     """Decompress a layer blob to learn (and so prove) its diff_id and size; None if it cannot be."""
-    from imgctl.pull import _Decoder
+    from imgctl.codecs import Decoder
     from imgctl.store import LayerRecord
 
     try:
-        dec = _Decoder(layer_compression(desc.media_type))
+        dec = Decoder(layer_compression(desc.media_type))
         with store.open_blob(desc.digest) as f:
             n = 0
             while chunk := f.read(READ):
