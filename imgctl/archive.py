@@ -45,10 +45,9 @@ from imgctl.errors import (
     UnsupportedManifest,
     VerificationError,
 )
-from imgctl.images import resolve_image
 from imgctl.codecs import Decoder
 from imgctl.export import BoundedTarInfo, output_file
-from imgctl.inspect import LayerReader, LocalImage, open_image
+from imgctl.localimage import LayerReader, LocalImage, image_record, open_image, resolve_image
 from imgctl.oci import (
     DOCKER_CONFIG,
     DOCKER_MANIFEST,
@@ -78,7 +77,6 @@ from imgctl.platforms import (
     record_image,
     select_record,
 )
-from imgctl.pull import image_record
 from imgctl.reference import Reference, familiar_name, familiar_repository, looks_like_image_id, parse
 from imgctl.store import ImageRecord, LayerRecord, Store
 

@@ -51,8 +51,7 @@ from typing import BinaryIO
 
 from imgctl.errors import ImgctlError, UsageError, VerificationError
 from imgctl.platforms import platform_record
-from imgctl.images import resolve_image
-from imgctl.inspect import LayerReader, open_image
+from imgctl.localimage import LayerReader, open_image, resolve_image
 from imgctl.store import LayerRecord, Store
 
 __all__ = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from imgctl.errors import ConflictError, ImageNotFound, ImgctlError, UsageError
-from imgctl.images import resolve_image, resolve_image_id
+from imgctl.localimage import resolve_image, resolve_image_id
 from imgctl.reference import familiar_name, familiar_repository, parse
 from imgctl.store import Index, Store, collect_garbage, is_blob_name
 

@@ -209,7 +209,7 @@ def remove_platform_images(store: Store, names: list[str], want: Platform, *, pr
     """``rmi --platform``: remove that platform's content from each image; the lines say what
     was deleted (the platform's manifest, then its blobs nothing else uses)."""
     from imgctl.errors import ImgctlError
-    from imgctl.images import resolve_image
+    from imgctl.localimage import resolve_image
     from imgctl.lifecycle import RemoveOutcome
     from imgctl.store import collect_garbage
 
@@ -237,8 +237,7 @@ def primary_of(records: list[ImageRecord], want: Platform | None = None) -> Imag
 def stored_record(store: Store, manifest_digest: str) -> ImageRecord | None:
     """The record of an image whose manifest, config and verified layers are all in the
     store; None when any of it is missing."""
-    from imgctl.inspect import open_image
-    from imgctl.pull import image_record
+    from imgctl.localimage import image_record, open_image
 
     if not store.has_blob(manifest_digest):
         return None

@@ -17,9 +17,9 @@ from imgctl.codecs import OUT_CHUNK, Decoder
 from imgctl.config import Config
 from imgctl.events import Event, Kind
 from imgctl.errors import ImgctlError, Interrupted, PlatformNotFound, UnsupportedManifest, VerificationError
+from imgctl.localimage import image_record
 from imgctl.oci import (
     MAX_MANIFEST_SIZE,
-    ImageConfig,
     Index,
     Manifest,
     Platform,
@@ -31,9 +31,9 @@ from imgctl.oci import (
 )
 from imgctl.platforms import IndexDoc, fetch_attestations, image_entries, keep_attestations, record_image
 from imgctl.reference import Reference
-from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
+from imgctl.store import LayerRecord, Store
 
-__all__ = ["PullResult", "pull", "pull_all_tags", "image_record"]
+__all__ = ["PullResult", "pull", "pull_all_tags"]
 
 # Received bytes are written, hashed and handed to the inflate thread in pieces of at least
 # this size: every step releases and retakes the GIL, and per 64 KiB read those hand-overs
@@ -502,24 +502,6 @@ def _pull_every_platform(ref: Reference, *, client, attestations: bool = False, 
         sum(r.downloaded_bytes for r in results),
         sum(r.blobs_fetched for r in results) + fetched,
         [d for r in results for d in r.layers],
-    )
-
-
-def image_record(manifest_digest: str, manifest: Manifest, config: ImageConfig, layers: list[LayerRecord]) -> ImageRecord:
-    """The index entry for an image whose blobs are all verified (pull and load build it alike)."""
-    return ImageRecord(
-        id=manifest.config.digest,
-        manifest_digest=manifest_digest,
-        manifest_media_type=manifest.media_type,
-        created=config.created,
-        created_ts=parse_created(config.created),
-        os=config.os,
-        architecture=config.architecture,
-        variant=config.variant,
-        size=sum(r.uncompressed_size for r in layers),
-        compressed_size=sum(r.size for r in layers),
-        labels={str(k): str(v) for k, v in config.labels.items()},
-        added_ts=time.time(),
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from imgctl.errors import ImageNotFound, PushRefused, RegistryError, UsageError, VerificationError
 from imgctl.events import Event, Kind
-from imgctl.inspect import open_image
+from imgctl.localimage import open_image
 from imgctl.oci import MAX_MANIFEST_SIZE, Platform, parse_document
 from imgctl.platforms import (
     attestation_blobs,

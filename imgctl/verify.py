@@ -487,7 +487,7 @@ def _small_json(store: Store, digest: str, limit: int) -> bytes | None:
 def _prove_image(store: Store, mdigest: str, doc, good: set[str], layers: dict, parse_config) -> tuple | None:
     """(ImageRecord, blobs) when the manifest's config and every layer are present and verify."""
     from imgctl.oci import MAX_MANIFEST_SIZE, layer_compression
-    from imgctl.pull import image_record
+    from imgctl.localimage import image_record
 
     try:
         config = parse_config(store.read_blob(doc.config.digest, MAX_MANIFEST_SIZE))
