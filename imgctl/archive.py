@@ -46,7 +46,6 @@ from imgctl.errors import (
     VerificationError,
 )
 from imgctl.codecs import Decoder
-from imgctl.export import BoundedTarInfo, output_file
 from imgctl.localimage import LayerReader, LocalImage, image_record, open_image, resolve_image
 from imgctl.oci import (
     DOCKER_CONFIG,
@@ -79,6 +78,7 @@ from imgctl.platforms import (
 )
 from imgctl.reference import Reference, familiar_name, familiar_repository, looks_like_image_id, parse
 from imgctl.store import ImageRecord, LayerRecord, Store
+from imgctl.tario import BoundedTarInfo, output_file
 
 __all__ = ["FORMATS", "SaveItem", "Loaded", "select_images", "save", "save_to_file", "load"]
 

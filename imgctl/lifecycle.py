@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 
 from imgctl.errors import ConflictError, ImageNotFound, ImgctlError, UsageError
 from imgctl.localimage import resolve_image, resolve_image_id
+from imgctl.oci import Platform
+from imgctl.platforms import remove_platform
 from imgctl.reference import familiar_name, familiar_repository, parse
 from imgctl.store import Index, Store, collect_garbage, is_blob_name
 
-__all__ = ["tag_image", "remove_images", "RemoveOutcome", "prune_images", "PruneResult", "disk_usage", "DiskUsage"]
+__all__ = ["tag_image", "remove_images", "remove_platform_images", "RemoveOutcome", "prune_images", "PruneResult", "disk_usage", "DiskUsage"]
 
 
 def tag_image(store: Store, source: str, target: str) -> None:
@@ -132,6 +134,24 @@ def remove_images(store: Store, names: list[str], *, force: bool = False, prune:
                 if prune:
                     freed = {d for d, _ in collect_garbage(store)}
                     out.lines.extend(f"Deleted: {d}" for d in order if d in freed and d != deleted)
+        except ImgctlError as e:
+            out.error = e
+        outcomes.append(out)
+    return outcomes
+
+
+def remove_platform_images(store: Store, names: list[str], want: Platform, *, prune: bool = True) -> list:
+    """``rmi --platform``: remove that platform's content from each image; the lines say what
+    was deleted (the platform's manifest, then its blobs nothing else uses)."""
+    outcomes = []
+    for name in names:
+        out = RemoveOutcome(name)
+        try:
+            image_id, _ = resolve_image(store, name)
+            manifest = remove_platform(store, image_id, want, name)
+            out.lines.append(f"Deleted: {manifest}")
+            if prune:
+                out.lines.extend(f"Deleted: {d}" for d, _ in collect_garbage(store) if d != manifest)
         except ImgctlError as e:
             out.error = e
         outcomes.append(out)

@@ -205,29 +205,6 @@ def platform_record(store: Store, image_id: str, want: Platform | None, name: st
     return None if want is None else select_record(store, image_id, want, name)
 
 
-def remove_platform_images(store: Store, names: list[str], want: Platform, *, prune: bool = True) -> list:
-    """``rmi --platform``: remove that platform's content from each image; the lines say what
-    was deleted (the platform's manifest, then its blobs nothing else uses)."""
-    from imgctl.errors import ImgctlError
-    from imgctl.localimage import resolve_image
-    from imgctl.lifecycle import RemoveOutcome
-    from imgctl.store import collect_garbage
-
-    outcomes = []
-    for name in names:
-        out = RemoveOutcome(name)
-        try:
-            image_id, _ = resolve_image(store, name)
-            manifest = remove_platform(store, image_id, want, name)
-            out.lines.append(f"Deleted: {manifest}")
-            if prune:
-                out.lines.extend(f"Deleted: {d}" for d, _ in collect_garbage(store) if d != manifest)
-        except ImgctlError as e:
-            out.error = e
-        outcomes.append(out)
-    return outcomes
-
-
 def primary_of(records: list[ImageRecord], want: Platform | None = None) -> ImageRecord:
     """The platform an image row shows: ``want`` (default: the host's) when present, else the first."""
     hit = best_match([(record_platform(r), r) for r in records], want or host_platform())

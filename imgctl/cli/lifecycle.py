@@ -35,8 +35,7 @@ def rmi_cmd(
     platform: PlatformOpt = None,
 ) -> None:
     """Remove one or more images (untag, then delete what nothing else uses)."""
-    from imgctl.lifecycle import remove_images
-    from imgctl.platforms import remove_platform_images
+    from imgctl.lifecycle import remove_images, remove_platform_images
 
     errors = []
     plat = platform_arg(platform)
