@@ -126,7 +126,7 @@ def select_images(store: Store, names: list[str]) -> list[SaveItem]:
             except InvalidReference:
                 ref = None
         if ref is not None and ref.tag and not ref.digest:
-            image_id = store.tag_target(ref.repository, ref.tag)
+            image_id = store.index.tag_target(ref.repository, ref.tag)
             if image_id is None:
                 raise ImageNotFound(f"No such image: {name}")
             add(image_id, (ref.repository, ref.tag))
@@ -247,7 +247,7 @@ def save(
         raise UsageError("no images to save")
     with store.lease() as lease:  # a concurrent rmi or prune cannot take blobs away mid-save
         for item in items:
-            lease.add(*store.image_digests(item.image_id))
+            lease.add(*store.index.image_digests(item.image_id))
         try:
             # Everything written is checked as it is read: documents here, blobs and layers
             # as they stream (a damaged store must never reach an archive, nor exit 0).
@@ -767,7 +767,7 @@ def _layer(store: Store, lease, archive: _Archive, name: str, desc: Descriptor, 
     if got != diff_id:
         raise VerificationError(f"filesystem layer verification failed for digest {desc.digest}")
     rec = LayerRecord(desc.digest, diff_id, desc.size, usize, desc.media_type)
-    store.record_layer(rec)
+    store.index.record_layers([rec])
     archive.layers[key] = rec
     return rec
 
@@ -775,8 +775,8 @@ def _layer(store: Store, lease, archive: _Archive, name: str, desc: Descriptor, 
 def _commit(store: Store, rec: ImageRecord, blobs: list[tuple[str, str, int]], refs: list[Reference]) -> Loaded:
     """Record the image (an image already complete in the store keeps its own manifest) and tag it."""
     index = next((load_index(store, d) for kind, d, _ in blobs if kind == "index"), None)
-    existing = store.image(rec.id)
-    if existing is not None and store.image_is_complete(rec.id):
+    existing = store.index.image(rec.id)
+    if existing is not None and store.index.image_is_complete(rec.id):
         rec = existing
         blobs = store.index.blob_rows(rec.id)
     elif existing is not None:
@@ -977,7 +977,7 @@ def _load_docker_entry(store: Store, archive: _Archive, lease, config_name: str,
             except VerificationError:
                 raise VerificationError(f"filesystem layer verification failed for {name}: it does not match diff_id {diff_id}") from None
             rec = LayerRecord(diff_id, diff_id, info.size, info.size, desc.media_type)
-            store.record_layer(rec)
+            store.index.record_layers([rec])
         else:
             digest, size, compression, got, usize = _member_digest(archive, name)
             _check_named_digest(archive, name, digest)

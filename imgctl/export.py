@@ -611,7 +611,7 @@ class Limits:
 
 def _build(store: Store, image_id: str, root: Path, limits: Limits, *, scratch: bool = False, record=None) -> _Tree:
     with store.lease() as lease:  # a concurrent rmi or prune cannot take layers away mid-export
-        lease.add(*store.image_digests(image_id))
+        lease.add(*store.index.image_digests(image_id))
         return _build_leased(store, image_id, root, limits, scratch, record)
 
 

@@ -256,7 +256,7 @@ def list_images(
     )
     since = max((_created(store, v) for v in filters.get("since", [])), default=None)
 
-    raw = store.list_rows()
+    raw = store.index.list_rows()
     tagged_repos: dict[str, set[str]] = {}
     for image_id, _, _, _, repository, _, _, kind in raw:
         if kind == "t":

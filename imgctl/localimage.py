@@ -28,7 +28,7 @@ def resolve_image(store: Store, name: str) -> tuple[str, bool]:
     """
     if looks_like_image_id(name):
         image_id = name if name.startswith("sha256:") else f"sha256:{name}"
-        if store.image(image_id) is None:
+        if store.index.image(image_id) is None:
             raise ImageNotFound(f"No such image: {name}")
         return image_id, True
     shown = name
@@ -39,9 +39,9 @@ def resolve_image(store: Store, name: str) -> tuple[str, bool]:
     if ref is not None:
         shown = ref.familiar()
         found = (
-            store.digest_target(ref.repository, ref.digest)
+            store.index.digest_target(ref.repository, ref.digest)
             if ref.digest
-            else store.tag_target(ref.repository, ref.tag or "latest")
+            else store.index.tag_target(ref.repository, ref.tag or "latest")
         )
         if found:
             return found, False
@@ -79,7 +79,7 @@ class LocalImage:
 def open_image(store: Store, image_id: str, record: ImageRecord | None = None) -> LocalImage:
     """Read an image's manifest, config and layer records from the store (``record``: one
     platform of a multi-platform image, see imgctl.platforms)."""
-    rec = store.image(image_id) if record is None else record
+    rec = store.index.image(image_id) if record is None else record
     if rec is None:
         raise StoreError(f"No such image: {image_id}")
     manifest_bytes = store.read_blob(rec.manifest_digest, MAX_MANIFEST_SIZE)
@@ -90,7 +90,7 @@ def open_image(store: Store, image_id: str, record: ImageRecord | None = None) -
     config = parse_config(config_bytes)
     layers = []
     for desc, diff_id in zip(doc.layers, config.diff_ids):
-        lr = store.layer(desc.digest)
+        lr = store.index.layer(desc.digest)
         if lr is None:
             raise StoreError(f"image {image_id}: layer {desc.digest} is not recorded in the store")
         if lr.diff_id != diff_id:

@@ -158,7 +158,7 @@ def index_for_ref(store: Store, image_id: str, digest: str | None) -> IndexDoc |
 
 def platform_records(store: Store, image_id: str) -> list[ImageRecord]:
     """The content present for an image: its own row first, then its other platforms."""
-    rec = store.image(image_id)
+    rec = store.index.image(image_id)
     if rec is None:
         return []
     return [rec] + store.index.platform_records(image_id)
@@ -263,11 +263,11 @@ def record_image(
     digest: str | None = None,
     pinned: bool = False,
 ) -> tuple[str, bool]:
-    """Record a pulled or loaded image: ``store.add_image`` for a single manifest; for a
+    """Record a pulled or loaded image: ``Index.add_image`` for a single manifest; for a
     platform of ``index``, add it to the image the reference already names through that
     index (a new platform of the same image).  Returns (image row ID, changed)."""
     if index is None:
-        changed = store.add_image(record, blobs, repository=repository, tag=tag, digest=digest, pinned=pinned)
+        changed = store.index.add_image(record, blobs, repository=repository, tag=tag, digest=digest, pinned=pinned)
         return record.id, changed
     with _recording(store):
         return _record_platform(store, record, blobs, index, repository, tag, digest, pinned)
@@ -314,7 +314,7 @@ def _record_platform(store: Store, record: ImageRecord, blobs, index: IndexDoc, 
     else:
         primary_blobs = manifest_blobs(store, primary.manifest_digest)
     primary_blobs.append(("index", index.digest, 0))
-    changed = store.add_image(primary, primary_blobs, repository=repository, tag=tag, digest=digest or index.digest, pinned=pinned)
+    changed = store.index.add_image(primary, primary_blobs, repository=repository, tag=tag, digest=digest or index.digest, pinned=pinned)
     with db.transaction():
         if not db.has_image(primary.id):
             return primary.id, changed  # removed meanwhile by another process
@@ -391,7 +391,7 @@ def _remove_platform(store: Store, image_id: str, want: Platform, name: str) -> 
     rest = records[1:]
     new = primary_of(rest)
     blobs = manifest_blobs(store, new.manifest_digest)
-    store.add_image(new, blobs)
+    store.index.add_image(new, blobs)
     db = store.index
     with db.transaction():
         if not db.has_image(image_id):
@@ -463,7 +463,7 @@ def regroup(store: Store) -> int:
     done = 0
     for repository, tag, image_id, digest, pinned in refs:
         index = load_index(store, digest)
-        rec = store.image(image_id)
+        rec = store.index.image(image_id)
         if index is None or rec is None:
             continue
         blobs = manifest_blobs(store, rec.manifest_digest) + [("index", digest, 0)]
