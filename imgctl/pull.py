@@ -10,12 +10,11 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imgctl.codecs import OUT_CHUNK, Decoder
 from imgctl.config import Config
-from imgctl.events import Event, Kind
+from imgctl.events import Event, Kind, Progress
 from imgctl.errors import ImgctlError, Interrupted, PlatformNotFound, UnsupportedManifest, VerificationError
 from imgctl.localimage import image_record
 from imgctl.oci import (
@@ -56,9 +55,6 @@ class PullResult:
     downloaded_bytes: int = 0  # every byte received, the manifest included
     blobs_fetched: int = 0  # blobs (manifests, config, layers) committed by this pull
     layers: list[str] = field(default_factory=list)
-
-
-Progress = Callable[[Event], None]
 
 
 def _short(digest: str) -> str:
@@ -251,7 +247,7 @@ class _Puller:
             recs, self._unrecorded = self._unrecorded, []
         if recs:
             self.store.sync_blobs()  # their blobs' names are durable before the index has them
-            self.store.record_layers(recs)
+            self.store.index.record_layers(recs)
 
     def _count(self, n: int, blobs: int = 0) -> None:
         with self._lock:
@@ -276,7 +272,7 @@ class _Puller:
     def layer(self, ref: Reference, desc, diff_id: str) -> LayerRecord:
         """Make sure a layer blob is in the store and its diff_id checks out."""
         short = _short(desc.digest)
-        known = self.store.layer(desc.digest)
+        known = self.store.index.layer(desc.digest)
         if known is not None and self.store.has_blob(desc.digest):
             if known.diff_id != diff_id:
                 raise _layer_failed(desc.digest)
@@ -323,7 +319,7 @@ class _Puller:
             sink.decoder.close()
         if got_diff_id != diff_id:
             # The compressed blob is exactly what the manifest names, so it stays; the image is refused.
-            self.store.record_layer(LayerRecord(desc.digest, got_diff_id, desc.size, sink.decoder.size, desc.media_type))
+            self.store.index.record_layers([LayerRecord(desc.digest, got_diff_id, desc.size, sink.decoder.size, desc.media_type)])
             raise _layer_failed(desc.digest)
         rec = self._verified(LayerRecord(desc.digest, diff_id, desc.size, sink.decoder.size, desc.media_type))
         self.progress(Event(Kind.DOWNLOADED, short))
@@ -510,7 +506,7 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
     todo = []
     for i, desc in enumerate(manifest.layers):
         layer_compression(desc.media_type)  # refuse unknown layer types before downloading anything
-        known = p.store.layer(desc.digest)
+        known = p.store.index.layer(desc.digest)
         if known is None or not p.store.has_blob(desc.digest):
             todo.append(i)
     # An image already complete shows no layer lines at all (docker skips the layers when it
