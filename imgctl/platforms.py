@@ -53,7 +53,6 @@ __all__ = [
     "manifest_blobs",
     "attestation_entries",
     "attestation_blobs",
-    "fetch_attestations",
 ]
 
 
@@ -410,41 +409,6 @@ def _remove_platform(store: Store, image_id: str, want: Platform, name: str) -> 
 
 def index_media_type(doc: IndexDoc) -> str:
     return doc.media_type if doc.media_type in INDEX_TYPES else OCI_INDEX
-
-
-MAX_ATTESTATION_BLOB = 32 * 1024 * 1024  # an SBOM or provenance document, held in memory once
-
-
-def fetch_attestations(store: Store, client, ref, index: IndexDoc, lease, count=lambda n: None) -> int:
-    """Fetch the index's attestation manifests and the blobs they name (each verified against
-    its digest and size, none larger than a manifest may be); returns how many were fetched."""
-    from imgctl.errors import VerificationError as _Bad
-
-    fetched = 0
-    display = ref.familiar()
-    for att in attestation_entries(index.index):
-        if attestation_blobs(store, att.digest) is not None:
-            continue
-        if att.size > MAX_MANIFEST_SIZE:
-            raise _Bad(f"attestation manifest {att.digest} is too large ({att.size} bytes)")
-        lease.add(att.digest)
-        fm = client.get_manifest(ref.domain, ref.path, att.digest, display=display)
-        if len(fm.data) != att.size:
-            raise _Bad(f"manifest {att.digest} does not match the size its index declares")
-        doc = parse_document(fm.data, fm.media_type or att.media_type)
-        if not isinstance(doc, Manifest):
-            raise _Bad(f"attestation {att.digest} is not an image manifest")
-        for desc in (doc.config, *doc.layers):
-            if desc.size > MAX_ATTESTATION_BLOB:
-                raise _Bad(f"attestation blob {desc.digest} is too large ({desc.size} bytes)")
-            lease.add(desc.digest)
-            if not store.has_blob(desc.digest):
-                data = client.get_blob(ref.domain, ref.path, desc.digest, desc.size, max_size=MAX_ATTESTATION_BLOB)
-                store.put_blob(desc.digest, data)  # verified: size and digest
-                count(desc.size)
-        store.put_blob(att.digest, fm.data)
-        fetched += 1
-    return fetched
 
 
 def keep_attestations(store: Store, image_id: str) -> None:

@@ -28,7 +28,7 @@ from imgctl.oci import (
     parse_config,
     parse_document,
 )
-from imgctl.platforms import IndexDoc, fetch_attestations, image_entries, keep_attestations, record_image
+from imgctl.platforms import IndexDoc, attestation_blobs, attestation_entries, image_entries, keep_attestations, record_image
 from imgctl.reference import Reference
 from imgctl.store import LayerRecord, Store
 
@@ -486,7 +486,7 @@ def _pull_every_platform(ref: Reference, *, client, attestations: bool = False, 
     if attestations:
         store = kw["store"]
         with store.lease() as lease:
-            fetched = fetch_attestations(
+            fetched = _fetch_attestations(
                 store, client, ref, IndexDoc(top.digest, top.media_type or doc.media_type, top.data, doc), lease
             )
             keep_attestations(store, last.image_id)
@@ -582,3 +582,36 @@ def pull_all_tags(ref: Reference, *, client, **kw) -> list[PullResult]:
     """Pull every tag of ``ref``'s repository (``pull -a``)."""
     tags = client.list_tags(ref.domain, ref.path, display=ref.familiar_repository)
     return [pull(ref.with_tag(tag), client=client, **kw) for tag in sorted(set(tags))]
+
+
+MAX_ATTESTATION_BLOB = 32 * 1024 * 1024  # an SBOM or provenance document, held in memory once
+
+
+def _fetch_attestations(store: Store, client, ref, index: IndexDoc, lease, count=lambda n: None) -> int:
+    """Fetch the index's attestation manifests and the blobs they name (each verified against
+    its digest and size, none larger than a manifest may be); returns how many were fetched."""
+    fetched = 0
+    display = ref.familiar()
+    for att in attestation_entries(index.index):
+        if attestation_blobs(store, att.digest) is not None:
+            continue
+        if att.size > MAX_MANIFEST_SIZE:
+            raise VerificationError(f"attestation manifest {att.digest} is too large ({att.size} bytes)")
+        lease.add(att.digest)
+        fm = client.get_manifest(ref.domain, ref.path, att.digest, display=display)
+        if len(fm.data) != att.size:
+            raise VerificationError(f"manifest {att.digest} does not match the size its index declares")
+        doc = parse_document(fm.data, fm.media_type or att.media_type)
+        if not isinstance(doc, Manifest):
+            raise VerificationError(f"attestation {att.digest} is not an image manifest")
+        for desc in (doc.config, *doc.layers):
+            if desc.size > MAX_ATTESTATION_BLOB:
+                raise VerificationError(f"attestation blob {desc.digest} is too large ({desc.size} bytes)")
+            lease.add(desc.digest)
+            if not store.has_blob(desc.digest):
+                data = client.get_blob(ref.domain, ref.path, desc.digest, desc.size, max_size=MAX_ATTESTATION_BLOB)
+                store.put_blob(desc.digest, data)  # verified: size and digest
+                count(desc.size)
+        store.put_blob(att.digest, fm.data)
+        fetched += 1
+    return fetched
