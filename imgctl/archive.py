@@ -790,9 +790,9 @@ def _commit(store: Store, rec: ImageRecord, blobs: list[tuple[str, str, int]], r
         row = store.index.tag_row(ref.repository, tag)
         keep_digest = row[1] if row and row[0] == rec.id else None
         if row and row[0] != rec.id:
-            out.replaced.append((f"{ref.familiar_repository}:{tag}", row[0]))
+            out.replaced.append((_tag_name(ref.repository, tag), row[0]))
         out.image_id = record_image(store, rec, blobs, index, repository=ref.repository, tag=tag, digest=keep_digest)[0]
-        out.names.append(f"{ref.familiar_repository}:{tag}")
+        out.names.append(_tag_name(ref.repository, tag))
     return out
 
 
