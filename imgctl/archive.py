@@ -45,9 +45,8 @@ from imgctl.errors import (
     UnsupportedManifest,
     VerificationError,
 )
-from imgctl.images import familiar_repository, resolve_image
-from imgctl.export import BoundedTarInfo, output_file
-from imgctl.inspect import LayerReader, LocalImage, open_image
+from imgctl.codecs import Decoder
+from imgctl.localimage import LayerReader, LocalImage, image_record, open_image, resolve_image
 from imgctl.oci import (
     DOCKER_CONFIG,
     DOCKER_MANIFEST,
@@ -77,9 +76,9 @@ from imgctl.platforms import (
     record_image,
     select_record,
 )
-from imgctl.pull import image_record
-from imgctl.reference import Reference, looks_like_image_id, parse
+from imgctl.reference import Reference, familiar_name, familiar_repository, looks_like_image_id, parse
 from imgctl.store import ImageRecord, LayerRecord, Store
+from imgctl.tario import BoundedTarInfo, output_file
 
 __all__ = ["FORMATS", "SaveItem", "Loaded", "select_images", "save", "save_to_file", "load"]
 
@@ -127,7 +126,7 @@ def select_images(store: Store, names: list[str]) -> list[SaveItem]:
             except InvalidReference:
                 ref = None
         if ref is not None and ref.tag and not ref.digest:
-            image_id = store.tag_target(ref.repository, ref.tag)
+            image_id = store.index.tag_target(ref.repository, ref.tag)
             if image_id is None:
                 raise ImageNotFound(f"No such image: {name}")
             add(image_id, (ref.repository, ref.tag))
@@ -211,7 +210,7 @@ def _blob_chunks(store: Store, digest: str) -> Iterator[bytes]:
 def _tag_name(repository: str, tag: str) -> str:
     """The familiar name, as ``docker save`` writes RepoTags (``ubuntu:18.04``, ``team/app:1.0``);
     ``load`` (ours, docker's, podman's) reads a name without a registry as docker.io."""
-    return f"{familiar_repository(repository)}:{tag}"
+    return familiar_name(repository, tag)
 
 
 def _check_stored(data: bytes, digest: str, size: int, what: str) -> None:
@@ -248,7 +247,7 @@ def save(
         raise UsageError("no images to save")
     with store.lease() as lease:  # a concurrent rmi or prune cannot take blobs away mid-save
         for item in items:
-            lease.add(*store.image_digests(item.image_id))
+            lease.add(*store.index.image_digests(item.image_id))
         try:
             # Everything written is checked as it is read: documents here, blobs and layers
             # as they stream (a damaged store must never reach an archive, nor exit 0).
@@ -496,12 +495,11 @@ def _spool(store: Store, src: BinaryIO, head: bytes, compression: str, max_ratio
 
     Bounded (see ``_SpoolLimit``); the store's scratch file is removed on any failure (a full
     disk gives the store's one-line error)."""
-    from imgctl.pull import _Decoder
 
     step = CHUNK if compression == "none" else 64 * 1024  # small steps: the ratio is checked per step
     with store.scratch("load", ".tar") as out:
         limit = _SpoolLimit(out, store.ingest_dir, compression, max_ratio)
-        dec = _Decoder(compression, sink=limit.write)
+        dec = Decoder(compression, sink=limit.write)
         try:
             data = head or _read(src, step)
             while data:
@@ -706,12 +704,11 @@ def _write_member(store: Store, lease, archive: _Archive, name: str, digest: str
 
     With ``compression`` the content is decompressed on the way: returns (diff_id, uncompressed size).
     """
-    from imgctl.pull import _Decoder
 
     f, member_size = archive.open(name)
     if member_size != size:
         raise VerificationError(f"invalid archive: {name} has {member_size} bytes, its descriptor says {size}")
-    decoder = _Decoder(compression) if compression else None
+    decoder = Decoder(compression) if compression else None
     lease.add(digest)
     writer = None if store.has_blob(digest) else store.writer(digest, size)
     h = hashlib.sha256() if writer is None else None
@@ -770,7 +767,7 @@ def _layer(store: Store, lease, archive: _Archive, name: str, desc: Descriptor, 
     if got != diff_id:
         raise VerificationError(f"filesystem layer verification failed for digest {desc.digest}")
     rec = LayerRecord(desc.digest, diff_id, desc.size, usize, desc.media_type)
-    store.record_layer(rec)
+    store.index.record_layers([rec])
     archive.layers[key] = rec
     return rec
 
@@ -778,8 +775,8 @@ def _layer(store: Store, lease, archive: _Archive, name: str, desc: Descriptor, 
 def _commit(store: Store, rec: ImageRecord, blobs: list[tuple[str, str, int]], refs: list[Reference]) -> Loaded:
     """Record the image (an image already complete in the store keeps its own manifest) and tag it."""
     index = next((load_index(store, d) for kind, d, _ in blobs if kind == "index"), None)
-    existing = store.image(rec.id)
-    if existing is not None and store.image_is_complete(rec.id):
+    existing = store.index.image(rec.id)
+    if existing is not None and store.index.image_is_complete(rec.id):
         rec = existing
         blobs = store.index.blob_rows(rec.id)
     elif existing is not None:
@@ -793,9 +790,9 @@ def _commit(store: Store, rec: ImageRecord, blobs: list[tuple[str, str, int]], r
         row = store.index.tag_row(ref.repository, tag)
         keep_digest = row[1] if row and row[0] == rec.id else None
         if row and row[0] != rec.id:
-            out.replaced.append((f"{ref.familiar_repository}:{tag}", row[0]))
+            out.replaced.append((_tag_name(ref.repository, tag), row[0]))
         out.image_id = record_image(store, rec, blobs, index, repository=ref.repository, tag=tag, digest=keep_digest)[0]
-        out.names.append(f"{ref.familiar_repository}:{tag}")
+        out.names.append(_tag_name(ref.repository, tag))
     return out
 
 
@@ -932,12 +929,11 @@ def _load_docker(store: Store, archive: _Archive, lease) -> list[Loaded]:
 
 def _member_digest(archive: _Archive, name: str) -> tuple[str, int, str, str, int]:
     """(digest, size, compression, diff_id, uncompressed size) of a layer member, read once."""
-    from imgctl.pull import _Decoder
 
     f, size = archive.open(name)
     head = f.read(8)
     compression = _sniff(head)
-    decoder = _Decoder(compression)
+    decoder = Decoder(compression)
     h = hashlib.sha256()
     data = head
     while data:
@@ -981,7 +977,7 @@ def _load_docker_entry(store: Store, archive: _Archive, lease, config_name: str,
             except VerificationError:
                 raise VerificationError(f"filesystem layer verification failed for {name}: it does not match diff_id {diff_id}") from None
             rec = LayerRecord(diff_id, diff_id, info.size, info.size, desc.media_type)
-            store.record_layer(rec)
+            store.index.record_layers([rec])
         else:
             digest, size, compression, got, usize = _member_digest(archive, name)
             _check_named_digest(archive, name, digest)

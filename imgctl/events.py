@@ -7,9 +7,10 @@ Nothing here imports anything else of imgctl.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Kind", "Event", "Retry", "seconds_text"]
+__all__ = ["Kind", "Event", "Progress", "Retry", "seconds_text"]
 
 
 class Kind(enum.StrEnum):
@@ -46,6 +47,9 @@ class Event:
     current: int = 0
     total: int = 0
     text: str = ""
+
+
+Progress = Callable[[Event], None]  # what pull and push report through
 
 
 def seconds_text(delay: float) -> str:

@@ -25,9 +25,8 @@ met on the way is followed *inside* the target, as a chroot would, never outside
   image's uncompressed layer size plus ``SPARSE_ALLOWANCE``, so only sparse holes can
   reach it) and ``max_entries`` tar members; past either it stops with an error that
   names the limit and the flag that raises it;
-* tar headers are bounded (extended headers ``MAX_EXT_HEADER``, sparse maps
-  ``MAX_SPARSE_ENTRIES``), paths are at most ``MAX_DEPTH`` directories deep, names with
-  NUL, uids/gids beyond 2^32-2 are refused, non-finite or out-of-range mtimes become 0;
+* tar headers are bounded (imgctl.tario.BoundedTarInfo), paths are at most ``MAX_DEPTH``
+  directories deep, names with NUL, uids/gids beyond 2^32-2 are refused, non-finite or out-of-range mtimes become 0;
   every walk (removal, opaque directories) is iterative, and a failed export removes
   everything it wrote.
 
@@ -36,24 +35,20 @@ Python's ``tarfile`` only parses headers here; it never writes to the filesystem
 
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
 import shutil
 import stat
 import tarfile
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
 from imgctl.errors import ImgctlError, UsageError, VerificationError
+from imgctl.localimage import LayerReader, open_image, resolve_image
 from imgctl.platforms import platform_record
-from imgctl.images import resolve_image
-from imgctl.inspect import LayerReader, open_image
 from imgctl.store import LayerRecord, Store
+from imgctl.tario import BoundedTarInfo, output_file
 
 __all__ = [
     "ExportResult",
@@ -65,7 +60,6 @@ __all__ = [
     "MAX_LAYER_SIZE",
     "MAX_ENTRIES",
     "SPARSE_ALLOWANCE",
-    "BoundedTarInfo",
     "Limits",
     "remove_tree",
 ]
@@ -77,8 +71,6 @@ MAX_SYMLINKS = 40  # as Linux's path resolution
 MAX_ENTRIES = 250_000  # tar members over all layers (each costs about 0.5 KiB of memory while exporting)
 SPARSE_ALLOWANCE = 1024**3  # bytes of sparse holes an export may expand by default
 MAX_DEPTH = 1024  # directories deep, after following symlinks
-MAX_EXT_HEADER = 1024 * 1024  # a PAX or GNU long-name header's data
-MAX_SPARSE_ENTRIES = 65536  # (offset, size) pairs in one sparse member's map
 MAX_ID = 2**32 - 2  # the largest uid/gid Linux takes ((uid_t)-1 means "unchanged")
 MAX_MTIME = 8**11 - 1  # what a ustar header holds (year 2242)
 COPY_CHUNK = 1024 * 1024
@@ -117,80 +109,6 @@ class _NotDir(Exception):
 
 class _Missing(Exception):
     pass
-
-
-class BoundedTarInfo(tarfile.TarInfo):
-    """``tarfile``'s header parser with limits: it would otherwise read an extended header or
-    a sparse map of any size into memory, and fail with IndexError/ValueError on a truncated one.
-    A violation is a ``tarfile.ReadError`` (via ``SubsequentHeaderError``) naming the limit."""
-
-    _EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
-
-    def _proc_member(self, tf):
-        if self.type in self._EXTENDED and self.size > MAX_EXT_HEADER:
-            raise tarfile.SubsequentHeaderError(
-                f"an extended header of {self.size} bytes, more than the limit of {MAX_EXT_HEADER}"
-            )
-        return super()._proc_member(tf)
-
-    @staticmethod
-    def _too_many(n: int) -> None:
-        if n > MAX_SPARSE_ENTRIES:
-            raise tarfile.SubsequentHeaderError(f"a sparse map of more than {MAX_SPARSE_ENTRIES} entries")
-
-    def _proc_sparse(self, tf):
-        """Old GNU sparse: the map continues in extension blocks while their flag byte is set."""
-        structs, isextended, origsize = self._sparse_structs
-        del self._sparse_structs
-        while isextended:
-            block = tf.fileobj.read(tarfile.BLOCKSIZE)
-            if len(block) != tarfile.BLOCKSIZE:
-                raise tarfile.SubsequentHeaderError("a truncated sparse header")
-            for pos in range(0, 21 * 24, 24):
-                try:
-                    offset, numbytes = tarfile.nti(block[pos : pos + 12]), tarfile.nti(block[pos + 12 : pos + 24])
-                except tarfile.InvalidHeaderError:
-                    break
-                if offset and numbytes:
-                    structs.append((offset, numbytes))
-            self._too_many(len(structs))
-            isextended = bool(block[504])
-        self.sparse = structs
-        self.offset_data = tf.fileobj.tell()
-        tf.offset = self.offset_data + self._block(self.size)
-        self.size = origsize
-        return self
-
-    def _proc_gnusparse_01(self, next, pax_headers):
-        self._too_many(pax_headers["GNU.sparse.map"].count(",") // 2)
-        try:
-            super()._proc_gnusparse_01(next, pax_headers)
-        except ValueError:
-            raise tarfile.SubsequentHeaderError("an invalid sparse map") from None
-
-    def _proc_gnusparse_10(self, next, pax_headers, tf):
-        """PAX 1.0 sparse: the map is at the start of the member's data, one number per line."""
-        buf = b""
-        numbers: list[int] = []
-        want = None
-        while want is None or len(numbers) < want:
-            while b"\n" not in buf:
-                if len(buf) > 64:
-                    raise tarfile.SubsequentHeaderError("an invalid sparse map")
-                block = tf.fileobj.read(tarfile.BLOCKSIZE)
-                if not block:
-                    raise tarfile.SubsequentHeaderError("a truncated sparse map")
-                buf += block
-            line, buf = buf.split(b"\n", 1)
-            if not line.isdigit():
-                raise tarfile.SubsequentHeaderError("an invalid sparse map")
-            if want is None:
-                self._too_many(int(line))
-                want = 2 * int(line)
-            else:
-                numbers.append(int(line))
-        next.offset_data = tf.fileobj.tell()
-        next.sparse = list(zip(numbers[::2], numbers[1::2]))
 
 
 def remove_tree(parent_fd: int, name: str) -> None:
@@ -693,7 +611,7 @@ class Limits:
 
 def _build(store: Store, image_id: str, root: Path, limits: Limits, *, scratch: bool = False, record=None) -> _Tree:
     with store.lease() as lease:  # a concurrent rmi or prune cannot take layers away mid-export
-        lease.add(*store.image_digests(image_id))
+        lease.add(*store.index.image_digests(image_id))
         return _build_leased(store, image_id, root, limits, scratch, record)
 
 
@@ -880,46 +798,6 @@ def export_to_tar(
         return ExportResult(image_id, [])
     finally:
         _remove_path(scratch)
-
-
-@contextmanager
-def output_file(path: Path, on_error: Callable[[OSError, Path], ImgctlError]) -> Iterator[BinaryIO]:
-    """An ``-o`` file, written atomically: a temporary file next to it is renamed over it once
-    complete, so a failure leaves nothing.  An existing device or FIFO (``-o /dev/null``) is
-    written in place, never replaced by a regular file; a symlink is followed (the file it names
-    is replaced, not the link).  OSErrors, also the caller's, become ``on_error(e, path)``."""
-    path = Path(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        st = None
-    except OSError as e:
-        raise on_error(e, path) from e
-    if not path.name or (st is not None and stat.S_ISDIR(st.st_mode)):
-        raise on_error(IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)), path)
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        try:
-            with open(path, "wb") as f:
-                yield f
-                f.flush()
-        except OSError as e:
-            raise on_error(e, path) from e
-        return
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as e:
-        raise on_error(e, path) from e
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
 
 
 def export_to_file(

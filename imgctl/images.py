@@ -12,11 +12,11 @@ import time
 from functools import lru_cache
 from typing import NamedTuple
 
-from imgctl.errors import ImageNotFound, InvalidReference, UsageError
-from imgctl.reference import DEFAULT_DOMAIN, OFFICIAL_REPO_PREFIX
+from imgctl.errors import UsageError
+from imgctl.reference import familiar_repository
 from imgctl.store import Store
 
-__all__ = ["ImageRow", "list_images", "familiar_repository", "parse_filters", "resolve_image", "resolve_image_id"]
+__all__ = ["ImageRow", "list_images", "parse_filters"]
 
 FILTER_KEYS = ("dangling", "label", "label!", "before", "since", "until", "reference")
 
@@ -33,18 +33,6 @@ class ImageRow(NamedTuple):  # a tuple: 10,000 of them are built per `images` on
     @property
     def dangling(self) -> bool:
         return self.repository is None
-
-
-@lru_cache(maxsize=4096)  # a big store lists many tags of few repositories
-def familiar_repository(repository: str) -> str:
-    """docker.io/library/ubuntu -> ubuntu; docker.io/bitnami/redis -> bitnami/redis."""
-    prefix = DEFAULT_DOMAIN + "/"
-    if repository.startswith(prefix):
-        path = repository[len(prefix):]
-        if path.startswith(OFFICIAL_REPO_PREFIX) and path.count("/") == 1:
-            return path[len(OFFICIAL_REPO_PREFIX):]
-        return path
-    return repository
 
 
 def parse_filters(values: list[str]) -> dict[str, list[str]]:
@@ -237,47 +225,6 @@ def _label_match(filters: dict[str, list[str]], labels: dict) -> bool:
     return True
 
 
-def resolve_image(store: Store, name: str) -> tuple[str, bool]:
-    """(full image ID, named by ID) for an ID, a unique ID prefix, NAME[:TAG] or NAME@DIGEST.
-
-    As docker: a full ID first, then a name in the index, then an ID prefix.
-    """
-    from imgctl.reference import looks_like_image_id, parse
-
-    if looks_like_image_id(name):
-        image_id = name if name.startswith("sha256:") else f"sha256:{name}"
-        if store.image(image_id) is None:
-            raise ImageNotFound(f"No such image: {name}")
-        return image_id, True
-    shown = name
-    try:
-        ref = parse(name)
-    except InvalidReference:
-        ref = None
-    if ref is not None:
-        shown = ref.familiar()
-        found = (
-            store.digest_target(ref.repository, ref.digest)
-            if ref.digest
-            else store.tag_target(ref.repository, ref.tag or "latest")
-        )
-        if found:
-            return found, False
-    text = name[7:] if name.startswith("sha256:") else name
-    if re.fullmatch(r"[0-9a-f]{1,63}", text):
-        rows = store.index.image_ids_with_prefix(text, 2)
-        if len(rows) == 1:
-            return rows[0], True
-        if len(rows) > 1:
-            raise UsageError(f"ambiguous image ID prefix {text!r}: it matches several images")
-        shown = name
-    raise ImageNotFound(f"No such image: {shown}")
-
-
-def resolve_image_id(store: Store, name: str) -> str:
-    return resolve_image(store, name)[0]
-
-
 def list_images(
     store: Store,
     *,
@@ -309,7 +256,7 @@ def list_images(
     )
     since = max((_created(store, v) for v in filters.get("since", [])), default=None)
 
-    raw = store.list_rows()
+    raw = store.index.list_rows()
     tagged_repos: dict[str, set[str]] = {}
     for image_id, _, _, _, repository, _, _, kind in raw:
         if kind == "t":
@@ -353,5 +300,7 @@ def list_images(
 
 
 def _created(store: Store, name: str) -> float:
+    from imgctl.localimage import resolve_image_id
+
     image_id = resolve_image_id(store, name)
     return store.index.created_ts(image_id) or 0.0

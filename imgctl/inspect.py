@@ -1,47 +1,24 @@
 """What the store knows about one image: ``inspect`` documents and ``history`` rows.  Never prints.
 
-:func:`open_image` is the one way the other use cases (save, export, push) read an
-image back from the store: its record, manifest, config and layers, every piece
-already verified when it was committed.
+The image itself is read with imgctl.localimage, as the other use cases read it.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 from dataclasses import dataclass
 
-from imgctl.errors import ImageNotFound, ImgctlError, StoreError, UnsupportedManifest
-from imgctl.images import familiar_repository, resolve_image
-from imgctl.oci import MAX_MANIFEST_SIZE, ImageConfig, Manifest, parse_config, parse_document
-from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
+from imgctl.errors import ImageNotFound, ImgctlError
+from imgctl.localimage import open_image, resolve_image
+from imgctl.reference import familiar_name
+from imgctl.store import ImageRecord, Store, parse_created
 
 __all__ = [
-    "LocalImage",
     "HistoryEntry",
-    "open_image",
     "image_references",
     "inspect_image",
     "inspect_images",
     "image_history",
-    "LayerReader",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class LocalImage:
-    """An image of the store with its documents parsed."""
-
-    record: ImageRecord
-    manifest: Manifest
-    manifest_bytes: bytes
-    config: ImageConfig
-    config_bytes: bytes
-    layers: tuple[LayerRecord, ...]  # in manifest order
-
-    @property
-    def id(self) -> str:
-        return self.record.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,31 +30,6 @@ class HistoryEntry:
     size: int  # uncompressed size of the layer it made; 0 for an empty layer
     comment: str
     empty_layer: bool
-
-
-def open_image(store: Store, image_id: str, record: ImageRecord | None = None) -> LocalImage:
-    """Read an image's manifest, config and layer records from the store (``record``: one
-    platform of a multi-platform image, see imgctl.platforms)."""
-    rec = store.image(image_id) if record is None else record
-    if rec is None:
-        raise StoreError(f"No such image: {image_id}")
-    manifest_bytes = store.read_blob(rec.manifest_digest, MAX_MANIFEST_SIZE)
-    doc = parse_document(manifest_bytes, rec.manifest_media_type)
-    if not isinstance(doc, Manifest):
-        raise UnsupportedManifest(f"image {image_id}: manifest {rec.manifest_digest} is not an image manifest")
-    config_bytes = store.read_blob(doc.config.digest, MAX_MANIFEST_SIZE)
-    config = parse_config(config_bytes)
-    layers = []
-    for desc, diff_id in zip(doc.layers, config.diff_ids):
-        lr = store.layer(desc.digest)
-        if lr is None:
-            raise StoreError(f"image {image_id}: layer {desc.digest} is not recorded in the store")
-        if lr.diff_id != diff_id:
-            raise StoreError(f"image {image_id}: layer {desc.digest} does not match the config's diff_id {diff_id}")
-        layers.append(lr)
-    if len(layers) != len(doc.layers) or len(config.diff_ids) != len(doc.layers):
-        raise StoreError(f"image {image_id}: the manifest and the config disagree on the number of layers")
-    return LocalImage(rec, doc, manifest_bytes, config, config_bytes, tuple(layers))
 
 
 def image_references(store: Store, image_id: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -94,8 +46,8 @@ def inspect_image(store: Store, image_id: str, record: ImageRecord | None = None
     tags, digests = image_references(store, image_id)
     doc: dict = {
         "Id": img.id,
-        "RepoTags": [f"{familiar_repository(r)}:{t}" for r, t in tags],
-        "RepoDigests": [f"{familiar_repository(r)}@{d}" for r, d in digests],
+        "RepoTags": [familiar_name(r, t) for r, t in tags],
+        "RepoDigests": [familiar_name(r, digest=d) for r, d in digests],
         "Parent": raw.get("parent") if isinstance(raw.get("parent"), str) else "",
         "Comment": raw.get("comment") if isinstance(raw.get("comment"), str) else "",
         "Created": img.config.created or "",
@@ -197,130 +149,3 @@ def image_history(store: Store, name: str, platform=None) -> list[HistoryEntry]:
         top = entries[0]
         entries[0] = HistoryEntry(img.id, top.created, top.created_ts, top.created_by, top.size, top.comment, top.empty_layer)
     return entries
-
-
-# -- reading a layer back ----------------------------------------------------------------------
-def _decompressed_steps(f, compression: str, out_step: int):
-    """Pull-based decompression of a file: yields pieces of at most ``out_step`` bytes."""
-    from imgctl.errors import VerificationError
-
-    if compression == "none":
-        while chunk := f.read(out_step):
-            yield chunk
-        return
-    if compression == "zstd":
-        import zstandard
-
-        reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=False)
-        try:
-            while chunk := reader.read(out_step):
-                yield chunk
-        except zstandard.ZstdError as e:
-            raise VerificationError(f"invalid zstd data: {e}") from None
-        return
-    from imgctl.pull import _inflate_module
-
-    zmod, errors = _inflate_module()
-    d = zmod.decompressobj(wbits=31)
-    pending = b""
-    try:
-        while True:
-            if not pending:
-                pending = f.read(READ_CHUNK)
-                if not pending:
-                    break
-            if d.eof:  # another gzip member (or zero padding, ignored)
-                if not pending.strip(b"\0"):
-                    pending = b""
-                    continue
-                d = zmod.decompressobj(wbits=31)
-            out = d.decompress(pending, out_step)
-            pending = d.unused_data if d.eof else d.unconsumed_tail
-            if out:
-                yield out
-    except errors as e:
-        raise VerificationError(f"invalid gzip data: {e}") from None
-    if not d.eof:
-        raise VerificationError("invalid gzip data: unexpected end of stream")
-
-
-
-READ_CHUNK = 64 * 1024  # compressed bytes per step: bounds the memory a step can inflate to
-
-
-class LayerReader:
-    """A layer blob of the store as its uncompressed tar stream (a read-only file object).
-
-    Decompression is pull-based: each step yields at most ``OUT_STEP`` bytes, whatever the
-    compression ratio (a few KiB of zstd can describe GiBs), so memory stays flat.  The
-    diff_id and the uncompressed size are checked when the stream ends; more bytes than
-    ``max_size`` (default: the size recorded when the layer was verified) abort at once.
-    """
-
-    OUT_STEP = 1024 * 1024
-
-    def __init__(self, store: Store, layer: LayerRecord, *, max_size: int | None = None) -> None:
-        from imgctl.oci import layer_compression
-
-        self.layer = layer
-        self.max_size = layer.uncompressed_size if max_size is None else max_size
-        self._buf = bytearray()
-        self._hash = hashlib.sha256()
-        self._size = 0
-        self._f = store.open_blob(layer.digest)
-        self._steps = _decompressed_steps(self._f, layer_compression(layer.media_type), self.OUT_STEP)
-        self._eof = False
-        self.closed = False
-
-    def _fill(self) -> bool:
-        """Decode one more step; False at the (verified) end of the stream."""
-        from imgctl.errors import VerificationError
-
-        if self._eof:
-            return False
-        piece = next(self._steps, None)
-        if piece is None:
-            self._eof = True
-            if self._size != self.layer.uncompressed_size or f"sha256:{self._hash.hexdigest()}" != self.layer.diff_id:
-                raise VerificationError(f"filesystem layer verification failed for digest {self.layer.digest}")
-            return False
-        self._size += len(piece)
-        if self._size > self.max_size:
-            raise VerificationError(f"layer {self.layer.digest} inflates beyond {self.max_size} bytes; refusing to read it")
-        self._hash.update(piece)
-        self._buf += piece
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            while self._fill():
-                pass
-            out = bytes(self._buf)
-            self._buf.clear()
-            return out
-        while len(self._buf) < n and self._fill():
-            pass
-        out = bytes(self._buf[:n])
-        del self._buf[:n]  # O(1) at the front of a bytearray
-        return out
-
-    def chunks(self):
-        """The uncompressed bytes in pieces, verified at the end."""
-        while True:
-            if self._buf:
-                out = bytes(self._buf)
-                self._buf.clear()
-                yield out
-            if not self._fill() and not self._buf:
-                return
-
-    def close(self) -> None:
-        if not self.closed:
-            self._f.close()
-            self.closed = True
-
-    def __enter__(self) -> "LayerReader":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

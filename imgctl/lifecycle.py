@@ -11,20 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from imgctl.errors import ConflictError, ImageNotFound, ImgctlError, UsageError
-from imgctl.images import familiar_repository, resolve_image, resolve_image_id
-from imgctl.reference import parse
+from imgctl.localimage import resolve_image, resolve_image_id
+from imgctl.oci import Platform
+from imgctl.platforms import remove_platform
+from imgctl.reference import familiar_name, familiar_repository, parse
 from imgctl.store import Index, Store, collect_garbage, is_blob_name
 
-__all__ = ["tag_image", "remove_images", "RemoveOutcome", "prune_images", "PruneResult", "disk_usage", "DiskUsage"]
-
-
-def _familiar(repository: str, tag: str | None = None, digest: str | None = None) -> str:
-    name = familiar_repository(repository)
-    if tag:
-        return f"{name}:{tag}"
-    if digest:
-        return f"{name}@{digest}"
-    return name
+__all__ = ["tag_image", "remove_images", "remove_platform_images", "RemoveOutcome", "prune_images", "PruneResult", "disk_usage", "DiskUsage"]
 
 
 def tag_image(store: Store, source: str, target: str) -> None:
@@ -62,7 +55,7 @@ def _repo_digest_lines(index: Index, image_id: str, repository: str | None, tag_
     for repo, digest in pinned:
         index.unpin(repo, digest)
     wanted = {(r, d) for r, d in tag_digests if repository is None or r == repository}
-    return [f"Untagged: {_familiar(r, None, d)}" for r, d in sorted(wanted | set(pinned))]
+    return [f"Untagged: {familiar_name(r, None, d)}" for r, d in sorted(wanted | set(pinned))]
 
 
 def _remove_one(store: Store, name: str, image_id: str, is_id: bool, force: bool) -> tuple[list[str], str | None]:
@@ -81,7 +74,7 @@ def _remove_one(store: Store, name: str, image_id: str, is_id: bool, force: bool
                 tag_digests = index.tag_digests(image_id)
                 for repo, tag, _ in tags:
                     index.untag(repo, tag)
-                    lines.append(f"Untagged: {_familiar(repo, tag)}")
+                    lines.append(f"Untagged: {familiar_name(repo, tag)}")
                 lines.extend(_repo_digest_lines(index, image_id, None, tag_digests))
             else:
                 raise ConflictError(
@@ -99,15 +92,15 @@ def _remove_one(store: Store, name: str, image_id: str, is_id: bool, force: bool
                     index.unpin(ref.repository, ref.digest)
                 for tag, tagged_image in tag_rows:  # the digest also named these tags' content
                     index.clear_tag_digest(ref.repository, tag)
-                lines.append(f"Untagged: {_familiar(ref.repository, None, ref.digest)}")
+                lines.append(f"Untagged: {familiar_name(ref.repository, None, ref.digest)}")
             else:
                 tag = ref.tag or "latest"
                 image_id = index.tag_target(ref.repository, tag)
                 if image_id is None:
-                    raise ImageNotFound(f"No such image: {_familiar(ref.repository, tag)}")
+                    raise ImageNotFound(f"No such image: {familiar_name(ref.repository, tag)}")
                 tag_digests = index.tag_digests(image_id, ref.repository, tag)
                 index.untag(ref.repository, tag)
-                lines.append(f"Untagged: {_familiar(ref.repository, tag)}")
+                lines.append(f"Untagged: {familiar_name(ref.repository, tag)}")
                 # The last tag of a repository takes that repository's digest references with it.
                 if not index.tagged_in(image_id, ref.repository):
                     lines.extend(_repo_digest_lines(index, image_id, ref.repository, tag_digests))
@@ -147,6 +140,24 @@ def remove_images(store: Store, names: list[str], *, force: bool = False, prune:
     return outcomes
 
 
+def remove_platform_images(store: Store, names: list[str], want: Platform, *, prune: bool = True) -> list:
+    """``rmi --platform``: remove that platform's content from each image; the lines say what
+    was deleted (the platform's manifest, then its blobs nothing else uses)."""
+    outcomes = []
+    for name in names:
+        out = RemoveOutcome(name)
+        try:
+            image_id, _ = resolve_image(store, name)
+            manifest = remove_platform(store, image_id, want, name)
+            out.lines.append(f"Deleted: {manifest}")
+            if prune:
+                out.lines.extend(f"Deleted: {d}" for d, _ in collect_garbage(store) if d != manifest)
+        except ImgctlError as e:
+            out.error = e
+        outcomes.append(out)
+    return outcomes
+
+
 @dataclass
 class PruneResult:
     lines: list[str]
@@ -162,7 +173,7 @@ def prune_images(store: Store, *, all_untagged: bool = False) -> PruneResult:
         for image_id in index.prune_candidates(all_untagged=all_untagged):
             for repo, _, digest in _refs(index, image_id):
                 index.unpin(repo, digest)
-                lines.append(f"untagged: {_familiar(repo, None, digest)}")
+                lines.append(f"untagged: {familiar_name(repo, None, digest)}")
             index.delete_image(image_id)
             lines.append(f"deleted: {image_id}")
     freed = collect_garbage(store)

@@ -53,7 +53,6 @@ __all__ = [
     "manifest_blobs",
     "attestation_entries",
     "attestation_blobs",
-    "fetch_attestations",
 ]
 
 
@@ -158,7 +157,7 @@ def index_for_ref(store: Store, image_id: str, digest: str | None) -> IndexDoc |
 
 def platform_records(store: Store, image_id: str) -> list[ImageRecord]:
     """The content present for an image: its own row first, then its other platforms."""
-    rec = store.image(image_id)
+    rec = store.index.image(image_id)
     if rec is None:
         return []
     return [rec] + store.index.platform_records(image_id)
@@ -205,29 +204,6 @@ def platform_record(store: Store, image_id: str, want: Platform | None, name: st
     return None if want is None else select_record(store, image_id, want, name)
 
 
-def remove_platform_images(store: Store, names: list[str], want: Platform, *, prune: bool = True) -> list:
-    """``rmi --platform``: remove that platform's content from each image; the lines say what
-    was deleted (the platform's manifest, then its blobs nothing else uses)."""
-    from imgctl.errors import ImgctlError
-    from imgctl.images import resolve_image
-    from imgctl.lifecycle import RemoveOutcome
-    from imgctl.store import collect_garbage
-
-    outcomes = []
-    for name in names:
-        out = RemoveOutcome(name)
-        try:
-            image_id, _ = resolve_image(store, name)
-            manifest = remove_platform(store, image_id, want, name)
-            out.lines.append(f"Deleted: {manifest}")
-            if prune:
-                out.lines.extend(f"Deleted: {d}" for d, _ in collect_garbage(store) if d != manifest)
-        except ImgctlError as e:
-            out.error = e
-        outcomes.append(out)
-    return outcomes
-
-
 def primary_of(records: list[ImageRecord], want: Platform | None = None) -> ImageRecord:
     """The platform an image row shows: ``want`` (default: the host's) when present, else the first."""
     hit = best_match([(record_platform(r), r) for r in records], want or host_platform())
@@ -237,8 +213,7 @@ def primary_of(records: list[ImageRecord], want: Platform | None = None) -> Imag
 def stored_record(store: Store, manifest_digest: str) -> ImageRecord | None:
     """The record of an image whose manifest, config and verified layers are all in the
     store; None when any of it is missing."""
-    from imgctl.inspect import open_image
-    from imgctl.pull import image_record
+    from imgctl.localimage import image_record, open_image
 
     if not store.has_blob(manifest_digest):
         return None
@@ -287,11 +262,11 @@ def record_image(
     digest: str | None = None,
     pinned: bool = False,
 ) -> tuple[str, bool]:
-    """Record a pulled or loaded image: ``store.add_image`` for a single manifest; for a
+    """Record a pulled or loaded image: ``Index.add_image`` for a single manifest; for a
     platform of ``index``, add it to the image the reference already names through that
     index (a new platform of the same image).  Returns (image row ID, changed)."""
     if index is None:
-        changed = store.add_image(record, blobs, repository=repository, tag=tag, digest=digest, pinned=pinned)
+        changed = store.index.add_image(record, blobs, repository=repository, tag=tag, digest=digest, pinned=pinned)
         return record.id, changed
     with _recording(store):
         return _record_platform(store, record, blobs, index, repository, tag, digest, pinned)
@@ -338,7 +313,7 @@ def _record_platform(store: Store, record: ImageRecord, blobs, index: IndexDoc, 
     else:
         primary_blobs = manifest_blobs(store, primary.manifest_digest)
     primary_blobs.append(("index", index.digest, 0))
-    changed = store.add_image(primary, primary_blobs, repository=repository, tag=tag, digest=digest or index.digest, pinned=pinned)
+    changed = store.index.add_image(primary, primary_blobs, repository=repository, tag=tag, digest=digest or index.digest, pinned=pinned)
     with db.transaction():
         if not db.has_image(primary.id):
             return primary.id, changed  # removed meanwhile by another process
@@ -415,7 +390,7 @@ def _remove_platform(store: Store, image_id: str, want: Platform, name: str) -> 
     rest = records[1:]
     new = primary_of(rest)
     blobs = manifest_blobs(store, new.manifest_digest)
-    store.add_image(new, blobs)
+    store.index.add_image(new, blobs)
     db = store.index
     with db.transaction():
         if not db.has_image(image_id):
@@ -436,41 +411,6 @@ def index_media_type(doc: IndexDoc) -> str:
     return doc.media_type if doc.media_type in INDEX_TYPES else OCI_INDEX
 
 
-MAX_ATTESTATION_BLOB = 32 * 1024 * 1024  # an SBOM or provenance document, held in memory once
-
-
-def fetch_attestations(store: Store, client, ref, index: IndexDoc, lease, count=lambda n: None) -> int:
-    """Fetch the index's attestation manifests and the blobs they name (each verified against
-    its digest and size, none larger than a manifest may be); returns how many were fetched."""
-    from imgctl.errors import VerificationError as _Bad
-
-    fetched = 0
-    display = ref.familiar()
-    for att in attestation_entries(index.index):
-        if attestation_blobs(store, att.digest) is not None:
-            continue
-        if att.size > MAX_MANIFEST_SIZE:
-            raise _Bad(f"attestation manifest {att.digest} is too large ({att.size} bytes)")
-        lease.add(att.digest)
-        fm = client.get_manifest(ref.domain, ref.path, att.digest, display=display)
-        if len(fm.data) != att.size:
-            raise _Bad(f"manifest {att.digest} does not match the size its index declares")
-        doc = parse_document(fm.data, fm.media_type or att.media_type)
-        if not isinstance(doc, Manifest):
-            raise _Bad(f"attestation {att.digest} is not an image manifest")
-        for desc in (doc.config, *doc.layers):
-            if desc.size > MAX_ATTESTATION_BLOB:
-                raise _Bad(f"attestation blob {desc.digest} is too large ({desc.size} bytes)")
-            lease.add(desc.digest)
-            if not store.has_blob(desc.digest):
-                data = client.get_blob(ref.domain, ref.path, desc.digest, desc.size, max_size=MAX_ATTESTATION_BLOB)
-                store.put_blob(desc.digest, data)  # verified: size and digest
-                count(desc.size)
-        store.put_blob(att.digest, fm.data)
-        fetched += 1
-    return fetched
-
-
 def keep_attestations(store: Store, image_id: str) -> None:
     """After attestations were fetched for an image's index: record them as its blobs."""
     with store.index.transaction():
@@ -487,7 +427,7 @@ def regroup(store: Store) -> int:
     done = 0
     for repository, tag, image_id, digest, pinned in refs:
         index = load_index(store, digest)
-        rec = store.image(image_id)
+        rec = store.index.image(image_id)
         if index is None or rec is None:
             continue
         blobs = manifest_blobs(store, rec.manifest_digest) + [("index", digest, 0)]

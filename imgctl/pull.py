@@ -10,16 +10,15 @@ import hashlib
 import queue
 import threading
 import time
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from imgctl.codecs import OUT_CHUNK, Decoder
 from imgctl.config import Config
-from imgctl.events import Event, Kind
+from imgctl.events import Event, Kind, Progress
 from imgctl.errors import ImgctlError, Interrupted, PlatformNotFound, UnsupportedManifest, VerificationError
+from imgctl.localimage import image_record
 from imgctl.oci import (
     MAX_MANIFEST_SIZE,
-    ImageConfig,
     Index,
     Manifest,
     Platform,
@@ -29,13 +28,12 @@ from imgctl.oci import (
     parse_config,
     parse_document,
 )
-from imgctl.platforms import IndexDoc, fetch_attestations, image_entries, keep_attestations, record_image
+from imgctl.platforms import IndexDoc, attestation_blobs, attestation_entries, image_entries, keep_attestations, record_image
 from imgctl.reference import Reference
-from imgctl.store import ImageRecord, LayerRecord, Store, parse_created
+from imgctl.store import LayerRecord, Store
 
-__all__ = ["PullResult", "pull", "pull_all_tags", "image_record"]
+__all__ = ["PullResult", "pull", "pull_all_tags"]
 
-OUT_CHUNK = 1024 * 1024  # bound on decompressed output produced per step
 # Received bytes are written, hashed and handed to the inflate thread in pieces of at least
 # this size: every step releases and retakes the GIL, and per 64 KiB read those hand-overs
 # between the download, inflate and diff_id threads cost more than the work.  Larger pieces
@@ -59,9 +57,6 @@ class PullResult:
     layers: list[str] = field(default_factory=list)
 
 
-Progress = Callable[[Event], None]
-
-
 def _short(digest: str) -> str:
     return digest.split(":", 1)[1][:12]
 
@@ -70,78 +65,8 @@ class _Cancelled(Exception):
     pass
 
 
-def _inflate_module():
-    """ISA-L's inflate (python-isal: about twice zlib's speed, same API) when installed, else zlib."""
-    try:
-        from isal import isal_zlib
-
-        return isal_zlib, (zlib.error, isal_zlib.error)
-    except ImportError:  # pragma: no cover - platforms without isal wheels
-        return zlib, (zlib.error,)
-
-
-class _Decoder:
-    """Decompresses a layer while it streams, hashing and counting the uncompressed bytes."""
-
-    def __init__(self, compression: str, sink=None) -> None:
-        self.compression = compression
-        self.hash = hashlib.sha256()
-        self.size = 0
-        self._sink = sink  # where uncompressed bytes go instead of being hashed here
-        if compression == "gzip":
-            self._zmod, self._zerrors = _inflate_module()
-            self._z = self._zmod.decompressobj(wbits=31)
-        elif compression == "zstd":
-            import zstandard
-
-            self._zw = zstandard.ZstdDecompressor().stream_writer(self, write_size=OUT_CHUNK, closefd=False)
-
-    def write(self, data: bytes) -> int:  # sink of the zstd stream writer
-        if self._sink is not None:
-            self._sink(data)
-        else:
-            self.hash.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def feed(self, data: bytes) -> None:
-        if self.compression == "none":
-            self.write(data)
-        elif self.compression == "zstd":
-            try:
-                self._zw.write(data)
-            except Exception as e:  # zstandard.ZstdError
-                raise VerificationError(f"invalid zstd data: {e}") from None
-        else:
-            self._inflate(data)
-
-    def _inflate(self, data: bytes) -> None:
-        try:
-            while data:
-                z = self._z
-                if z.eof:  # another gzip member follows (or zero padding, which is ignored)
-                    if not data.strip(b"\0"):
-                        return
-                    self._z = z = self._zmod.decompressobj(wbits=31)
-                self.write(z.decompress(data, OUT_CHUNK))
-                data = z.unused_data if z.eof else z.unconsumed_tail
-        except self._zerrors as e:
-            raise VerificationError(f"invalid gzip data: {e}") from None
-
-    def close(self) -> None:
-        pass
-
-    def finish(self) -> str:
-        if self.compression == "zstd":
-            self._zw.flush()
-        elif self.compression == "gzip":
-            if not self._z.eof:
-                raise VerificationError("invalid gzip data: unexpected end of stream")
-        return "sha256:" + self.hash.hexdigest()
-
-
 class _ThreadedDecoder:
-    """A ``_Decoder`` whose decompression runs on a thread of its own, while the calling
+    """A ``Decoder`` whose decompression runs on a thread of its own, while the calling
     (download) thread receives, hashes and writes the blob and also hashes the tar that
     comes back.  zlib, ISA-L, zstd and hashlib release the GIL, so one big layer keeps both
     cores busy; two threads per layer rather than three is about 10% faster on 2 cores
@@ -157,7 +82,7 @@ class _ThreadedDecoder:
         self._hash = hashlib.sha256()
         self._in: "queue.Queue" = queue.Queue(maxsize=depth)
         self._out: "queue.Queue" = queue.Queue(maxsize=out_depth)
-        self._inner = _Decoder(compression, sink=self._out.put)
+        self._inner = Decoder(compression, sink=self._out.put)
         self._error: VerificationError | None = None
         self._ended = False  # the end marker went in
         self._drained = False  # the inflater's end marker came out
@@ -240,7 +165,7 @@ class _LayerSink:
     def __init__(self, writer, desc, decoder: type, cancel: threading.Event, progress: Progress) -> None:
         self._writer = writer
         self._desc, self._short = desc, _short(desc.digest)
-        self._decoder = decoder  # _Decoder or _ThreadedDecoder
+        self._decoder = decoder  # Decoder or _ThreadedDecoder
         self._cancel = cancel
         self._progress = progress
         self.decoder = decoder(layer_compression(desc.media_type))
@@ -322,7 +247,7 @@ class _Puller:
             recs, self._unrecorded = self._unrecorded, []
         if recs:
             self.store.sync_blobs()  # their blobs' names are durable before the index has them
-            self.store.record_layers(recs)
+            self.store.index.record_layers(recs)
 
     def _count(self, n: int, blobs: int = 0) -> None:
         with self._lock:
@@ -347,7 +272,7 @@ class _Puller:
     def layer(self, ref: Reference, desc, diff_id: str) -> LayerRecord:
         """Make sure a layer blob is in the store and its diff_id checks out."""
         short = _short(desc.digest)
-        known = self.store.layer(desc.digest)
+        known = self.store.index.layer(desc.digest)
         if known is not None and self.store.has_blob(desc.digest):
             if known.diff_id != diff_id:
                 raise _layer_failed(desc.digest)
@@ -357,7 +282,7 @@ class _Puller:
             return self._verified(self._verify_local(desc, diff_id))
         # A small layer is inflated inline: a thread of its own costs more than it saves there
         # (a thread start and queue hand-overs per layer: most of the time of a 5,000-layer pull).
-        decoder = _ThreadedDecoder if desc.size > INLINE_DECODE else _Decoder
+        decoder = _ThreadedDecoder if desc.size > INLINE_DECODE else Decoder
         # Resumable: an interrupted earlier download of this blob is re-hashed and continued.
         writer = self.store.writer(desc.digest, desc.size, resumable=True)
         sink = _LayerSink(writer, desc, decoder, self.cancel, self.progress)
@@ -394,14 +319,14 @@ class _Puller:
             sink.decoder.close()
         if got_diff_id != diff_id:
             # The compressed blob is exactly what the manifest names, so it stays; the image is refused.
-            self.store.record_layer(LayerRecord(desc.digest, got_diff_id, desc.size, sink.decoder.size, desc.media_type))
+            self.store.index.record_layers([LayerRecord(desc.digest, got_diff_id, desc.size, sink.decoder.size, desc.media_type)])
             raise _layer_failed(desc.digest)
         rec = self._verified(LayerRecord(desc.digest, diff_id, desc.size, sink.decoder.size, desc.media_type))
         self.progress(Event(Kind.DOWNLOADED, short))
         return rec
 
     def _verify_local(self, desc, diff_id: str) -> LayerRecord:
-        decoder = _Decoder(layer_compression(desc.media_type))
+        decoder = Decoder(layer_compression(desc.media_type))
         with self.store.open_blob(desc.digest) as f:
             while chunk := f.read(OUT_CHUNK):
                 decoder.feed(chunk)
@@ -561,7 +486,7 @@ def _pull_every_platform(ref: Reference, *, client, attestations: bool = False, 
     if attestations:
         store = kw["store"]
         with store.lease() as lease:
-            fetched = fetch_attestations(
+            fetched = _fetch_attestations(
                 store, client, ref, IndexDoc(top.digest, top.media_type or doc.media_type, top.data, doc), lease
             )
             keep_attestations(store, last.image_id)
@@ -576,30 +501,12 @@ def _pull_every_platform(ref: Reference, *, client, attestations: bool = False, 
     )
 
 
-def image_record(manifest_digest: str, manifest: Manifest, config: ImageConfig, layers: list[LayerRecord]) -> ImageRecord:
-    """The index entry for an image whose blobs are all verified (pull and load build it alike)."""
-    return ImageRecord(
-        id=manifest.config.digest,
-        manifest_digest=manifest_digest,
-        manifest_media_type=manifest.media_type,
-        created=config.created,
-        created_ts=parse_created(config.created),
-        os=config.os,
-        architecture=config.architecture,
-        variant=config.variant,
-        size=sum(r.uncompressed_size for r in layers),
-        compressed_size=sum(r.size for r in layers),
-        labels={str(k): str(v) for k, v in config.labels.items()},
-        added_ts=time.time(),
-    )
-
-
 def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tuple[str, ...]) -> list[LayerRecord]:
     progress = p.progress
     todo = []
     for i, desc in enumerate(manifest.layers):
         layer_compression(desc.media_type)  # refuse unknown layer types before downloading anything
-        known = p.store.layer(desc.digest)
+        known = p.store.index.layer(desc.digest)
         if known is None or not p.store.has_blob(desc.digest):
             todo.append(i)
     # An image already complete shows no layer lines at all (docker skips the layers when it
@@ -675,3 +582,36 @@ def pull_all_tags(ref: Reference, *, client, **kw) -> list[PullResult]:
     """Pull every tag of ``ref``'s repository (``pull -a``)."""
     tags = client.list_tags(ref.domain, ref.path, display=ref.familiar_repository)
     return [pull(ref.with_tag(tag), client=client, **kw) for tag in sorted(set(tags))]
+
+
+MAX_ATTESTATION_BLOB = 32 * 1024 * 1024  # an SBOM or provenance document, held in memory once
+
+
+def _fetch_attestations(store: Store, client, ref, index: IndexDoc, lease, count=lambda n: None) -> int:
+    """Fetch the index's attestation manifests and the blobs they name (each verified against
+    its digest and size, none larger than a manifest may be); returns how many were fetched."""
+    fetched = 0
+    display = ref.familiar()
+    for att in attestation_entries(index.index):
+        if attestation_blobs(store, att.digest) is not None:
+            continue
+        if att.size > MAX_MANIFEST_SIZE:
+            raise VerificationError(f"attestation manifest {att.digest} is too large ({att.size} bytes)")
+        lease.add(att.digest)
+        fm = client.get_manifest(ref.domain, ref.path, att.digest, display=display)
+        if len(fm.data) != att.size:
+            raise VerificationError(f"manifest {att.digest} does not match the size its index declares")
+        doc = parse_document(fm.data, fm.media_type or att.media_type)
+        if not isinstance(doc, Manifest):
+            raise VerificationError(f"attestation {att.digest} is not an image manifest")
+        for desc in (doc.config, *doc.layers):
+            if desc.size > MAX_ATTESTATION_BLOB:
+                raise VerificationError(f"attestation blob {desc.digest} is too large ({desc.size} bytes)")
+            lease.add(desc.digest)
+            if not store.has_blob(desc.digest):
+                data = client.get_blob(ref.domain, ref.path, desc.digest, desc.size, max_size=MAX_ATTESTATION_BLOB)
+                store.put_blob(desc.digest, data)  # verified: size and digest
+                count(desc.size)
+        store.put_blob(att.digest, fm.data)
+        fetched += 1
+    return fetched

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from imgctl.errors import ImageNotFound, PushRefused, RegistryError, UsageError, VerificationError
-from imgctl.events import Event, Kind
-from imgctl.inspect import open_image
+from imgctl.events import Event, Kind, Progress
+from imgctl.localimage import open_image
 from imgctl.oci import MAX_MANIFEST_SIZE, Platform, parse_document
 from imgctl.platforms import (
     attestation_blobs,
@@ -45,9 +45,6 @@ class PushResult:
     pushed: int  # blobs uploaded
     mounted: int
     existed: int
-
-
-Progress = Callable[[Event], None]
 
 
 def _short(digest: str) -> str:
@@ -91,9 +88,9 @@ def push(
     (``HEAD``), else nothing is pushed.  ``platform``: that platform's manifest alone."""
     progress = progress or (lambda e: None)
     if ref.digest:
-        image_id = store.digest_target(ref.repository, ref.digest)
+        image_id = store.index.digest_target(ref.repository, ref.digest)
     else:
-        image_id = store.tag_target(ref.repository, ref.tag or "latest")
+        image_id = store.index.tag_target(ref.repository, ref.tag or "latest")
     if image_id is None:
         raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar_repository}")
     index = None
@@ -139,7 +136,7 @@ def push(
     if not ref.digest and platform is None:
         # The tag now has a repo digest, as after a pull (docker's RepoDigests) -- if it still names
         # this image: another process may have moved or removed it meanwhile.
-        store.set_tag_digest(ref.repository, target, image_id, digest)
+        store.index.set_tag_digest(ref.repository, target, image_id, digest)
     progress(Event(Kind.PUSHED_MANIFEST, text=f"{target}: digest: {digest} size: {len(sent)}"))
     return PushResult(ref, image_id, digest, len(sent), *counts)
 

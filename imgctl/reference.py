@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from imgctl.errors import InvalidReference
 
@@ -49,6 +50,8 @@ __all__ = [
     "validate_digest",
     "is_valid_digest",
     "looks_like_image_id",
+    "familiar_repository",
+    "familiar_name",
 ]
 
 DEFAULT_DOMAIN = "docker.io"
@@ -168,6 +171,29 @@ def looks_like_image_id(s: object) -> bool:
 # The reference value
 
 
+@lru_cache(maxsize=4096)  # a big store lists many tags of few repositories
+def familiar_repository(repository: str) -> str:
+    """A fully qualified repository as docker shows it: docker.io/library/ubuntu -> ubuntu;
+    docker.io/bitnami/redis -> bitnami/redis; host:5000/x stays as it is."""
+    prefix = DEFAULT_DOMAIN + "/"
+    if repository.startswith(prefix):
+        path = repository[len(prefix):]
+        if path.startswith(OFFICIAL_REPO_PREFIX) and path.count("/") == 1:
+            return path[len(OFFICIAL_REPO_PREFIX):]
+        return path
+    return repository
+
+
+def familiar_name(repository: str, tag: str | None = None, digest: str | None = None) -> str:
+    """``ubuntu:18.04`` for a tag, else ``ubuntu@sha256:...`` for a digest, else the familiar repository."""
+    name = familiar_repository(repository)
+    if tag:
+        return f"{name}:{tag}"
+    if digest:
+        return f"{name}@{digest}"
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
     """A normalised image reference; always fully qualified (has a domain).
@@ -203,13 +229,7 @@ class Reference:
     @property
     def familiar_repository(self) -> str:
         """Repository as docker shows it: ``ubuntu``, ``bitnami/redis``, ``host:5000/x``."""
-        if self.domain == DEFAULT_DOMAIN:
-            if self.path.startswith(OFFICIAL_REPO_PREFIX):
-                rest = self.path[len(OFFICIAL_REPO_PREFIX):]
-                if "/" not in rest:
-                    return rest
-            return self.path
-        return self.repository
+        return familiar_repository(self.repository)
 
     def _suffix(self) -> str:
         out = ""

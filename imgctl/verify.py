@@ -2,7 +2,7 @@
 
 Blobs are hashed in parallel (hashlib releases the GIL on large updates), each
 streamed in 1 MiB reads so memory stays flat whatever the blob size.  The index
-itself is checked first (``Store.check_index``); a damaged one is reported, and
+itself is checked first (``Index.check``); a damaged one is reported, and
 ``--repair`` rebuilds it from what the blobs prove: every image whose manifest,
 config and layers are present and verify, and the tags and repo digests the
 reference journal (``refs.journal``) records for those images.  Entries in
@@ -119,7 +119,7 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
     try:
         if store.rebuild_state() is not None:  # a rebuild that died half-way: its index lacks images
             raise IndexCorrupt(f"the store index {store.index_path} is incomplete (a rebuild of it was interrupted): run imgctl verify")
-        store.check_index()
+        store.index.check()
         for image_id, digest in store.index.blob_users():
             users.setdefault(digest, []).append(image_id)
     except IndexCorrupt as e:
@@ -179,7 +179,7 @@ def verify_store(store: Store, *, repair: bool = False, jobs: int | None = None)
             if report.removed:
                 with store.index.transaction():
                     store.index.forget_layers(report.removed)
-            store.mark_damaged(sorted(damaged))
+            store.index.mark_damaged(sorted(damaged))
             report.damaged = sorted(damaged)
             if fixes is None:
                 _rewrite_journal(store, report)
@@ -204,12 +204,12 @@ def _rewrite_journal(store: Store, report: VerifyReport) -> None:
 def _check_refs(store: Store, report: VerifyReport) -> list[tuple]:
     """The index's references against the reference journal; returns what ``--repair`` does
     about each difference."""
-    from imgctl.images import familiar_repository
+    from imgctl.reference import familiar_name
 
     images = store.index.image_ids()
     fixes: list[tuple] = []
-    for kind, key, have, want in store.ref_differences():
-        name = f"{familiar_repository(key[0])}{':' if kind == 'tag' else '@'}{key[1]}"
+    for kind, key, have, want in store.index.ref_differences():
+        name = familiar_name(key[0], key[1]) if kind == "tag" else familiar_name(key[0], digest=key[1])
         want_id = want[0] if kind == "tag" and want else want
         if want is None:
             detail = "is in the index but not in the reference journal"
@@ -246,7 +246,7 @@ def _fix_refs(store: Store, fixes: list[tuple], report: VerifyReport) -> None:
                 records.append(("untag" if kind == "tag" else "unpin", repo, name))
             else:
                 records.append((kind, repo, name, *value) if kind == "tag" else (kind, repo, name, value))
-    store.journal_refs(records)
+    store.index.journal_refs(records)
     if fixes:
         report.repairs.append(f"Made {len(fixes)} references of the index and the reference journal agree again")
 
@@ -254,7 +254,7 @@ def _fix_refs(store: Store, fixes: list[tuple], report: VerifyReport) -> None:
 def _check_images(store: Store, report: VerifyReport, present: set[str], corrupt: set[str], repair: bool) -> None:
     images = store.index.image_manifests()
     report.images = len(images)
-    damaged = store.damaged()
+    damaged = store.index.damaged()
     for image_id, manifest_digest in images:
         if image_id in damaged and not repair:
             report.problems.append(
@@ -352,7 +352,7 @@ def _rebuild_index(store: Store, good: set[str], report: VerifyReport) -> None:
 
 
 def _rebuild_index_locked(store: Store, good: set[str], report: VerifyReport) -> None:
-    from imgctl.images import familiar_repository
+    from imgctl.reference import familiar_name
     from imgctl.oci import MAX_MANIFEST_SIZE, Index, Manifest, parse_config, parse_document
 
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -408,29 +408,29 @@ def _rebuild_index_locked(store: Store, good: set[str], report: VerifyReport) ->
 
     for rec in layers.values():
         if rec is not None:
-            store.record_layer(rec)
+            store.index.record_layers([rec])
     for image_id, (rec, blobs) in sorted(images.items()):
-        store.add_image(rec, blobs)
+        store.index.add_image(rec, blobs)
     restored_tags = restored_pins = 0
     lost: list[str] = []
     forget: list[tuple] = []  # the journal follows the index for what the blobs cannot prove
     for (repo, tag), (image_id, digest) in sorted(tags.items()):
         if image_id in images:
             rec, blobs = images[image_id]
-            store.add_image(rec, blobs, repository=repo, tag=tag, digest=digest if names(image_id, digest) else None)
+            store.index.add_image(rec, blobs, repository=repo, tag=tag, digest=digest if names(image_id, digest) else None)
             restored_tags += 1
         else:
-            lost.append(f"{familiar_repository(repo)}:{tag}")
+            lost.append(familiar_name(repo, tag))
             forget.append(("untag", repo, tag))
     for (repo, digest), image_id in sorted(pins.items()):
         if names(image_id, digest):
             rec, blobs = images[image_id]
-            store.add_image(rec, blobs, repository=repo, digest=digest, pinned=True)
+            store.index.add_image(rec, blobs, repository=repo, digest=digest, pinned=True)
             restored_pins += 1
         else:
-            lost.append(f"{familiar_repository(repo)}@{digest}")
+            lost.append(familiar_name(repo, digest=digest))
             forget.append(("unpin", repo, digest))
-    store.journal_refs(forget)
+    store.index.journal_refs(forget)
     from imgctl.platforms import regroup
 
     regroup(store)  # an image pulled through an index is one image again, with all its platforms
@@ -449,7 +449,7 @@ def _reprove(store: Store, image_id: str, good: set[str]) -> bool:
     layer are present and verify (rows that named wrong or missing blobs); False if not."""
     from imgctl.oci import MAX_MANIFEST_SIZE, Manifest, parse_config, parse_document
 
-    rec = store.image(image_id)
+    rec = store.index.image(image_id)
     if rec is None or rec.manifest_digest not in good:
         return False
     data = _small_json(store, rec.manifest_digest, MAX_MANIFEST_SIZE)
@@ -466,8 +466,8 @@ def _reprove(store: Store, image_id: str, good: set[str]) -> bool:
     _, blobs = built
     blobs += [(k, d, p) for k, d, p in store.index.index_blob_rows(image_id) if d in good]
     for layer in layers.values():
-        store.record_layer(layer)
-    store.add_image(rec, blobs)
+        store.index.record_layers([layer])
+    store.index.add_image(rec, blobs)
     return True
 
 
@@ -487,7 +487,7 @@ def _small_json(store: Store, digest: str, limit: int) -> bytes | None:
 def _prove_image(store: Store, mdigest: str, doc, good: set[str], layers: dict, parse_config) -> tuple | None:
     """(ImageRecord, blobs) when the manifest's config and every layer are present and verify."""
     from imgctl.oci import MAX_MANIFEST_SIZE, layer_compression
-    from imgctl.pull import image_record
+    from imgctl.localimage import image_record
 
     try:
         config = parse_config(store.read_blob(doc.config.digest, MAX_MANIFEST_SIZE))
@@ -510,11 +510,11 @@ def _prove_image(store: Store, mdigest: str, doc, good: set[str], layers: dict, 
 
 def _layer_record(store: Store, desc, layer_compression):
     """Decompress a layer blob to learn (and so prove) its diff_id and size; None if it cannot be."""
-    from imgctl.pull import _Decoder
+    from imgctl.codecs import Decoder
     from imgctl.store import LayerRecord
 
     try:
-        dec = _Decoder(layer_compression(desc.media_type))
+        dec = Decoder(layer_compression(desc.media_type))
         with store.open_blob(desc.digest) as f:
             n = 0
             while chunk := f.read(READ):

@@ -30,8 +30,7 @@ def rmi_cmd(
     platform: PlatformOpt = None,
 ) -> None:
     """Remove one or more images (untag, then delete what nothing else uses)."""
-    from imgctl.lifecycle import remove_images
-    from imgctl.platforms import remove_platform_images
+    from imgctl.lifecycle import remove_images, remove_platform_images
 
     errors = []
     plat = platform_arg(platform)
@@ -120,7 +119,7 @@ def verify_cmd(
     """Re-hash every blob and check every image; one line per problem, exit 1 if any."""
     from imgctl.errors import StoreError
     from imgctl.cli.format.width import terminal_safe
-    from imgctl.images import familiar_repository
+    from imgctl.reference import familiar_name
     from imgctl.verify import verify_store
 
     store = state.store()
@@ -134,9 +133,9 @@ def verify_cmd(
     if report.damaged:
         names = {}
         for repo, tag, image_id in store.index.all_tags():
-            names.setdefault(image_id, f"{familiar_repository(repo)}:{tag}")
+            names.setdefault(image_id, familiar_name(repo, tag))
         for repo, digest, image_id in store.index.all_pins():
-            names.setdefault(image_id, f"{familiar_repository(repo)}@{digest}")
+            names.setdefault(image_id, familiar_name(repo, digest=digest))
         for image_id in report.damaged:
             how = f"imgctl pull {names[image_id]}" if image_id in names else "pull it again by name"
             print(f"Image {image_id[7:19]} needs a pull to be complete again: {how}")

@@ -23,7 +23,7 @@ import errno
 import os
 import stat
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -181,9 +181,6 @@ class Store:
         """``Index.transaction``: BEGIN IMMEDIATE ... COMMIT."""
         return self.index.transaction()
 
-    def check_index(self) -> None:
-        self.index.check()
-
     def rebuild_state(self) -> str | None:
         """"running" while ``verify --repair`` rebuilds the index (it holds the marker's lock; the
         new index then lacks images it has not recorded yet, so nothing may be collected),
@@ -225,49 +222,6 @@ class Store:
         finally:
             lease.release()
 
-    # The index's methods the use cases have always called on the store itself.
+    # The index's methods the tests call on the store itself; the library calls store.index.
     def ref_differences(self) -> list[tuple]:
         return self.index.ref_differences()
-
-    def journal_refs(self, records: list[tuple]) -> None:
-        self.index.journal_refs(records)
-
-    def layer(self, digest: str) -> LayerRecord | None:
-        return self.index.layer(digest)
-
-    def record_layer(self, rec: LayerRecord) -> None:
-        self.index.record_layers([rec])
-
-    def record_layers(self, recs: Iterable[LayerRecord]) -> None:
-        self.index.record_layers(recs)
-
-    def image(self, image_id: str) -> ImageRecord | None:
-        return self.index.image(image_id)
-
-    def image_digests(self, image_id: str) -> list[str]:
-        return self.index.image_digests(image_id)
-
-    def image_is_complete(self, image_id: str) -> bool:
-        return self.index.image_is_complete(image_id)
-
-    def mark_damaged(self, image_ids: list[str]) -> None:
-        self.index.mark_damaged(image_ids)
-
-    def damaged(self) -> set[str]:
-        return self.index.damaged()
-
-    def set_tag_digest(self, repository: str, tag: str, image_id: str, digest: str) -> None:
-        self.index.set_tag_digest(repository, tag, image_id, digest)
-
-    def tag_target(self, repository: str, tag: str) -> str | None:
-        return self.index.tag_target(repository, tag)
-
-    def digest_target(self, repository: str, digest: str) -> str | None:
-        return self.index.digest_target(repository, digest)
-
-    def add_image(self, rec: ImageRecord, blobs: Iterable[tuple[str, str, int]], **refs) -> bool:
-        """``Index.add_image``: record an image and point a reference at it."""
-        return self.index.add_image(rec, blobs, **refs)
-
-    def list_rows(self) -> list[tuple]:
-        return self.index.list_rows()
