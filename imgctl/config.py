@@ -80,7 +80,7 @@ class Config:
     registry_mirrors: tuple[str, ...] = ()
     insecure_registries: tuple[str, ...] = ()
     max_concurrent_downloads: int = 3
-    max_concurrent_downloads_per_layer: int = 4  # connections one large blob is fetched over (multipart)
+    max_concurrent_downloads_per_layer: int = 8  # connections one large blob is fetched over (multipart)
     download_chunk_size: int = 16 * MIB  # bytes per range of a multipart fetch
     max_download_attempts: int = 5  # docker's key: tries per request or blob on transient failures
     max_layers: int = 10_000  # layers per image manifest a pull accepts (``max-layers``)
