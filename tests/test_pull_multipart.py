@@ -31,8 +31,8 @@ class RangeRelay(LoopbackServer):
     """Streams blob answers from ``upstream`` (a registry URL) or from files under ``root`` (a blob
     store behind redirects; Range honoured), recording every request and how many blob answers
     were in flight at once.  ``ignore_range``: Range is dropped (whole 200 answers); ``fail``:
-    {n: "drop" | "cut"} for the n-th (0-based) ranged blob request: closed without an answer, or
-    after half its body; ``die_after``: once that many blob bytes were sent, every blob request is
+    {n: "drop" | "cut" | "hang"} for the n-th (0-based) ranged blob request: closed without an
+    answer, or after half its body, or silent after half its body (until ``stop()``); ``die_after``: once that many blob bytes were sent, every blob request is
     dropped; ``pace``: seconds to sleep per 64 KiB sent (keeps answers in flight for a while)."""
 
     request_timeout = 30
@@ -47,12 +47,14 @@ class RangeRelay(LoopbackServer):
         self.active = self.peak = 0
         self.sent = 0  # blob body bytes
         self._ranged = 0
+        self.hanging = threading.Event()  # set: "hang" answers end
         self._lock = threading.Lock()
         self._client = httpx.Client(trust_env=False, timeout=30.0) if upstream else None
         super().__init__(host=host)
         self.start()
 
     def stop(self) -> None:
+        self.hanging.set()
         super().stop()
         if self._client is not None:
             self._client.close()
@@ -126,6 +128,11 @@ class RangeRelay(LoopbackServer):
         try:
             sent = 0
             for piece in body:
+                if how == "hang" and sent + len(piece) > total // 2:
+                    h.wfile.flush()
+                    self.hanging.wait(60)  # stops sending, keeps the connection open
+                    h.close_connection = True
+                    return
                 if how == "cut" and sent + len(piece) > total // 2:
                     h.close_connection = True
                     h.connection.shutdown(socket.SHUT_RDWR)
@@ -358,3 +365,63 @@ def test_ctrl_c_stops_at_once_and_the_next_pull_completes(registry, big, store_r
 
     r = run("pull", f"{registry.host}/{repo}:t")
     assert_pulled(r, store_root, img)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("max-concurrent-downloads-per-layer = 0\n", "max-concurrent-downloads-per-layer must be an integer from 1 to 64 (at line 1)"),
+    ("max-concurrent-downloads-per-layer = true\n", "max-concurrent-downloads-per-layer must be an integer from 1 to 64 (at line 1)"),
+    ('\ndownload-chunk-size = "1KiB"\n', 'download-chunk-size must be a size from 1MiB to 1GiB (bytes, or a string such as "16MiB") (at line 2)'),
+    ("download-chunk-size = 2147483648\n", "download-chunk-size must be a size from 1MiB to 1GiB"),
+    ('download-chunk-size = "big"\n', "download-chunk-size must be a size from 1MiB to 1GiB"),
+    ("download-chunk-size = 1.5\n", "download-chunk-size must be a size from 1MiB to 1GiB"),
+])
+def test_bad_configuration(text, message, cfg_file, store_root):
+    cfg_file.write_text(text)
+    r = run("pull", "x")
+    assert r.code != 0 and r.err.startswith(f"Error: {cfg_file}: {message}"), r.err
+
+
+@pytest.mark.parametrize("value,expected", [
+    ('"16MiB"', 16 * MIB), ('"16m"', 16 * MIB), ('"1.5 GB"', None), ("1048576", MIB), ('"1g"', 1024 * MIB),
+    ('"2mb"', 2 * MIB), ('"1.5MiB"', MIB + MIB // 2),
+])
+def test_chunk_size_values(value, expected, cfg_file):
+    from imgctl.config import load_config
+
+    cfg_file.write_text(f"download-chunk-size = {value}\n")
+    if expected is None:
+        with pytest.raises(Exception, match="download-chunk-size must be a size"):
+            load_config(cfg_file)
+    else:
+        assert load_config(cfg_file).download_chunk_size == expected
+
+
+def test_defaults():
+    from imgctl.config import Config
+
+    c = Config()
+    assert (c.max_concurrent_downloads_per_layer, c.download_chunk_size) == (8, 16 * MIB)
+
+
+def test_cancel_breaks_reads_that_wait_for_bytes(registry, big, store_root, cfg_file):
+    """Ranges stuck mid-body (the server went silent) do not hold Ctrl-C up: the worker threads'
+    sockets are shut down at once, long before request-timeout would end the reads."""
+    multipart_config(cfg_file, "request-timeout = 60\n")
+    repo, img, layer = big
+    relay = RangeRelay(registry.url, fail={1: "hang", 2: "hang", 3: "hang"})
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "imgctl", "pull", "-q", f"{relay.host}/{repo}:t"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        deadline = time.monotonic() + 60
+        while relay.peak < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        relay.stop()
+    assert proc.returncode == 130, err
+    assert took < 3, took
+    assert_store_verifies(store_root, allow_partials=True)
