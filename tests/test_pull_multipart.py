@@ -176,20 +176,25 @@ def assert_pulled(r, store_root, img) -> None:
     assert v.code == 0, v.out + v.err
 
 
+def pull_via(relay: RangeRelay, repo: str, digest: str, *args: str):
+    """``imgctl ARGS... RELAY/REPO:t`` through ``relay``, which is stopped afterwards: (the result,
+    the ranges asked for blob ``digest``)."""
+    try:
+        r = run(*args, f"{relay.host}/{repo}:t")
+        return r, relay.ranges(digest)
+    finally:
+        relay.stop()
+
+
 def test_cold_pull_fetches_ranges_concurrently(registry, big, store_root, cfg_file):
     multipart_config(cfg_file)
     repo, img, layer = big
     relay = RangeRelay(registry.url, pace=0.002)
-    try:
-        r = run("--debug", "pull", f"{relay.host}/{repo}:t")
-        ranges = relay.ranges(layer.digest)
-        peak = relay.peak
-    finally:
-        relay.stop()
+    r, ranges = pull_via(relay, repo, layer.digest, "--debug", "pull")
     assert_pulled(r, store_root, img)
     chunks = -(-layer.size // MIB)
     assert ranges == [(i * MIB, min((i + 1) * MIB, layer.size) - 1) for i in range(chunks)]
-    assert peak > 1  # ranges were in flight at once
+    assert relay.peak > 1  # ranges were in flight at once
     assert f"blob {layer.digest}: {chunks} ranges from" in r.err
     # The small layer is one stream, as before.
     assert [x["range"] for x in relay.blob_requests(img.layers[1].digest)] == [None]
@@ -199,11 +204,8 @@ def test_flags_override_the_configuration(registry, big, store_root, cfg_file):
     multipart_config(cfg_file)
     repo, img, layer = big
     relay = RangeRelay(registry.url)
-    try:
-        r = run("pull", "--max-concurrent-downloads-per-layer", "1", f"{relay.host}/{repo}:t")
-        assert [x["range"] for x in relay.blob_requests(layer.digest)] == [None]  # one stream
-    finally:
-        relay.stop()
+    r, ranges = pull_via(relay, repo, layer.digest, "pull", "--max-concurrent-downloads-per-layer", "1")
+    assert [x["range"] for x in relay.blob_requests(layer.digest)] == [None]  # one stream
     assert_pulled(r, store_root, img)
 
 
@@ -211,12 +213,8 @@ def test_download_chunk_size_flag(registry, big, store_root, cfg_file):
     cfg_file.write_text("")
     repo, img, layer = big
     relay = RangeRelay(registry.url)
-    try:
-        r = run("pull", "--download-chunk-size", "2MiB", "--max-concurrent-downloads-per-layer", "2",
-                f"{relay.host}/{repo}:t")
-        ranges = relay.ranges(layer.digest)
-    finally:
-        relay.stop()
+    r, ranges = pull_via(relay, repo, layer.digest, "pull", "--download-chunk-size", "2MiB",
+                         "--max-concurrent-downloads-per-layer", "2")
     assert_pulled(r, store_root, img)
     assert ranges[:2] == [(0, 2 * MIB - 1), (2 * MIB, 4 * MIB - 1)]
 
@@ -235,11 +233,8 @@ def test_registry_ignoring_range_falls_back_to_one_stream(registry, big, store_r
     multipart_config(cfg_file)
     repo, img, layer = big
     relay = RangeRelay(registry.url, ignore_range=True)
-    try:
-        r = run("--debug", "pull", f"{relay.host}/{repo}:t")
-        asked = [x["range"] for x in relay.blob_requests(layer.digest)]
-    finally:
-        relay.stop()
+    r, _ = pull_via(relay, repo, layer.digest, "--debug", "pull")
+    asked = [x["range"] for x in relay.blob_requests(layer.digest)]
     assert_pulled(r, store_root, img)
     assert asked == [f"bytes=0-{MIB - 1}", None]  # the first range, then the whole blob as one stream
     assert "ignored Range" in r.err and "fetching the rest as one stream from byte 0" in r.err
@@ -249,11 +244,7 @@ def test_a_chunk_failing_once_is_retried(registry, big, store_root, cfg_file):
     multipart_config(cfg_file)
     repo, img, layer = big
     relay = RangeRelay(registry.url, fail={2: "drop", 3: "cut"})
-    try:
-        r = run("pull", f"{relay.host}/{repo}:t")
-        ranges = relay.ranges(layer.digest)
-    finally:
-        relay.stop()
+    r, ranges = pull_via(relay, repo, layer.digest, "pull")
     assert_pulled(r, store_root, img)
     short = layer.digest[7:19]
     assert [l for l in r.lines if "Retrying in" in l] == [f"{short}: Retrying in 0.01 seconds"]
@@ -270,11 +261,7 @@ def test_resume_from_a_partial_on_disk(registry, big, store_root, cfg_file):
     kept = MIB + 12345
     (store_root / "ingest" / f"{layer.digest[7:]}.partial").write_bytes(layer.data[:kept])
     relay = RangeRelay(registry.url)
-    try:
-        r = run("pull", f"{relay.host}/{repo}:t")
-        ranges = relay.ranges(layer.digest)
-    finally:
-        relay.stop()
+    r, ranges = pull_via(relay, repo, layer.digest, "pull")
     assert_pulled(r, store_root, img)
     assert f"{layer.digest[7:19]}: Resuming after {kept} bytes already downloaded" in r.lines
     assert ranges[0] == (kept, kept + MIB - 1) and all(a >= kept for a, _ in ranges)
@@ -339,24 +326,36 @@ def test_redirect_target_ranges_without_credentials(honours_range, registry_fact
     assert PASSWORD not in r.err and "Basic " not in r.err
 
 
+def interrupted_pull(relay: RangeRelay, repo: str, ready, settle: float = 0.0) -> tuple[int, str, float]:
+    """``imgctl pull`` in a process, Ctrl-C (SIGINT) once ``ready()``: (exit code, stderr, seconds
+    from the signal to its exit)."""
+    proc = subprocess.Popen([sys.executable, "-m", "imgctl", "pull", "-q", f"{relay.host}/{repo}:t"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 60
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready()
+        time.sleep(settle)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        return proc.returncode, err, time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_ctrl_c_stops_at_once_and_the_next_pull_completes(registry, big, store_root, cfg_file):
     multipart_config(cfg_file)
     repo, img, layer = big
     relay = RangeRelay(registry.url, pace=0.05)  # about 1.3 MB/s per connection
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "imgctl", "pull", "-q", f"{relay.host}/{repo}:t"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-        deadline = time.monotonic() + 60
-        while (relay.peak < 2 or relay.sent < MIB) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert relay.peak >= 2
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        out, err = proc.communicate(timeout=60)
-        took = time.monotonic() - sent
+        code, err, took = interrupted_pull(relay, repo, lambda: relay.peak >= 2 and relay.sent >= MIB)
     finally:
         relay.stop()
-    assert proc.returncode == 130, err
+    assert code == 130, err
     assert err == "Error: interrupted: pull stopped; the next pull resumes where it left off\n"
     assert took < 3, took
     assert image_ids(store_root) == set()
@@ -410,18 +409,9 @@ def test_cancel_breaks_reads_that_wait_for_bytes(registry, big, store_root, cfg_
     repo, img, layer = big
     relay = RangeRelay(registry.url, fail={1: "hang", 2: "hang", 3: "hang"})
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "imgctl", "pull", "-q", f"{relay.host}/{repo}:t"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-        deadline = time.monotonic() + 60
-        while relay.peak < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        out, err = proc.communicate(timeout=60)
-        took = time.monotonic() - sent
+        code, err, took = interrupted_pull(relay, repo, lambda: relay.peak >= 3, settle=0.3)
     finally:
         relay.stop()
-    assert proc.returncode == 130, err
+    assert code == 130, err
     assert took < 3, took
     assert_store_verifies(store_root, allow_partials=True)
