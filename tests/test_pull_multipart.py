@@ -284,7 +284,8 @@ def test_a_mirror_failing_mid_multipart_then_the_registry_completes(registry, bi
     assert len(from_mirror) >= 2
     start = from_registry[0][0]
     assert start > 0  # the registry continued from the bytes the mirror delivered, none twice
-    assert sum(b - a + 1 for a, b in from_registry) == layer.size - start
+    # (ranges, or one stream with bytes=START- when fewer than two chunks were left)
+    assert sum((b if b >= 0 else layer.size - 1) - a + 1 for a, b in from_registry) == layer.size - start
     served = [l for l in r.err.splitlines() if f"blob {layer.digest}: served by mirror" in l]
     assert len(served) == 1 and f"(bytes 0-{start - 1}), registry" in served[0], r.err
 
