@@ -3,6 +3,12 @@
 A stream that breaks is resumed with ``Range: bytes=N-`` at the same endpoint while it makes
 progress, then at the next endpoint, so no byte is fetched twice.  Every blob is checked
 against its digest, so a mirror can make a pull faster, never different.
+
+A large blob (at least two ``download-chunk-size`` chunks left to fetch) is fetched as ranges
+over ``max-concurrent-downloads-per-layer`` connections at once (``imgctl.multipart``),
+delivered to the sink in order; each range is one ``send()``, so credentials, redirects and
+deadlines hold range by range.  An endpoint that ignores Range (or redirects to a host that
+does) is remembered for the run and gets one stream from the bytes delivered so far.
 """
 
 from __future__ import annotations
