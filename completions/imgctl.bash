@@ -53,7 +53,7 @@ __imgctl_spec()
             ;;
         'imgctl image pull')
             subs=''
-            opts='--all-platforms --all-tags --attestations --authfile --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
+            opts='--all-platforms --all-tags --attestations --authfile --config --debug --download-chunk-size --help --max-concurrent-downloads-per-layer --platform --quiet --registry-mirror --root -a -h -q'
             ;;
         'imgctl image push')
             subs=''
@@ -93,7 +93,7 @@ __imgctl_spec()
             ;;
         'imgctl pull')
             subs=''
-            opts='--all-platforms --all-tags --attestations --authfile --config --debug --help --platform --quiet --registry-mirror --root -a -h -q'
+            opts='--all-platforms --all-tags --attestations --authfile --config --debug --download-chunk-size --help --max-concurrent-downloads-per-layer --platform --quiet --registry-mirror --root -a -h -q'
             ;;
         'imgctl push')
             subs=''
@@ -189,6 +189,12 @@ __imgctl_optval()
         'imgctl image pull|--authfile')
             kind=file words=''
             ;;
+        'imgctl image pull|--download-chunk-size')
+            kind=none words=''
+            ;;
+        'imgctl image pull|--max-concurrent-downloads-per-layer')
+            kind=none words=''
+            ;;
         'imgctl image pull|--platform')
             kind=none words=''
             ;;
@@ -245,6 +251,12 @@ __imgctl_optval()
             ;;
         'imgctl pull|--authfile')
             kind=file words=''
+            ;;
+        'imgctl pull|--download-chunk-size')
+            kind=none words=''
+            ;;
+        'imgctl pull|--max-concurrent-downloads-per-layer')
+            kind=none words=''
             ;;
         'imgctl pull|--platform')
             kind=none words=''

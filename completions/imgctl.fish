@@ -54,6 +54,10 @@ function __imgctl_takes_value
             return 0
         case 'imgctl image pull|--authfile'
             return 0
+        case 'imgctl image pull|--download-chunk-size'
+            return 0
+        case 'imgctl image pull|--max-concurrent-downloads-per-layer'
+            return 0
         case 'imgctl image pull|--platform'
             return 0
         case 'imgctl image pull|--registry-mirror'
@@ -91,6 +95,10 @@ function __imgctl_takes_value
         case 'imgctl logout|--authfile'
             return 0
         case 'imgctl pull|--authfile'
+            return 0
+        case 'imgctl pull|--download-chunk-size'
+            return 0
+        case 'imgctl pull|--max-concurrent-downloads-per-layer'
             return 0
         case 'imgctl pull|--platform'
             return 0
@@ -278,7 +286,9 @@ complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'all-platforms' -d '
 complete -c imgctl -n '__imgctl_using imgctl image pull' -s 'a' -l 'all-tags' -d 'Pull every tag of the repository'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'attestations' -d 'With --all-platforms: also pull the index\'s attestations (a complete copy to push elsewhere)'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
+complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'download-chunk-size' -x -d 'Bytes per range of a layer fetched over several connections (1MiB-1GiB, e.g. 16MiB)'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'max-concurrent-downloads-per-layer' -x -d 'Connections one large layer is fetched over at once, as ranges (1-64; 1: one stream)'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'platform' -x -d 'Platform os/arch[/variant] (default: this host\'s)'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -s 'q' -l 'quiet' -d 'Print only the image name'
 complete -c imgctl -n '__imgctl_using imgctl image pull' -l 'registry-mirror' -x -d 'Try this mirror first (repeatable; any registry; reads only)'
@@ -328,7 +338,9 @@ complete -c imgctl -n '__imgctl_using imgctl pull' -l 'all-platforms' -d 'Pull e
 complete -c imgctl -n '__imgctl_using imgctl pull' -s 'a' -l 'all-tags' -d 'Pull every tag of the repository'
 complete -c imgctl -n '__imgctl_using imgctl pull' -l 'attestations' -d 'With --all-platforms: also pull the index\'s attestations (a complete copy to push elsewhere)'
 complete -c imgctl -n '__imgctl_using imgctl pull' -l 'authfile' -r -F -d 'Credentials file to read (login/logout: to write) instead of the default ones (default...'
+complete -c imgctl -n '__imgctl_using imgctl pull' -l 'download-chunk-size' -x -d 'Bytes per range of a layer fetched over several connections (1MiB-1GiB, e.g. 16MiB)'
 complete -c imgctl -n '__imgctl_using imgctl pull' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c imgctl -n '__imgctl_using imgctl pull' -l 'max-concurrent-downloads-per-layer' -x -d 'Connections one large layer is fetched over at once, as ranges (1-64; 1: one stream)'
 complete -c imgctl -n '__imgctl_using imgctl pull' -l 'platform' -x -d 'Platform os/arch[/variant] (default: this host\'s)'
 complete -c imgctl -n '__imgctl_using imgctl pull' -s 'q' -l 'quiet' -d 'Print only the image name'
 complete -c imgctl -n '__imgctl_using imgctl pull' -l 'registry-mirror' -x -d 'Try this mirror first (repeatable; any registry; reads only)'

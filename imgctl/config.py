@@ -13,12 +13,30 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from imgctl.errors import ConfigError
+from imgctl.errors import ConfigError, UsageError
 
 __all__ = ["Config", "load_config", "default_root", "default_config_path", "default_config_dir", "parse_mirror_url"]
 
 APP = "imgctl"
 MAX_LAYERS_LIMIT = 100_000  # the highest max-layers accepts (a 4 MiB manifest holds fewer anyway)
+MIB = 1024 * 1024
+PER_LAYER_LIMIT = 64  # the highest max-concurrent-downloads-per-layer accepts
+CHUNK_SIZE_RANGE = (MIB, 1024 * MIB)  # what download-chunk-size accepts
+
+
+def parse_size(value: int | str) -> int:
+    """A size in bytes: an integer, or go-units ``RAMInBytes`` text (``"16MiB"``, ``"16m"``,
+    ``"1.5 GB"``: powers of 1024).  ValueError when it is neither."""
+    from imgctl.units import ram_in_bytes
+
+    if isinstance(value, bool) or not isinstance(value, int | str) or (isinstance(value, int) and value < 0):
+        raise ValueError(f"invalid size {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        return ram_in_bytes(value)
+    except UsageError as e:
+        raise ValueError(str(e)) from e
 
 
 def default_root() -> Path:
@@ -59,6 +77,8 @@ class Config:
     registry_mirrors: tuple[str, ...] = ()
     insecure_registries: tuple[str, ...] = ()
     max_concurrent_downloads: int = 3
+    max_concurrent_downloads_per_layer: int = 8  # connections one large blob is fetched over (multipart)
+    download_chunk_size: int = 16 * MIB  # bytes per range of a multipart fetch
     max_download_attempts: int = 5  # docker's key: tries per request or blob on transient failures
     max_layers: int = 10_000  # layers per image manifest a pull accepts (``max-layers``)
     retry_delay: float = 1.0  # seconds before the first retry; doubles each time (Retry-After wins)
@@ -190,9 +210,29 @@ def _int(data: dict, key: str, low: int, high: int) -> int:
     return n
 
 
+def chunk_size_problem(value: int | str) -> tuple[int | None, str | None]:
+    """(bytes, None) for a valid download-chunk-size, else (None, what is wrong with it)."""
+    low, high = CHUNK_SIZE_RANGE
+    try:
+        n = parse_size(value)
+    except ValueError:
+        n = None
+    if n is None or not low <= n <= high:
+        return None, 'must be a size from 1MiB to 1GiB (bytes, or a string such as "16MiB")'
+    return n, None
+
+
+def _chunk_size(value: object, key: str) -> int:
+    n, problem = chunk_size_problem(value)  # type: ignore[arg-type]
+    if problem is not None:
+        raise _Bad((key,), f"{key} {problem}")
+    return n
+
+
 _KNOWN = {
     "registry-mirrors", "insecure-registries", "max-concurrent-downloads", "max-download-attempts",
     "retry-delay", "index-server", "registries", "certs-dir", "request-timeout", "max-layers",
+    "max-concurrent-downloads-per-layer", "download-chunk-size",
 }
 
 
@@ -248,6 +288,10 @@ def _validate(data: dict, path: Path) -> Config:
         kw["insecure_registries"] = _host_list(data["insecure-registries"], ("insecure-registries",))
     if "max-concurrent-downloads" in data:
         kw["max_concurrent_downloads"] = _int(data, "max-concurrent-downloads", 1, 64)
+    if "max-concurrent-downloads-per-layer" in data:
+        kw["max_concurrent_downloads_per_layer"] = _int(data, "max-concurrent-downloads-per-layer", 1, PER_LAYER_LIMIT)
+    if "download-chunk-size" in data:
+        kw["download_chunk_size"] = _chunk_size(data["download-chunk-size"], "download-chunk-size")
     if "max-download-attempts" in data:
         kw["max_download_attempts"] = _int(data, "max-download-attempts", 1, 100)
     if "max-layers" in data:

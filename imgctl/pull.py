@@ -169,6 +169,7 @@ class _LayerSink:
         self._cancel = cancel
         self._progress = progress
         self.decoder = decoder(layer_compression(desc.media_type))
+        self.spool_dir = writer.path.parent  # the store's ingest directory: multipart spools ranges there
         self.bad_data: VerificationError | None = None  # the decoder's complaint, judged once the digest is checked
         self._batch: list[bytes] = []  # received, not yet written or decoded
         self._batched = 0

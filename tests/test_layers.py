@@ -31,7 +31,7 @@ LAYER_NAMES = ("foundation", "infrastructure", "shared", "use case", "cli")
 GROUPS = {
     "": FOUNDATION,  # the package itself (__version__)
     **dict.fromkeys(
-        ["errors", "jsonlimit", "reference", "config", "oci", "trust", "auth", "events", "codecs", "multipart"], FOUNDATION
+        ["errors", "jsonlimit", "reference", "units", "config", "oci", "trust", "auth", "events", "codecs", "multipart"], FOUNDATION
     ),
     "registry": INFRASTRUCTURE,
     "store": INFRASTRUCTURE,

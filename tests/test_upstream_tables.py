@@ -34,7 +34,7 @@ from imgctl import reference
 from imgctl.errors import InvalidReference, UsageError
 from imgctl.cli.format.executor import Template
 from imgctl.cli.format.lexer import template_tokens
-from imgctl.cli.format.units import from_human_size, ram_in_bytes
+from imgctl.units import from_human_size, ram_in_bytes
 from imgctl.cli.format.values import _go_type, GoMap
 
 # ---------------------------------------------------------------------------

@@ -27,10 +27,18 @@ def pull_cmd(
         typer.Option("--registry-mirror", metavar="URL", help="Try this mirror first (repeatable; any registry; reads only).", show_default=False),
     ] = None,
     authfile: AuthFile = None,
+    per_layer: Annotated[
+        Optional[int],
+        typer.Option("--max-concurrent-downloads-per-layer", metavar="N", help="Connections one large layer is fetched over at once, as ranges (1-64; 1: one stream).", show_default=False),
+    ] = None,
+    chunk_size: Annotated[
+        Optional[str],
+        typer.Option("--download-chunk-size", metavar="SIZE", help="Bytes per range of a layer fetched over several connections (1MiB-1GiB, e.g. 16MiB).", show_default=False),
+    ] = None,
 ) -> None:
     """Pull an image from a registry into the local store."""
     talks_to_registries()
     from imgctl.cli.pull_progress import run_pull
 
     run_pull(name, platform=platform, all_tags=all_tags, quiet=quiet, mirrors=registry_mirror or [], authfile=authfile,
-             all_platforms=all_platforms, attestations=attestations)
+             all_platforms=all_platforms, attestations=attestations, per_layer=per_layer, chunk_size=chunk_size)

@@ -262,9 +262,27 @@ class TerminalProgress:
             self._freeze_total()
 
 
+def _download_options(config, per_layer: int | None, chunk_size: str | None):
+    """The configuration with ``--max-concurrent-downloads-per-layer`` and ``--download-chunk-size`` applied."""
+    from dataclasses import replace
+
+    from imgctl.config import PER_LAYER_LIMIT, chunk_size_problem
+
+    if per_layer is not None:
+        if not 1 <= per_layer <= PER_LAYER_LIMIT:
+            raise UsageError(f"--max-concurrent-downloads-per-layer must be an integer from 1 to {PER_LAYER_LIMIT}")
+        config = replace(config, max_concurrent_downloads_per_layer=per_layer)
+    if chunk_size is not None:
+        n, problem = chunk_size_problem(chunk_size)
+        if problem is not None:
+            raise UsageError(f"--download-chunk-size {problem}")
+        config = replace(config, download_chunk_size=n)
+    return config
+
+
 def run_pull(
     name: str, *, platform: str | None, all_tags: bool, quiet: bool, mirrors: list[str] = (), authfile=None,
-    all_platforms: bool = False, attestations: bool = False,
+    all_platforms: bool = False, attestations: bool = False, per_layer: int | None = None, chunk_size: str | None = None,
 ) -> None:
     from imgctl.cli.authfile import credentials
     from imgctl.config import parse_mirror_url
@@ -282,7 +300,7 @@ def run_pull(
         extra_mirrors = tuple(parse_mirror_url(m) for m in mirrors)
     except ValueError as e:
         raise UsageError(f"--registry-mirror: {e}") from None
-    config = state.config()
+    config = _download_options(state.config(), per_layer, chunk_size)
     store = state.store()
 
     if quiet:

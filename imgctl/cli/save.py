@@ -87,18 +87,14 @@ def load_cmd(
 
 
 # -- export -------------------------------------------------------------------------------
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
 def parse_size(text: str, option: str) -> int:
-    """A size as docker's ``--shm-size`` takes it (go-units RAMInBytes): a number and an optional
-    unit b, k, m, g or t (``kb``/``kib`` and so on are the same), powers of 1024."""
-    import re
+    """A size as docker's ``--shm-size`` takes it: go-units ``RAMInBytes`` (powers of 1024)."""
+    from imgctl.units import ram_in_bytes
 
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", text.lower())
-    if not m:
-        raise UsageError(f"invalid size {text!r} for {option}: use a number with an optional unit (b, k, m, g, t), e.g. 20g")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        return ram_in_bytes(text)
+    except UsageError:
+        raise UsageError(f"invalid size {text!r} for {option}: use a number with an optional unit (b, k, m, g, t), e.g. 20g") from None
 
 
 def export_cmd(

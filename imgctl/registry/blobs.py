@@ -3,12 +3,19 @@
 A stream that breaks is resumed with ``Range: bytes=N-`` at the same endpoint while it makes
 progress, then at the next endpoint, so no byte is fetched twice.  Every blob is checked
 against its digest, so a mirror can make a pull faster, never different.
+
+A large blob (at least two ``download-chunk-size`` chunks left to fetch) is fetched as ranges
+over ``max-concurrent-downloads-per-layer`` connections at once (``imgctl.multipart``),
+delivered to the sink in order; each range is one ``send()``, so credentials, redirects and
+deadlines hold range by range.  An endpoint that ignores Range (or redirects to a host that
+does) is remembered for the run and gets one stream from the bytes delivered so far.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -28,7 +35,11 @@ RESUME_ATTEMPTS = 3  # tries per endpoint for one blob, each after progress, bef
 
 
 class BlobSink(Protocol):
-    """Where a blob's bytes go (the store's ``BlobWriter`` is one).  The sink hashes what it holds."""
+    """Where a blob's bytes go (the store's ``BlobWriter`` is one).  The sink hashes what it holds.
+
+    Optional attribute ``spool_dir``: where a multipart fetch may spool ranges that arrive
+    before their turn (the store's ingest directory; default: the system's temporary directory).
+    """
 
     @property
     def written(self) -> int:
@@ -87,12 +98,13 @@ class _Fetch:
         self.sink.reset()
 
 
-def _content_range(value: str | None) -> tuple[int | None, int | None]:
-    """``bytes START-END/TOTAL`` -> (START, TOTAL or None for ``*``); (None, None) when unreadable."""
-    m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
-    if not m:
-        return None, None
-    return int(m.group(1)), (None if m.group(3) == "*" else int(m.group(3)))
+def _body(resp: httpx.Response, digest: str, ep: Endpoint) -> Iterator[bytes]:
+    """A blob answer's bytes as they arrive; a broken or stalled stream as the registry's errors."""
+    try:
+        yield from resp.iter_bytes()
+    except httpx.HTTPError as e:
+        cls = _Stalled if reason(e).startswith("stalled") else TransportError
+        raise cls(f"reading blob {digest} from {ep.label}: {reason(e)}") from e
 
 
 def _describe_parts(parts: list) -> str:
@@ -139,6 +151,8 @@ class Blobs:
             raise e.error from None
 
     def _fetch(self, domain: str, path: str, digest: str, size: int, urls, sink: BlobSink) -> None:
+        from imgctl import multipart  # (here: a run that fetches no blob never loads it)
+
         algo = digest.split(":", 1)[0]
         endpoints = self.endpoints(domain)
         endpoints += [Endpoint(u, urlsplit(u).netloc, foreign=True) for u in urls if usable_url(u)]
@@ -156,9 +170,18 @@ class Blobs:
                 resumes = stalls = 0
                 while True:
                     before = state.got
+                    ranged = self._ranged(ep, size, state.got)
                     try:
-                        self._blob_from(ep, path, digest, size, state)
+                        if ranged:
+                            self._ranges_from(ep, path, digest, size, state)
+                        else:
+                            self._blob_from(ep, path, digest, size, state)
                         error = None
+                    except multipart.RangeIgnored as e:
+                        # Ranges are not honoured here (by the endpoint or where it redirects): one stream.
+                        self.ignores_range.add(ep.url)
+                        self._log(f"{e} at {ep.label}; fetching the rest as one stream from byte {state.got}")
+                        continue
                     except ENDPOINT_ERRORS as e:
                         error = e
                     if error is None:
@@ -170,8 +193,12 @@ class Blobs:
                         if any(p[0] == ep for p in state.parts):
                             state.start_over()
                         break
-                    if isinstance(error, _Unreachable) or not transient(error):
-                        break  # an answer rather than a broken stream: next endpoint
+                    if ranged and self.policy.stop.is_set():
+                        raise error  # cancelled (Ctrl-C, or another layer failed)
+                    if ranged or isinstance(error, _Unreachable) or not transient(error):
+                        # An answer rather than a broken stream, or a multipart fetch whose chunks
+                        # used up their retries: next endpoint (from the bytes delivered so far).
+                        break
                     if state.got > before and not isinstance(error, _Stalled):
                         resumes += 1  # progress: resume at once with Range
                         limit = RESUME_ATTEMPTS * (1 if ep.mirror or ep.foreign else self.policy.attempts)
@@ -215,6 +242,72 @@ class Blobs:
             if all(e in bad for e in endpoints):
                 raise VerificationError(f"digest mismatch for blob {digest}: {'; '.join(failed)}")
 
+    def _ranged(self, ep: Endpoint, size: int, offset: int) -> bool:
+        """Fetch the rest of a blob from ``ep`` as ranges over several connections at once: when
+        configured (``max-concurrent-downloads-per-layer`` > 1), at least two chunks remain, and
+        ``ep`` did not ignore Range before in this run."""
+        c = self.config
+        return (
+            c.max_concurrent_downloads_per_layer > 1
+            and size - offset >= 2 * c.download_chunk_size
+            and ep.url not in self.ignores_range
+        )
+
+    def _ranges_from(self, ep: Endpoint, path: str, digest: str, size: int, state: _Fetch) -> None:
+        """Write the rest of a blob (from ``state.got``) from one endpoint into the sink, as
+        ranges fetched at once and delivered in order (``imgctl.multipart``).
+
+        Each range is one ``send()``: the endpoint's credentials, redirects and their rules, and
+        the blob's minimum rate hold per range.  A range that fails is retried with the retry
+        policy's backoff (announced like the single stream's); one that still fails ends the
+        fetch with its error.  ``RangeIgnored`` when the endpoint (or a redirect target) did not
+        answer with the range asked for: the caller goes on with one stream from ``state.got``.
+        """
+        from imgctl import multipart
+
+        url = ep.url if ep.foreign else f"{self.resolve(ep)}/v2/{path}/blobs/{digest}"
+        scope = f"repository:{path}:pull"
+
+        @contextmanager
+        def open_range(first: int, end: int) -> Iterator[multipart.RangeAnswer]:
+            headers = {"Accept-Encoding": "identity", "Range": f"bytes={first}-{end - 1}"}
+            with self.send("GET", ep, url, scope, headers, digest=digest, deadline="blob") as resp:
+                if resp.status_code not in (200, 206):
+                    check(resp, ok=(), what="blob", display=digest, path=path)
+                refuse_encoding(resp, f"blob {digest} from {ep.label}")
+                yield multipart.RangeAnswer(resp.status_code, resp.headers.get("content-range"), _body(resp, digest, ep))
+
+        def retry(error: BaseException, failures: int) -> float | None:
+            if isinstance(error, _Unreachable) or not transient(error):
+                return None
+            if not self.policy.allows(failures) or (ep.mirror and failures >= 2):
+                return None  # (mirrors get one retry, as with one stream)
+            return self.policy.announce(f"blob {digest}", failures, getattr(error, "retry_after", None), error, digest)
+
+        part = [ep, state.got, state.got]
+        state.parts.append(part)
+
+        def write(data: bytes) -> None:
+            try:
+                state.sink.write(data)
+            except Exception as e:  # (not the endpoint's fault: see fetch_blob)
+                raise _SinkFailed(e) from e
+            state.got += len(data)
+            part[2] = state.got
+
+        c = self.config
+        stats = multipart.fetch_ranges(
+            size, open_range, write, start=state.got, chunk_size=c.download_chunk_size,
+            connections=c.max_concurrent_downloads_per_layer, spool_dir=getattr(state.sink, "spool_dir", None),
+            retry=retry, resumes=RESUME_ATTEMPTS, cancel=self.policy.stop, name=f"blob {digest}",
+        )
+        self._log(
+            f"blob {digest}: {stats.chunks} ranges from {ep.label} over up to {stats.peak_active} connections "
+            f"({stats.requests} requests, {stats.retries} retries)"
+        )
+        if state.got != size:
+            raise TransportError(f"blob {digest}: {ep.label} delivered {state.got} of {size} bytes")
+
     def _blob_from(self, ep: Endpoint, path: str, digest: str, size: int, state: _Fetch) -> None:
         """Write the rest of a blob (from ``state.got``) from one endpoint into the sink."""
         offset = state.got
@@ -228,8 +321,10 @@ class Blobs:
         with self.send("GET", ep, url, f"repository:{path}:pull", headers, digest=digest, deadline="blob") as resp:
             status = resp.status_code
             if status == 206 and offset:
-                start, total = _content_range(resp.headers.get("content-range"))
-                if start != offset or (total is not None and total != size):
+                from imgctl import multipart
+
+                got = multipart.parse_content_range(resp.headers.get("content-range"))
+                if got is None or got[0] != offset or (got[2] is not None and got[2] != size):
                     raise RegistryError(
                         f"{ep.label} answered bytes={offset}- with Content-Range "
                         f"{resp.headers.get('content-range')!r}"
@@ -247,18 +342,14 @@ class Blobs:
             part = [ep, state.got, state.got]
             state.parts.append(part)
             write = state.sink.write
-            try:
-                for chunk in resp.iter_bytes():  # as they arrive: a broken stream keeps what came
-                    if state.got + len(chunk) > size:
-                        raise VerificationError(f"blob {digest}: {ep.label} sent more than the declared {size} bytes")
-                    try:
-                        write(chunk)
-                    except Exception as e:  # (not the endpoint's fault: see fetch_blob)
-                        raise _SinkFailed(e) from e
-                    state.got += len(chunk)
-                    part[2] = state.got
-            except httpx.HTTPError as e:
-                cls = _Stalled if reason(e).startswith("stalled") else TransportError
-                raise cls(f"reading blob {digest} from {ep.label}: {reason(e)}") from e
+            for chunk in _body(resp, digest, ep):  # as they arrive: a broken stream keeps what came
+                if state.got + len(chunk) > size:
+                    raise VerificationError(f"blob {digest}: {ep.label} sent more than the declared {size} bytes")
+                try:
+                    write(chunk)
+                except Exception as e:  # (not the endpoint's fault: see fetch_blob)
+                    raise _SinkFailed(e) from e
+                state.got += len(chunk)
+                part[2] = state.got
         if state.got != size:
             raise TransportError(f"blob {digest}: {ep.label} ended the stream at byte {state.got} of {size}")

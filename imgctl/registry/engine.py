@@ -96,17 +96,26 @@ class RetryPolicy:
             return False
         return wait
 
-    def backoff(
+    def announce(
         self, what: str, attempt: int, retry_after: float | None, error: BaseException | str | None,
         digest: str | None = None,
-    ) -> None:
-        """Wait before retry ``attempt`` (1-based) of ``what``, saying so; Retry-After wins over doubling."""
+    ) -> float:
+        """The wait before retry ``attempt`` (1-based) of ``what``, said (log line and ``on_retry``)
+        but not waited for (the caller waits: a multipart chunk's retry); Retry-After wins over doubling."""
         if retry_after is not None:
             delay = retry_after
         else:
             delay = min(self.delay * (2 ** (attempt - 1)), MAX_BACKOFF)
         self._log(f"{what}: {error}; retrying in {seconds_text(delay)}")
         self._on_retry(Retry(what, delay, digest, attempt))
+        return delay
+
+    def backoff(
+        self, what: str, attempt: int, retry_after: float | None, error: BaseException | str | None,
+        digest: str | None = None,
+    ) -> None:
+        """Wait before retry ``attempt`` (1-based) of ``what``, saying so (see ``announce``)."""
+        delay = self.announce(what, attempt, retry_after, error, digest)
         if self.stop.wait(delay):
             raise TransportError(f"{what}: cancelled while waiting to retry")
 
@@ -136,9 +145,12 @@ class Engine:
         self.tokens = Tokens(credentials, config.is_insecure, self._log)
         self._mirrors = tuple(mirrors)  # from the command line: for every registry, before the configured ones
         timeout = config.request_timeout if timeout is None else timeout  # idle; Limit bounds the whole
-        self._http = new_client(config.certs_dirs(), config.is_insecure, timeout)
+        # Connections: every layer download at once, each over its multipart connections, and a few more.
+        connections = config.max_concurrent_downloads * config.max_concurrent_downloads_per_layer + 8
+        self._http = new_client(config.certs_dirs(), config.is_insecure, timeout, max(32, connections))
         self._bases: dict[str, str] = {}  # endpoint URL -> resolved base URL
         self._dead: dict[str, str] = {}  # endpoint URL -> why it could not be reached
+        self.ignores_range: set[str] = set()  # endpoint URLs whose answers (or redirect targets) ignored Range
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -133,11 +134,26 @@ MIN_BLOB_RATE = 1024  # bytes per second, averaged over each request-timeout win
 class Limit:
     """The limit of the exchange running on this thread: a deadline, or a minimum rate per window."""
 
-    __slots__ = ("window", "min_bytes", "start", "got", "message")
+    __slots__ = ("window", "min_bytes", "start", "got", "message", "watched", "unwatch")
 
     def __init__(self, window: float, min_bytes: int | None = None) -> None:
         self.window, self.min_bytes = window, min_bytes
         self.start, self.got, self.message = time.monotonic(), 0, None
+        self.watched: object = None  # the connection registered with multipart.on_abort (see _watch)
+        self.unwatch: Callable[[], None] | None = None
+
+    def watch(self, stream: "_LimitedStream") -> None:
+        """Let a multipart fetch abort this exchange at once (cancelled, another chunk failed):
+        shutting the connection down breaks any wait on it.  Outside a multipart worker a no-op."""
+        self.end()
+        multipart = sys.modules.get("imgctl.multipart")  # not loaded: no multipart fetch is running
+        self.watched = stream
+        self.unwatch = multipart.on_abort(stream.shutdown) if multipart is not None else None
+
+    def end(self) -> None:
+        if self.unwatch is not None:
+            self.unwatch()
+        self.watched = self.unwatch = None
 
     def until(self, now: float) -> float:
         """Seconds left before the next check; raises (a read timeout) when the limit is broken."""
@@ -160,6 +176,9 @@ _exchange = threading.local()  # .limit: the Limit of the exchange this thread i
 
 def set_limit(limit: Limit | None) -> None:
     """Put the next exchange on this thread under ``limit`` (every exchange sets its own)."""
+    old = getattr(_exchange, "limit", None)
+    if old is not None:
+        old.end()  # its connection may go back to the pool: no longer this exchange's to abort
     _exchange.limit = limit
 
 
@@ -180,6 +199,8 @@ class _LimitedStream(httpcore.NetworkStream):
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         while True:
             limit, wait = _bounded(timeout)
+            if limit is not None and limit.watched is not self:
+                limit.watch(self)
             try:
                 data = self._stream.read(max_bytes, wait)
             except httpcore.ReadTimeout:
@@ -191,10 +212,21 @@ class _LimitedStream(httpcore.NetworkStream):
             return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _bounded(timeout)[1])
+        limit, wait = _bounded(timeout)
+        if limit is not None and limit.watched is not self:
+            limit.watch(self)
+        self._stream.write(buffer, wait)
 
     def close(self) -> None:
         self._stream.close()
+
+    def shutdown(self) -> None:
+        """Break every wait on this connection now (from another thread); it is not reused."""
+        import socket
+
+        sock = self._stream.get_extra_info("socket")
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
 
     def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
         return _LimitedStream(self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout)[1]))
@@ -306,10 +338,12 @@ class _Transport(httpx.BaseTransport):
             pool.close()
 
 
-def new_client(certs_dirs: Sequence[Path], insecure: Callable[[str], bool], timeout: float) -> httpx.Client:
+def new_client(
+    certs_dirs: Sequence[Path], insecure: Callable[[str], bool], timeout: float, connections: int = 32
+) -> httpx.Client:
     """The one client of a run: every host through a _Transport; ``timeout`` is the idle timeout
-    (each exchange's Limit bounds the whole of it)."""
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+    (each exchange's Limit bounds the whole of it); at most ``connections`` per pool at once."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=max(16, connections // 2))
     return httpx.Client(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         follow_redirects=False,
