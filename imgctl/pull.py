@@ -547,8 +547,11 @@ def pull(
             raise VerificationError(f"image config {cfg_desc.digest} is too large ({cfg_desc.size} bytes)")
         check_platform = platform is not None and not isinstance(top_doc, Index)
 
+        config_bytes: list[bytes] = []
+
         def verdict(cfg_bytes: bytes) -> ImageConfig:
-            """The config checked against the platform asked for and the manifest, and committed."""
+            """The config checked against the platform asked for and the manifest."""
+            config_bytes.append(cfg_bytes)
             config_doc = parse_config(cfg_bytes)
             if check_platform:
                 got = Platform(config_doc.os or "unknown", config_doc.architecture or "unknown", config_doc.variant)
@@ -562,7 +565,6 @@ def pull(
                     f"image config {cfg_desc.digest} lists {len(config_doc.diff_ids)} layers, "
                     f"the manifest {len(manifest.layers)}"
                 )
-            p.put_small(cfg_desc.digest, cfg_bytes)
             return config_doc
 
         gate = _ConfigGate(cancel)
@@ -584,6 +586,9 @@ def pull(
 
             layer_records = _fetch_layers(p, ref, manifest, gate, settle)
         config_doc = gate.doc
+        # Committed once the layers are: not while they download (a pull killed then leaves
+        # only the layers' resumable partials, never a config half written).
+        p.put_small(cfg_desc.digest, config_bytes[0])
         blobs.append(("config", cfg_desc.digest, 0))
         for i, rec in enumerate(layer_records):
             blobs.append(("layer", rec.digest, i))
