@@ -223,6 +223,57 @@ class _LayerSink:
         self.bad_data = None
 
 
+class _ConfigRefused(VerificationError):
+    """A layer stops (its partial dropped): the image's config was refused, the pull fails with that error."""
+
+
+class _ConfigGate:
+    """The image config's verdict, which layers wait for only before they are committed: a
+    config not in the store is fetched alongside the first layers rather than before them
+    (one round trip less), and no layer of an image whose config is refused is kept."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self._cancel = cancel
+        self._done = threading.Event()
+        self.doc: ImageConfig | None = None
+        self.refused = False
+
+    def settle(self, doc: ImageConfig | None) -> None:
+        """The config checked out (``doc``), or None: it was refused (or the pull stopped first)."""
+        self.doc, self.refused = doc, doc is None
+        self._done.set()
+
+    def diff_id(self, i: int) -> str:
+        """The diff_id of layer ``i``, once the config checked out."""
+        while not self._done.wait(0.2):
+            if self._cancel.is_set():
+                raise _Cancelled()
+        if self.doc is None:
+            raise _ConfigRefused("image config refused")
+        return self.doc.diff_ids[i]
+
+
+FIRST_LAYER_WAIT = 1.0  # seconds the config's GET waits for the first layer's to leave first
+
+
+def _fetch_config(client, ref: Reference, desc, first_layer: threading.Event) -> cf.Future:
+    """The config blob's GET, on a thread of its own beside the layers' GETs.  It leaves once the
+    first layer's has (``first_layer``): that one gets the connection already open, the config
+    (needed only when a layer is done) a new one."""
+    fut: cf.Future = cf.Future()
+
+    def run() -> None:
+        first_layer.wait(FIRST_LAYER_WAIT)
+        if fut.set_running_or_notify_cancel():
+            try:
+                fut.set_result(client.get_blob(ref.domain, ref.path, desc.digest, desc.size))
+            except BaseException as e:  # noqa: BLE001 - handed to the pull's own thread
+                fut.set_exception(e)
+
+    threading.Thread(target=run, name="config", daemon=True).start()
+    return fut
+
+
 class _Puller:
     def __init__(self, store: Store, client, config: Config, progress: Progress, cancel: threading.Event) -> None:
         self.store = store
@@ -234,6 +285,7 @@ class _Puller:
         self.fetched = 0
         self._lock = threading.Lock()
         self._unrecorded: list[LayerRecord] = []  # verified layers not yet in the index
+        self.first_layer = threading.Event()  # set when the first layer's download starts (or none is needed)
 
     def _verified(self, rec: LayerRecord) -> LayerRecord:
         """A layer whose blob is committed and whose diff_id checked out: recorded by ``record()``
@@ -270,17 +322,19 @@ class _Puller:
             self.store.put_blob(digest, data)
             self._count(0, 1)
 
-    def layer(self, ref: Reference, desc, diff_id: str) -> LayerRecord:
-        """Make sure a layer blob is in the store and its diff_id checks out."""
+    def layer(self, ref: Reference, desc, gate: _ConfigGate, i: int) -> LayerRecord:
+        """Make sure a layer blob is in the store and its diff_id (layer ``i``'s in the config
+        ``gate`` settles) checks out."""
         short = _short(desc.digest)
         known = self.store.index.layer(desc.digest)
         if known is not None and self.store.has_blob(desc.digest):
-            if known.diff_id != diff_id:
+            if known.diff_id != gate.diff_id(i):
                 raise _layer_failed(desc.digest)
             return known
         if self.store.has_blob(desc.digest):
             # Committed by a process that stopped before recording it: re-derive locally.
-            return self._verified(self._verify_local(desc, diff_id))
+            self.first_layer.set()  # (no download here: the config need not wait for it)
+            return self._verified(self._verify_local(desc, gate.diff_id(i)))
         # A small layer is inflated inline: a thread of its own costs more than it saves there
         # (a thread start and queue hand-overs per layer: most of the time of a 5,000-layer pull).
         decoder = _ThreadedDecoder if desc.size > INLINE_DECODE else Decoder
@@ -289,12 +343,14 @@ class _Puller:
         sink = _LayerSink(writer, desc, decoder, self.cancel, self.progress)
         try:
             if writer.on_disk:
+                self.first_layer.set()  # (re-hashing the partial first: the config need not wait for it)
                 self.progress(Event(Kind.RESUMING, short, writer.on_disk, desc.size,
                                     text=f"Resuming after {writer.on_disk} bytes already downloaded"))
                 for chunk in writer.existing():
                     sink.feed(chunk)
             resumed = writer.written
             self.progress(Event(Kind.DOWNLOADING, short, writer.written, desc.size))
+            self.first_layer.set()
             self.client.fetch_blob(ref.domain, ref.path, desc, sink)
             # The client verified size and digest: these are the bytes the manifest names.
             sink.flush()
@@ -303,11 +359,15 @@ class _Puller:
             self._count(writer.written - resumed, 1)
             self.progress(Event(Kind.VERIFYING, short))
             got_diff_id = sink.decoder.finish()
+            diff_id = gate.diff_id(i)  # (the config may still be on its way)
             writer.commit(sync_dir=False)  # checks size and digest again; publishes the blob (record() syncs)
         except VerificationError:
             writer.abort()  # bad bytes are never kept for a resume
             raise
         except BaseException:
+            if gate.refused:
+                writer.abort()  # nothing of an image whose config was refused is kept
+                raise
             # Interrupted or a network failure: keep what arrived for the next pull to resume
             # from (it is re-hashed then, like any partial).
             try:
@@ -411,28 +471,51 @@ def pull(
         cfg_desc = manifest.config
         if cfg_desc.size > MAX_MANIFEST_SIZE:
             raise VerificationError(f"image config {cfg_desc.digest} is too large ({cfg_desc.size} bytes)")
-        if store.has_blob(cfg_desc.digest):
-            cfg_bytes = store.read_blob(cfg_desc.digest, MAX_MANIFEST_SIZE)
-        else:
-            cfg_bytes = client.get_blob(ref.domain, ref.path, cfg_desc.digest, cfg_desc.size)
-            p._count(len(cfg_bytes))
-        config_doc = parse_config(cfg_bytes)
-        if platform is not None and not isinstance(top_doc, Index):
-            got = Platform(config_doc.os or "unknown", config_doc.architecture or "unknown", config_doc.variant)
-            if not got.matches(want):
-                raise PlatformNotFound(
-                    f"image with reference {display} was found but does not match the specified "
-                    f"platform: wanted {want.normalized()}, actual: {got.normalized()}"
-                )
-        if len(config_doc.diff_ids) != len(manifest.layers):
-            raise VerificationError(
-                f"image config {cfg_desc.digest} lists {len(config_doc.diff_ids)} layers, "
-                f"the manifest {len(manifest.layers)}"
-            )
-        p.put_small(cfg_desc.digest, cfg_bytes)
-        blobs.append(("config", cfg_desc.digest, 0))
+        check_platform = platform is not None and not isinstance(top_doc, Index)
 
-        layer_records = _fetch_layers(p, ref, manifest, config_doc.diff_ids)
+        config_bytes: list[bytes] = []
+
+        def verdict(cfg_bytes: bytes) -> ImageConfig:
+            """The config checked against the platform asked for and the manifest."""
+            config_bytes.append(cfg_bytes)
+            config_doc = parse_config(cfg_bytes)
+            if check_platform:
+                got = Platform(config_doc.os or "unknown", config_doc.architecture or "unknown", config_doc.variant)
+                if not got.matches(want):
+                    raise PlatformNotFound(
+                        f"image with reference {display} was found but does not match the specified "
+                        f"platform: wanted {want.normalized()}, actual: {got.normalized()}"
+                    )
+            if len(config_doc.diff_ids) != len(manifest.layers):
+                raise VerificationError(
+                    f"image config {cfg_desc.digest} lists {len(config_doc.diff_ids)} layers, "
+                    f"the manifest {len(manifest.layers)}"
+                )
+            return config_doc
+
+        gate = _ConfigGate(cancel)
+        if store.has_blob(cfg_desc.digest):
+            gate.settle(verdict(store.read_blob(cfg_desc.digest, MAX_MANIFEST_SIZE)))
+            layer_records = _fetch_layers(p, ref, manifest, gate)
+        else:
+            fetched = _fetch_config(client, ref, cfg_desc, p.first_layer)
+
+            def settle() -> None:
+                """On the pull's thread once the layers are under way: the fetched config's verdict."""
+                try:
+                    cfg_bytes = _result(fetched)
+                    p._count(len(cfg_bytes))
+                    gate.settle(verdict(cfg_bytes))
+                except Exception:
+                    gate.settle(None)  # (Ctrl-C instead: the layers stop, their partials kept)
+                    raise
+
+            layer_records = _fetch_layers(p, ref, manifest, gate, settle)
+        config_doc = gate.doc
+        # Committed once the layers are: not while they download (a pull killed then leaves
+        # only the layers' resumable partials, never a config half written).
+        p.put_small(cfg_desc.digest, config_bytes[0])
+        blobs.append(("config", cfg_desc.digest, 0))
         for i, rec in enumerate(layer_records):
             blobs.append(("layer", rec.digest, i))
 
@@ -502,7 +585,20 @@ def _pull_every_platform(ref: Reference, *, client, attestations: bool = False, 
     )
 
 
-def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tuple[str, ...]) -> list[LayerRecord]:
+def _result(fut: cf.Future):
+    """``fut``'s result; waiting in short steps keeps Ctrl-C prompt."""
+    while True:
+        try:
+            return fut.result(timeout=0.2)
+        except cf.TimeoutError:
+            continue
+
+
+def _fetch_layers(
+    p: _Puller, ref: Reference, manifest: Manifest, gate: _ConfigGate, settle: Callable[[], None] | None = None,
+) -> list[LayerRecord]:
+    """Every layer of ``manifest`` in the store and verified against the config ``gate`` settles;
+    ``settle``: settles it, run once the layers' downloads are started (a config still to fetch)."""
     progress = p.progress
     todo = []
     for i, desc in enumerate(manifest.layers):
@@ -513,6 +609,8 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
     # An image already complete shows no layer lines at all (docker skips the layers when it
     # has the image's config); otherwise each layer in order: "Already exists" or "Pulling fs layer".
     todo_set = set(todo)
+    if not todo:
+        p.first_layer.set()  # no layer to download: the config's GET need not wait
     if todo or p.fetched:
         for i, desc in enumerate(manifest.layers):
             if i in todo_set:
@@ -531,12 +629,14 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
     with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
         futures = []
         for i, desc in enumerate(manifest.layers):
-            f = pool.submit(p.layer, ref, desc, diff_ids[i])
+            f = pool.submit(p.layer, ref, desc, gate, i)
             f.add_done_callback(lambda _f, i=i: finished.put(i))
             futures.append(f)
         done_upto = 0
         recorded_at = time.monotonic()
         try:
+            if settle is not None:
+                settle()
             for _ in futures:
                 while True:
                     try:

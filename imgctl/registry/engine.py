@@ -47,6 +47,27 @@ MAX_BACKOFF = 30.0
 RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "docker-ratelimit-source")
 MAX_PAGE_SIZE = MAX_MANIFEST_SIZE  # bytes of one page of a listing
 ENDPOINT_ERRORS = (RegistryError, VerificationError, UnsupportedManifest)  # a mirror's failure: try the next
+DRAIN_SIZE = 64 * 1024  # bytes of an answer not needed (a 401, a redirect, the ping) read to keep its connection
+DRAIN_WAIT = 0.5  # seconds that reading may take; a slower body closes the connection instead
+
+
+def discard(resp: httpx.Response) -> None:
+    """Close an answer whose body is not needed.  A short body is read first, so that its
+    connection goes back to the pool for the next request (closing an answer before its end
+    closes the connection: the next request would pay a new connect)."""
+    try:
+        length = resp.headers.get("content-length", "")
+        if not length or (length.isdigit() and int(length) <= DRAIN_SIZE):
+            set_limit(Limit(DRAIN_WAIT))
+            got = 0
+            for chunk in resp.iter_raw():
+                got += len(chunk)
+                if got > DRAIN_SIZE:
+                    break
+    except (httpx.HTTPError, httpx.StreamError):
+        pass
+    finally:
+        resp.close()
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -151,6 +172,7 @@ class Engine:
         self._bases: dict[str, str] = {}  # endpoint URL -> resolved base URL
         self._dead: dict[str, str] = {}  # endpoint URL -> why it could not be reached
         self.ignores_range: set[str] = set()  # endpoint URLs whose answers (or redirect targets) ignored Range
+        self._challenges: dict[str, str] = {}  # host -> the WWW-Authenticate of its ping (GET /v2/)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -227,23 +249,31 @@ class Engine:
         what = "registry" if not ep.mirror else "mirror"
         url = f"{ep.url}/v2/"
         try:
-            set_limit(self._limit())
-            with self._http.stream("GET", url):
-                pass  # only the status matters: the body is never read
+            self._ping(ep, url)
             return ep.url
         except (httpx.HTTPError, httpx.InvalidURL) as e:  # (InvalidURL: a redirect to a non-URL)
             https_error = e
         plain = f"http://{parts.netloc}{parts.path}"
         try:
-            set_limit(self._limit())
-            with self._http.stream("GET", f"{plain}/v2/") as resp:
-                pass
+            resp = self._ping(ep, f"{plain}/v2/")
         except (httpx.HTTPError, httpx.InvalidURL) as e2:
             raise _Unreachable(f"cannot reach {what} {ep.host} (GET {plain}/v2/): {reason(e2)}") from e2
         if resp.status_code == 400 and ssl_verify_error(https_error) is not None:
             # An HTTPS server refusing plain HTTP: the certificate is the problem, say so.
             raise _Unreachable(self._tls_message(what, ep.host, url, https_error)) from https_error
         return plain
+
+    def _ping(self, ep: Endpoint, url: str) -> httpx.Response:
+        """``GET /v2/`` (closed; only its status and challenge matter).  Its connection is kept for
+        the requests that follow, and a challenge is kept to be answered before the first of them
+        (docker's ping does the same): no request is sent only to be refused with a 401."""
+        set_limit(self._limit())
+        resp = self._http.send(self._http.build_request("GET", url), stream=True)
+        discard(resp)
+        if resp.status_code == 401 and resp.headers.get("www-authenticate"):
+            with self._lock:
+                self._challenges[ep.host] = resp.headers["www-authenticate"]
+        return resp
 
     def _tls_message(self, what: str, host: str, url: str, exc: Exception) -> str:
         hint = ""
@@ -282,7 +312,15 @@ class Engine:
             h = dict(headers or {})
             same_origin = auth and urlsplit(url)[:2] == auth_origin
             if same_origin:
-                h.update(self.tokens.header(ep.host, scope))
+                found = self.tokens.header(ep.host, scope)
+                with self._lock:
+                    pinged = self._challenges.get(ep.host) if not (found or tried_auth) else None
+                if pinged:
+                    # The ping was challenged: answer it now instead of after a 401 to this request.
+                    tried_auth = True
+                    if self.tokens.answer(self, ep.host, scope, pinged, digest):
+                        found = self.tokens.header(ep.host, scope)
+                h.update(found)
             body = content() if callable(content) else content
             req = self._http.build_request(method, url, headers=h, content=body)
             # each request sent, from connecting to its last byte
@@ -304,18 +342,18 @@ class Engine:
                     resp.close()
                     raise
                 if answered:
-                    resp.close()
+                    discard(resp)
                     continue
             wait = self.policy.status_wait(resp) if retry else False
             if wait is not False and not ep.mirror and self.policy.allows(retries + 1):
                 retries += 1
-                resp.close()
+                discard(resp)
                 what = f"blob {digest}" if digest else f"{method} {redact(url)}"
                 self.policy.backoff(what, retries, wait, f"HTTP {resp.status_code}", digest)
                 url, redirects_followed = start, 0  # a redirect's signed URL may have expired meanwhile: ask again
                 continue
             if redirects and resp.status_code in (301, 302, 303, 307, 308) and "location" in resp.headers:
-                resp.close()
+                discard(resp)
                 redirects_followed += 1
                 if redirects_followed > MAX_REDIRECTS:
                     raise RegistryError(f"too many redirects for {redact(url)}")
