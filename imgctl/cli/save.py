@@ -17,6 +17,18 @@ class ArchiveFormat(str, Enum):
     oci_archive = "oci-archive"
 
 
+
+def _binary_stdout(on_terminal: str):
+    """Standard output as a binary stream for an archive: refused on a terminal (``on_terminal``
+    says what to do instead), flushed so text written before cannot land inside the archive."""
+    if sys.stdout.isatty():
+        raise UsageError(on_terminal)
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        raise UsageError("standard output cannot take binary data; use -o FILE")
+    sys.stdout.flush()
+    return out
+
 def save_cmd(
     images: Annotated[list[str], typer.Argument(help="Images to save: NAME[:TAG] (a bare NAME saves all its tags), NAME@DIGEST or IDs.", show_default=False)],
     output: Annotated[
@@ -36,12 +48,7 @@ def save_cmd(
     if output is not None and str(output) != "-":
         save_to_file(state.store(), images, output, format=format_.value, platform=plat)
         return
-    if sys.stdout.isatty():
-        raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    out = getattr(sys.stdout, "buffer", None)
-    if out is None:
-        raise UsageError("standard output cannot take binary data; use -o FILE")
-    sys.stdout.flush()
+    out = _binary_stdout("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     save(state.store(), images, out, format=format_.value, platform=plat)
     out.flush()
 
@@ -146,11 +153,6 @@ def export_cmd(
     if output is not None and str(output) != "-":
         export_to_file(store, image, output, limits=limits, platform=plat)
         return
-    if sys.stdout.isatty():
-        raise UsageError("cowardly refusing to write a tar archive to a terminal. Use -o FILE, --dir DIR or redirect")
-    out = getattr(sys.stdout, "buffer", None)
-    if out is None:
-        raise UsageError("standard output cannot take binary data; use -o FILE")
-    sys.stdout.flush()
+    out = _binary_stdout("cowardly refusing to write a tar archive to a terminal. Use -o FILE, --dir DIR or redirect")
     export_to_tar(store, image, out, limits=limits, platform=plat)
     out.flush()
