@@ -306,6 +306,7 @@ class _Puller:
         self.cancel = cancel
         self.downloaded = 0
         self.fetched = 0
+        self.awaited = 0  # blobs another process fetched while this pull waited for them
         self._lock = threading.Lock()
         self._unrecorded: list[LayerRecord] = []  # verified layers not yet in the index
 
@@ -347,19 +348,37 @@ class _Puller:
     def layer(self, ref: Reference, desc, diff_id: str) -> LayerRecord:
         """Make sure a layer blob is in the store and its diff_id checks out."""
         short = _short(desc.digest)
-        known = self.store.layer(desc.digest)
-        if known is not None and self.store.has_blob(desc.digest):
-            if known.diff_id != diff_id:
-                raise _layer_failed(desc.digest)
-            return known
-        if self.store.has_blob(desc.digest):
-            # Committed by a process that stopped before recording it: re-derive locally.
-            return self._verified(self._verify_local(desc, diff_id))
+        have = self._stored(desc, diff_id)
+        if have is not None:
+            return have
         # A small layer is inflated inline: a thread of its own costs more than it saves there
         # (a thread start and queue hand-overs per layer: most of the time of a 5,000-layer pull).
         decoder = _ThreadedDecoder if desc.size > INLINE_DECODE else _Decoder
-        # Resumable: an interrupted earlier download of this blob is re-hashed and continued.
-        writer = self.store.writer(desc.digest, desc.size, resumable=True)
+        waited = False
+
+        def wait(delay: float) -> None:
+            # Another process is fetching this blob: wait for it (docker's "Waiting") rather
+            # than download the same bytes twice; a cancelled pull stops waiting at once.
+            nonlocal waited
+            if not waited:
+                waited = True
+                self.progress(Event(Kind.WAITING, short))
+            if self.cancel.wait(delay):
+                raise _Cancelled()
+
+        # Resumable: an interrupted earlier download of this blob is re-hashed and continued
+        # (also one the process this pull waited for left behind when it died or gave up).
+        writer = self.store.writer(desc.digest, desc.size, resumable=True, wait=wait)
+        if self.store.has_blob(desc.digest):
+            # Committed by the process this pull waited for (or just before the lock was taken):
+            # no bytes to fetch; its diff_id is checked here as for any blob already stored.
+            writer.abort()
+            have = self._stored(desc, diff_id)
+            if waited:
+                with self._lock:
+                    self.awaited += 1
+            self.progress(Event(Kind.DOWNLOADED, short))
+            return have
         sink = _LayerSink(writer, desc, decoder, self.cancel, self.progress)
         try:
             if writer.on_disk:
@@ -399,6 +418,18 @@ class _Puller:
         rec = self._verified(LayerRecord(desc.digest, diff_id, desc.size, sink.decoder.size, desc.media_type))
         self.progress(Event(Kind.DOWNLOADED, short))
         return rec
+
+    def _stored(self, desc, diff_id: str) -> LayerRecord | None:
+        """The layer's record when its blob is in the store already (diff_id checked), else None."""
+        known = self.store.layer(desc.digest)
+        if known is not None and self.store.has_blob(desc.digest):
+            if known.diff_id != diff_id:
+                raise _layer_failed(desc.digest)
+            return known
+        if self.store.has_blob(desc.digest):
+            # Committed by a process that stopped before recording it (or has not yet): re-derive locally.
+            return self._verified(self._verify_local(desc, diff_id))
+        return None
 
     def _verify_local(self, desc, diff_id: str) -> LayerRecord:
         decoder = _Decoder(layer_compression(desc.media_type))
@@ -522,7 +553,8 @@ def pull(
             pinned=bool(ref.digest),
         )
     progress(Event(Kind.DIGEST, text=index_digest))
-    changed = changed or p.fetched > 0
+    # A blob fetched for this pull by the process it waited for counts as fetched by it.
+    changed = changed or p.fetched > 0 or p.awaited > 0
     return PullResult(ref, image_id, index_digest, changed, p.downloaded, p.fetched, [r.digest for r in layer_records])
 
 

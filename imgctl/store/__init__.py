@@ -144,10 +144,10 @@ class Store:
             raise StoreError(f"blob {digest} is larger than {max_size} bytes")
         return data
 
-    def writer(self, digest: str, size: int | None, *, resumable: bool = False) -> BlobWriter:
+    def writer(self, digest: str, size: int | None, *, resumable: bool = False, wait=None) -> BlobWriter:
         self.refuse_if_read_only()
         self.ensure_dirs()
-        return BlobWriter(self, digest, size, resumable=resumable)
+        return BlobWriter(self, digest, size, resumable=resumable, wait=wait)
 
     def scratch(self, prefix: str, suffix: str = "") -> ScratchFile:
         """A spool file in ingest/ that cleans itself up on failure (see ScratchFile)."""

@@ -15,7 +15,7 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,10 +61,17 @@ class BlobWriter:
     ``flock`` (released by the kernel if the process dies).  A later writer for the same
     digest takes the file over: ``existing()`` re-reads and re-hashes what is there, so
     the download continues from ``written`` and nothing is trusted unverified.  When
-    another live process holds the lock, this writer uses a private temporary file.
+    another live process holds the lock, this writer uses a private temporary file, or,
+    given ``wait``, waits for that process as containerd's ingest locks do (see
+    ``lock_partial``): once it has the lock the blob may be in the store (the other process
+    committed it: the caller checks ``store.has_blob`` and aborts this writer) or its partial
+    is taken over like any other.  A writer holds no lock while it waits, and the lock it
+    ends up holding is for one blob only, so processes waiting on each other's blobs cannot
+    deadlock: every lock holder is downloading, not waiting.
     """
 
-    def __init__(self, store: "Store", digest: str, size: int | None, *, resumable: bool = False) -> None:
+    def __init__(self, store: "Store", digest: str, size: int | None, *, resumable: bool = False,
+                 wait: Callable[[float], None] | None = None) -> None:
         self.store = store
         self.digest = validate_digest(digest)
         self.expected_size = size
@@ -74,7 +81,7 @@ class BlobWriter:
         self._closed = False
         self._committed = False
         hexd = self.digest.split(":", 1)[1]
-        fd = lock_partial(store.ingest_dir / f"{hexd}.partial") if resumable else None
+        fd = lock_partial(store.ingest_dir / f"{hexd}.partial", wait) if resumable else None
         try:
             if fd is not None:
                 self.resumable = True
@@ -277,24 +284,43 @@ class ScratchFile:
             self.discard()
 
 
-def lock_partial(path: Path) -> int | None:
-    """Open and exclusively lock a partial file; None when another live process holds it."""
+WAIT_FIRST = 0.01  # seconds before the first retry of a partial another process holds
+WAIT_MAX = 0.25  # longest pause between retries (a waiter starts at most this late)
+
+
+def lock_partial(path: Path, wait: Callable[[float], None] | None = None) -> int | None:
+    """Open and exclusively lock a partial file.  When another live process holds it: None,
+    or, given ``wait``, try again after ``wait(delay)`` until the lock is free (the holder
+    committed the blob, gave up or died: the kernel drops a dead process's flock).
+
+    The wait is a poll with backoff (WAIT_FIRST doubling up to WAIT_MAX seconds), not a
+    blocking flock: a blocked flock cannot be interrupted from another thread, while
+    ``wait`` can return early or raise (a pull being cancelled).  Nothing is held while
+    waiting."""
     import fcntl
 
-    for _ in range(3):
+    delay = WAIT_FIRST
+    replaced = 0
+    while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            return None
+            if wait is None:
+                return None
+            wait(delay)
+            delay = min(delay * 2, WAIT_MAX)
+            continue
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return fd
         except FileNotFoundError:
             pass
         os.close(fd)  # the name was removed or replaced meanwhile: open it again
-    return None
+        replaced += 1
+        if replaced >= 3:
+            return None
 
 
 class Lease:

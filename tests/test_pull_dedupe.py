@@ -1,0 +1,209 @@
+"""Issue 16: one download per blob across processes.
+
+Two real imgctl processes pull one image from a real docker-registry through a relay that
+counts every blob GET and can hold one blob's stream half-way.  The second process finds
+the first fetching the layer and waits for it (docker's ``Waiting``), then uses the blob the
+first committed, or takes over the first's partial when it is killed, or stops promptly on
+Ctrl-C.  Every step waits for an observable event (a line printed, a request seen, a partial
+on disk), never for a fixed time.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import make_image, make_layer, push_image
+from tests.support.server import LoopbackServer
+from tests.support.storecheck import assert_store_verifies, blob_files, image_ids
+
+MiB = 1024 * 1024
+
+
+class HoldingRelay(LoopbackServer):
+    """Relays to the registry, recording each request (method, path, Range, body bytes sent);
+    the first GET of blob ``hold`` stops after ``hold_after`` body bytes until ``release``."""
+
+    def __init__(self, upstream_port: int, hold: str, hold_after: int) -> None:
+        super().__init__()
+        self.upstream_port = upstream_port
+        self.hold, self.hold_after = hold, hold_after
+        self.held = threading.Event()  # the held stream has sent hold_after bytes
+        self.release = threading.Event()
+        self.requests: list[dict] = []
+        self._lock = threading.Lock()
+        self._holding = False
+
+    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        rec = {"method": method, "path": h.path, "range": h.headers.get("Range"), "sent": 0}
+        with self._lock:
+            self.requests.append(rec)
+            hold = method == "GET" and h.path.endswith(f"/blobs/{self.hold}") and not self._holding
+            if hold:
+                self._holding = True
+        up = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
+        headers = {k: v for k, v in h.headers.items() if k.lower() in ("accept", "range", "authorization")}
+        up.request(method, h.path, headers=headers)
+        r = up.getresponse()
+        h.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("connection", "transfer-encoding", "keep-alive"):
+                h.send_header(k, v)
+        h.end_headers()
+        try:
+            if method == "HEAD":
+                return
+            while chunk := r.read(64 * 1024):
+                if hold and rec["sent"] + len(chunk) > self.hold_after:
+                    cut = self.hold_after - rec["sent"]
+                    h.wfile.write(chunk[:cut])
+                    h.wfile.flush()
+                    rec["sent"] += cut
+                    chunk = chunk[cut:]
+                    self.held.set()
+                    self.release.wait(120)
+                    hold = False
+                h.wfile.write(chunk)
+                rec["sent"] += len(chunk)
+        except OSError:
+            h.close_connection = True  # the client went away (killed)
+        finally:
+            up.close()
+
+    def blob_gets(self, digest: str) -> list[dict]:
+        with self._lock:
+            return [r for r in self.requests if r["method"] == "GET" and r["path"].endswith(f"/blobs/{digest}")]
+
+
+class Lines:
+    """A process's stdout read on a thread, so the test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
+        self._thread.start()
+
+    def _read(self, f) -> None:
+        for line in f:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self.lines.append(None)  # EOF
+            self._cond.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        with self._cond:
+            ok = self._cond.wait_for(lambda: text in self.lines or None in self.lines, timeout)
+        assert ok and text in self.lines, (text, self.lines)
+
+
+def start_pull(name: str) -> tuple[subprocess.Popen, Lines]:
+    p = subprocess.Popen([sys.executable, "-m", "imgctl", "pull", name], env=dict(os.environ),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return p, Lines(p)
+
+
+@pytest.fixture
+def image(registry, unique_repo):
+    big = make_layer({"data": random.Random(16).randbytes(3 * MiB)}, "gzip")
+    small = make_layer({"etc/hostname": "dedupe\n"}, "gzip")
+    img = make_image([big, small])
+    push_image(registry.url, unique_repo, img, tag="v1")
+    return img, big
+
+
+def relay_for(registry, digest: str, hold_after: int) -> HoldingRelay:
+    return HoldingRelay(int(registry.host.rsplit(":", 1)[1]), digest, hold_after).start()
+
+
+def test_two_concurrent_pulls_fetch_each_blob_once(registry, unique_repo, store_root, image):
+    img, big = image
+    relay = relay_for(registry, big.digest, MiB)
+    try:
+        name = f"{relay.host}/{unique_repo}:v1"
+        first, out1 = start_pull(name)
+        assert relay.held.wait(60)  # the first process is half-way through the big layer
+        second, out2 = start_pull(name)
+        out2.wait_for(f"{big.digest[7:19]}: Waiting")  # it found the first one fetching it
+        relay.release.set()
+        assert first.wait(60) == 0, first.stderr.read()
+        assert second.wait(60) == 0, second.stderr.read()
+    finally:
+        relay.release.set()
+        relay.stop()
+    for digest, _ in img.blobs():
+        if digest != img.manifest_digest:
+            assert len(relay.blob_gets(digest)) == 1, (digest, relay.requests)
+    assert out2.lines[-3:] == [f"Status: Downloaded newer image for {name}", name, None]
+    short = big.digest[7:19]
+    assert [l for l in out2.lines if l and l.startswith(short)] == [
+        f"{short}: Pulling fs layer", f"{short}: Waiting", f"{short}: Download complete", f"{short}: Pull complete"]
+    assert image_ids(store_root) == {img.config_digest}
+    assert_store_verifies(store_root)
+
+
+def test_the_waiting_pull_takes_over_when_the_first_is_killed(registry, unique_repo, store_root, image):
+    img, big = image
+    relay = relay_for(registry, big.digest, MiB)
+    try:
+        name = f"{relay.host}/{unique_repo}:v1"
+        first, _ = start_pull(name)
+        assert relay.held.wait(60)
+        partial = Path(store_root) / "ingest" / f"{big.digest[7:]}.partial"
+        deadline = time.monotonic() + 60
+        while not (partial.exists() and partial.stat().st_size > 0):  # the first process wrote some bytes
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.01)
+        second, out2 = start_pull(name)
+        out2.wait_for(f"{big.digest[7:19]}: Waiting")
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        assert second.wait(60) == 0, second.stderr.read()
+    finally:
+        relay.release.set()
+        relay.stop()
+    gets = relay.blob_gets(big.digest)
+    assert len(gets) == 2, gets
+    start = int(gets[1]["range"].removeprefix("bytes=").split("-")[0])
+    assert 0 < start <= MiB, gets[1]  # resumed where the killed process's partial ended
+    assert gets[1]["sent"] == big.size - start  # only the remainder crossed the wire
+    assert f"{big.digest[7:19]}: Resuming after {start} bytes already downloaded" in out2.lines
+    assert image_ids(store_root) == {img.config_digest}
+    assert big.digest in blob_files(store_root)
+    assert_store_verifies(store_root)
+
+
+def test_ctrl_c_while_waiting_exits_promptly(registry, unique_repo, store_root, image):
+    img, big = image
+    relay = relay_for(registry, big.digest, MiB)
+    try:
+        name = f"{relay.host}/{unique_repo}:v1"
+        first, _ = start_pull(name)
+        assert relay.held.wait(60)
+        second, out2 = start_pull(name)
+        out2.wait_for(f"{big.digest[7:19]}: Waiting")
+        t0 = time.monotonic()
+        second.send_signal(signal.SIGINT)
+        assert second.wait(30) == 130, second.stderr.read()
+        assert time.monotonic() - t0 < 5
+        assert "interrupted" in second.stderr.read()
+        relay.release.set()
+        assert first.wait(60) == 0, first.stderr.read()  # the one fetching it finishes untroubled
+    finally:
+        relay.release.set()
+        relay.stop()
+    assert len(relay.blob_gets(big.digest)) == 1
+    assert image_ids(store_root) == {img.config_digest}
+    assert_store_verifies(store_root)
