@@ -286,6 +286,7 @@ class ScratchFile:
 
 WAIT_FIRST = 0.01  # seconds before the first retry of a partial another process holds
 WAIT_MAX = 0.25  # longest pause between retries (a waiter starts at most this late)
+WAIT_STALL = 10.0  # seconds a held partial may stay the same size before the waiter stops waiting
 
 
 def lock_partial(path: Path, wait: Callable[[float], None] | None = None) -> int | None:
@@ -296,18 +297,27 @@ def lock_partial(path: Path, wait: Callable[[float], None] | None = None) -> int
     The wait is a poll with backoff (WAIT_FIRST doubling up to WAIT_MAX seconds), not a
     blocking flock: a blocked flock cannot be interrupted from another thread, while
     ``wait`` can return early or raise (a pull being cancelled).  Nothing is held while
-    waiting."""
+    waiting.  A holder whose partial has not grown for WAIT_STALL seconds (alive but stuck:
+    stopped, stalled on its link, or itself waiting on this process some other way) is
+    waited for no longer: None, and the caller downloads into a file of its own."""
     import fcntl
 
     delay = WAIT_FIRST
     replaced = 0
+    seen, since = -1, time.monotonic()
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            size = os.fstat(fd).st_size
             os.close(fd)
             if wait is None:
+                return None
+            now = time.monotonic()
+            if size != seen:
+                seen, since = size, now
+            elif now - since > WAIT_STALL:
                 return None
             wait(delay)
             delay = min(delay * 2, WAIT_MAX)
