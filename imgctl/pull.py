@@ -43,6 +43,12 @@ OUT_CHUNK = 1024 * 1024  # bound on decompressed output produced per step
 BATCH = 256 * 1024
 RECORD_EVERY = 1.0  # seconds: verified layers are recorded in the index at most this often (and at the end)
 INLINE_DECODE = BATCH  # layers up to this size are decompressed on the download thread itself
+# Layers up to this size are published in batches: checked at once, then made durable with one
+# filesystem sync for the batch and renamed into place (an fsync each cost more than the
+# download of a small layer).  A batch is published when it has PUBLISH_BATCH blobs, when
+# verified layers are recorded (RECORD_EVERY) and at the end, always before the index names them.
+PUBLISH_SMALL = BATCH
+PUBLISH_BATCH = 128
 
 
 @dataclass(slots=True)
@@ -309,6 +315,7 @@ class _Puller:
         self.awaited = 0  # blobs another process fetched while this pull waited for them
         self._lock = threading.Lock()
         self._unrecorded: list[LayerRecord] = []  # verified layers not yet in the index
+        self._unpublished: list[tuple] = []  # (writer, record) checked, not yet renamed into place
 
     def _verified(self, rec: LayerRecord) -> LayerRecord:
         """A layer whose blob is committed and whose diff_id checked out: recorded by ``record()``
@@ -318,7 +325,29 @@ class _Puller:
             self._unrecorded.append(rec)
         return rec
 
+    def _check_later(self, writer, rec: LayerRecord) -> None:
+        """A small layer whose blob checked out: published with others (``publish``)."""
+        with self._lock:
+            self._unpublished.append((writer, rec))
+            full = len(self._unpublished) >= PUBLISH_BATCH
+        if full:
+            self.publish()
+
+    def publish(self) -> None:
+        """Make checked blobs durable and visible (one filesystem sync); then they may be recorded."""
+        with self._lock:
+            batch, self._unpublished = self._unpublished, []
+        if batch:
+            self.store.publish([w for w, _ in batch])
+            for _, rec in batch:
+                self._verified(rec)
+
+    def pending(self) -> bool:
+        with self._lock:
+            return bool(self._unpublished)
+
     def record(self) -> None:
+        self.publish()
         with self._lock:
             recs, self._unrecorded = self._unrecorded, []
         if recs:
@@ -396,7 +425,11 @@ class _Puller:
             self._count(writer.written - resumed, 1)
             self.progress(Event(Kind.VERIFYING, short))
             got_diff_id = sink.decoder.finish()
-            writer.commit(sync_dir=False)  # checks size and digest again; publishes the blob (record() syncs)
+            later = desc.size <= PUBLISH_SMALL and got_diff_id == diff_id
+            if later:
+                writer.check()  # checks size and digest again; published with others (publish())
+            else:
+                writer.commit(sync_dir=False)  # checks size and digest again; publishes the blob (record() syncs)
         except VerificationError:
             writer.abort()  # bad bytes are never kept for a resume
             raise
@@ -415,7 +448,11 @@ class _Puller:
             # The compressed blob is exactly what the manifest names, so it stays; the image is refused.
             self.store.record_layer(LayerRecord(desc.digest, got_diff_id, desc.size, sink.decoder.size, desc.media_type))
             raise _layer_failed(desc.digest)
-        rec = self._verified(LayerRecord(desc.digest, diff_id, desc.size, sink.decoder.size, desc.media_type))
+        rec = LayerRecord(desc.digest, diff_id, desc.size, sink.decoder.size, desc.media_type)
+        if later:
+            self._check_later(writer, rec)
+        else:
+            self._verified(rec)
         self.progress(Event(Kind.DOWNLOADED, short))
         return rec
 
@@ -652,42 +689,52 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
     # Finished layers arrive on a queue (one put per layer) rather than through cf.wait()
     # over every pending future, which costs O(pending) per wake-up: O(n^2) for 5,000 layers.
     finished: "queue.SimpleQueue[int]" = queue.SimpleQueue()
-    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
-        futures = []
-        for i, desc in enumerate(manifest.layers):
-            f = pool.submit(p.layer, ref, desc, diff_ids[i])
-            f.add_done_callback(lambda _f, i=i: finished.put(i))
-            futures.append(f)
-        done_upto = 0
-        recorded_at = time.monotonic()
-        try:
-            for _ in futures:
-                while True:
-                    try:
-                        i = finished.get(timeout=0.2)  # a timeout keeps Ctrl-C prompt
-                        break
-                    except queue.Empty:
-                        continue
-                f = futures[i]
-                exc = f.exception()
-                if exc is not None:
-                    raise exc
-                results[i] = f.result()
-                if time.monotonic() - recorded_at > RECORD_EVERY:
-                    p.record()
-                    recorded_at = time.monotonic()
-                # "Pull complete" in layer order, as docker registers layers one after another.
-                while done_upto < len(results) and results[done_upto] is not None:
-                    if done_upto in todo_set:
-                        progress(Event(Kind.COMPLETE, _short(manifest.layers[done_upto].digest)))
-                    done_upto += 1
-            p.record()
-        except KeyboardInterrupt:
-            _stop(p, futures)
-            raise Interrupted("interrupted: pull stopped; the next pull resumes where it left off") from None
-        except BaseException:
-            _stop(p, futures)
-            raise
+    try:
+        with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
+            futures = []
+            for i, desc in enumerate(manifest.layers):
+                f = pool.submit(p.layer, ref, desc, diff_ids[i])
+                f.add_done_callback(lambda _f, i=i: finished.put(i))
+                futures.append(f)
+            done_upto = 0
+            recorded_at = time.monotonic()
+            try:
+                for _ in futures:
+                    while True:
+                        try:
+                            i = finished.get(timeout=0.2)  # a timeout keeps Ctrl-C prompt
+                            break
+                        except queue.Empty:
+                            # Checked blobs wait no longer than this to be published: another
+                            # layer of this pull or another process may be waiting for one.
+                            if p.pending() and time.monotonic() - recorded_at > RECORD_EVERY:
+                                p.record()
+                                recorded_at = time.monotonic()
+                            continue
+                    f = futures[i]
+                    exc = f.exception()
+                    if exc is not None:
+                        raise exc
+                    results[i] = f.result()
+                    if time.monotonic() - recorded_at > RECORD_EVERY:
+                        p.record()
+                        recorded_at = time.monotonic()
+                    # "Pull complete" in layer order, as docker registers layers one after another.
+                    while done_upto < len(results) and results[done_upto] is not None:
+                        if done_upto in todo_set:
+                            progress(Event(Kind.COMPLETE, _short(manifest.layers[done_upto].digest)))
+                        done_upto += 1
+                p.record()
+            except KeyboardInterrupt:
+                _stop(p, futures)
+                raise Interrupted("interrupted: pull stopped; the next pull resumes where it left off") from None
+            except BaseException:
+                _stop(p, futures)
+                raise
+    except BaseException:
+        # Layers still running when the pull stopped may have checked blobs since: publish them.
+        _settle(p)
+        raise
     return [r for r in results if r is not None]
 
 
@@ -697,6 +744,10 @@ def _stop(p: _Puller, futures: list[cf.Future]) -> None:
     getattr(p.client, "cancel", lambda: None)()
     for f in futures:
         f.cancel()
+    _settle(p)
+
+
+def _settle(p: _Puller) -> None:
     try:
         p.record()
     except ImgctlError:

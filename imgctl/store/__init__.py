@@ -38,6 +38,7 @@ from imgctl.store.blobs import (
     disk_error_at,
     fsync_dir,
     is_blob_name,
+    publish_checked,
 )
 from imgctl.store.index import ImageRecord, Index, LayerRecord, parse_created
 from imgctl.store.journal import JOURNAL, REBUILDING, read_ref_journal
@@ -106,6 +107,11 @@ class Store:
             fsync_dir(self.blobs_dir)
         except OSError as e:
             raise disk_error_at(self.root, e) from e
+
+    def publish(self, writers: list[BlobWriter]) -> None:
+        """Publish writers ``check()`` verified, with one filesystem sync for them all (see
+        ``publish_checked``); ``sync_blobs()`` before the index names them."""
+        publish_checked(self, writers)
 
     def has_blob(self, digest: str) -> bool:
         """A regular file under the digest's name (a directory or symlink there is not a blob)."""

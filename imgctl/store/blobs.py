@@ -166,33 +166,56 @@ class BlobWriter:
         ``Store.sync_blobs()`` before the index names the blob (a pull of many layers: one
         directory fsync instead of one per blob)."""
         try:
-            if self.expected_size is not None and self.written != self.expected_size:
-                raise VerificationError(
-                    f"blob {self.digest} is truncated: got {self.written} of {self.expected_size} bytes"
-                )
-            actual = f"{self._hash.name}:{self._hash.hexdigest()}"
-            if actual != self.digest:
-                raise VerificationError(f"digest mismatch for {self.digest}: content hashes to {actual}")
-            final = self.store.blob_path(self.digest)
+            self._check()
             try:
-                if os.fstat(self._f.fileno()).st_size != self.written:
-                    raise VerificationError(f"blob {self.digest}: the ingest file does not hold what was written")
                 os.fsync(self._f.fileno())
-                os.replace(self.path, final)  # still under our lock: nobody else writes this file
-            except IsADirectoryError:
-                raise StrayEntry(f"{final} is a directory where blob {self.digest} belongs (run imgctl verify --repair)") from None
             except OSError as e:
                 raise _disk_error(self.store, e) from e
-            # From here the old name may already belong to another writer's new partial: never unlink it.
-            self._f.close()
-            self._closed = True
-            self._committed = True
-            if sync_dir:
-                self.store.sync_blobs()
-            return final
+            final = self._publish()
         finally:
             if not self._committed:
                 self.abort()
+        if sync_dir:
+            self.store.sync_blobs()
+        return final
+
+    def check(self) -> None:
+        """Verify size and digest now and publish later, with others (``publish_checked``):
+        the writer keeps its file and lock meanwhile.  Bad content is aborted here."""
+        try:
+            self._check()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _check(self) -> None:
+        if self.expected_size is not None and self.written != self.expected_size:
+            raise VerificationError(
+                f"blob {self.digest} is truncated: got {self.written} of {self.expected_size} bytes"
+            )
+        actual = f"{self._hash.name}:{self._hash.hexdigest()}"
+        if actual != self.digest:
+            raise VerificationError(f"digest mismatch for {self.digest}: content hashes to {actual}")
+        try:
+            if os.fstat(self._f.fileno()).st_size != self.written:
+                raise VerificationError(f"blob {self.digest}: the ingest file does not hold what was written")
+        except OSError as e:
+            raise _disk_error(self.store, e) from e
+
+    def _publish(self) -> Path:
+        """Rename the checked, durable file into place (the caller fsynced its content)."""
+        final = self.store.blob_path(self.digest)
+        try:
+            os.replace(self.path, final)  # still under our lock: nobody else writes this file
+        except IsADirectoryError:
+            raise StrayEntry(f"{final} is a directory where blob {self.digest} belongs (run imgctl verify --repair)") from None
+        except OSError as e:
+            raise _disk_error(self.store, e) from e
+        # From here the old name may already belong to another writer's new partial: never unlink it.
+        self._f.close()
+        self._closed = True
+        self._committed = True
+        return final
 
     def suspend(self) -> None:
         """Stop without verifying: a resumable partial stays for the next attempt; anything else goes."""
@@ -282,6 +305,53 @@ class ScratchFile:
     def __exit__(self, exc_type, *exc: object) -> None:
         if exc_type is not None:
             self.discard()
+
+
+_libc = None
+
+
+def _syncfs(fd: int) -> bool:
+    """syncfs(2) on the filesystem holding ``fd``: everything written there is durable (Linux);
+    False where the call does not exist."""
+    import ctypes
+
+    global _libc
+    if _libc is None:
+        try:
+            lib = ctypes.CDLL(None, use_errno=True)
+            lib.syncfs  # noqa: B018 - present?
+            _libc = lib
+        except (OSError, AttributeError):
+            _libc = False
+    if not _libc:
+        return False
+    if _libc.syncfs(fd) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return True
+
+
+def publish_checked(store: "Store", writers: list[BlobWriter]) -> None:
+    """Publish writers whose content ``check()`` verified: make their bytes durable with one
+    ``syncfs`` of the store's filesystem (instead of an fsync per blob: a 5,000-layer pull
+    spent more time in fsync than anywhere else), then rename each into place.  The blobs'
+    directory is the caller's to sync (``Store.sync_blobs``) before the index names them.
+    On failure every writer not yet published is aborted and the error raised."""
+    todo = list(writers)
+    try:
+        if todo:
+            try:
+                if not _syncfs(todo[0]._f.fileno()):
+                    for w in todo:
+                        os.fsync(w._f.fileno())
+            except OSError as e:
+                raise _disk_error(store, e) from e
+        while todo:
+            todo[0]._publish()
+            todo.pop(0)
+    finally:
+        for w in todo:
+            w.abort()
 
 
 WAIT_FIRST = 0.01  # seconds before the first retry of a partial another process holds
