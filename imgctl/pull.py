@@ -374,10 +374,12 @@ class _Puller:
             self.store.put_blob(digest, data)
             self._count(0, 1)
 
-    def layer(self, ref: Reference, desc, diff_id: str) -> LayerRecord:
-        """Make sure a layer blob is in the store and its diff_id checks out."""
+    def layer(self, ref: Reference, desc, diff_id: str, missing: bool = False) -> LayerRecord:
+        """Make sure a layer blob is in the store and its diff_id checks out.  ``missing``: the
+        caller has just found it absent (a blob committed since is found once the writer has
+        its lock, so it is not looked up twice: one index query and stat less per layer)."""
         short = _short(desc.digest)
-        have = self._stored(desc, diff_id)
+        have = None if missing else self._stored(desc, diff_id)
         if have is not None:
             return have
         # A small layer is inflated inline: a thread of its own costs more than it saves there
@@ -693,7 +695,7 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
         with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
             futures = []
             for i, desc in enumerate(manifest.layers):
-                f = pool.submit(p.layer, ref, desc, diff_ids[i])
+                f = pool.submit(p.layer, ref, desc, diff_ids[i], i in todo_set)
                 f.add_done_callback(lambda _f, i=i: finished.put(i))
                 futures.append(f)
             done_upto = 0
