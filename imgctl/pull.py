@@ -694,13 +694,14 @@ def _fetch_layers(p: _Puller, ref: Reference, manifest: Manifest, diff_ids: tupl
     try:
         with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
             futures = []
-            for i, desc in enumerate(manifest.layers):
-                f = pool.submit(p.layer, ref, desc, diff_ids[i], i in todo_set)
-                f.add_done_callback(lambda _f, i=i: finished.put(i))
-                futures.append(f)
             done_upto = 0
             recorded_at = time.monotonic()
             try:
+                # (Inside the try: a Ctrl-C while layers are being submitted stops those already running.)
+                for i, desc in enumerate(manifest.layers):
+                    f = pool.submit(p.layer, ref, desc, diff_ids[i], i in todo_set)
+                    f.add_done_callback(lambda _f, i=i: finished.put(i))
+                    futures.append(f)
                 for _ in futures:
                     while True:
                         try:

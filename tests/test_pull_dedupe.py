@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -124,25 +125,35 @@ def image(registry, unique_repo):
     return img, big
 
 
-def relay_for(registry, digest: str, hold_after: int) -> HoldingRelay:
-    return HoldingRelay(int(registry.host.rsplit(":", 1)[1]), digest, hold_after).start()
+@contextmanager
+def second_waiting(registry, repo: str, store_root, big, *, after_bytes_on_disk: bool = False):
+    """A relay holding the big layer's stream after 1 MiB, a first pull held there, and a second
+    pull of the same image that has printed ``Waiting`` for that layer: (relay, name, first, second, its lines)."""
+    relay = HoldingRelay(int(registry.host.rsplit(":", 1)[1]), big.digest, MiB).start()
+    try:
+        name = f"{relay.host}/{repo}:v1"
+        first, _ = start_pull(name)
+        assert relay.held.wait(60)  # the first process is half-way through the big layer
+        if after_bytes_on_disk:
+            partial = Path(store_root) / "ingest" / f"{big.digest[7:]}.partial"
+            deadline = time.monotonic() + 60
+            while not (partial.exists() and partial.stat().st_size > 0):  # the first process wrote some bytes
+                assert time.monotonic() < deadline and first.poll() is None
+                time.sleep(0.01)
+        second, out2 = start_pull(name)
+        out2.wait_for(f"{big.digest[7:19]}: Waiting")  # it found the first one fetching the layer
+        yield relay, name, first, second, out2
+    finally:
+        relay.release.set()
+        relay.stop()
 
 
 def test_two_concurrent_pulls_fetch_each_blob_once(registry, unique_repo, store_root, image):
     img, big = image
-    relay = relay_for(registry, big.digest, MiB)
-    try:
-        name = f"{relay.host}/{unique_repo}:v1"
-        first, out1 = start_pull(name)
-        assert relay.held.wait(60)  # the first process is half-way through the big layer
-        second, out2 = start_pull(name)
-        out2.wait_for(f"{big.digest[7:19]}: Waiting")  # it found the first one fetching it
+    with second_waiting(registry, unique_repo, store_root, big) as (relay, name, first, second, out2):
         relay.release.set()
         assert first.wait(60) == 0, first.stderr.read()
         assert second.wait(60) == 0, second.stderr.read()
-    finally:
-        relay.release.set()
-        relay.stop()
     for digest, _ in img.blobs():
         if digest != img.manifest_digest:
             assert len(relay.blob_gets(digest)) == 1, (digest, relay.requests)
@@ -156,24 +167,10 @@ def test_two_concurrent_pulls_fetch_each_blob_once(registry, unique_repo, store_
 
 def test_the_waiting_pull_takes_over_when_the_first_is_killed(registry, unique_repo, store_root, image):
     img, big = image
-    relay = relay_for(registry, big.digest, MiB)
-    try:
-        name = f"{relay.host}/{unique_repo}:v1"
-        first, _ = start_pull(name)
-        assert relay.held.wait(60)
-        partial = Path(store_root) / "ingest" / f"{big.digest[7:]}.partial"
-        deadline = time.monotonic() + 60
-        while not (partial.exists() and partial.stat().st_size > 0):  # the first process wrote some bytes
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.01)
-        second, out2 = start_pull(name)
-        out2.wait_for(f"{big.digest[7:19]}: Waiting")
+    with second_waiting(registry, unique_repo, store_root, big, after_bytes_on_disk=True) as (relay, _, first, second, out2):
         first.send_signal(signal.SIGKILL)
         first.wait(30)
         assert second.wait(60) == 0, second.stderr.read()
-    finally:
-        relay.release.set()
-        relay.stop()
     gets = relay.blob_gets(big.digest)
     assert len(gets) == 2, gets
     start = int(gets[1]["range"].removeprefix("bytes=").split("-")[0])
@@ -187,13 +184,7 @@ def test_the_waiting_pull_takes_over_when_the_first_is_killed(registry, unique_r
 
 def test_ctrl_c_while_waiting_exits_promptly(registry, unique_repo, store_root, image):
     img, big = image
-    relay = relay_for(registry, big.digest, MiB)
-    try:
-        name = f"{relay.host}/{unique_repo}:v1"
-        first, _ = start_pull(name)
-        assert relay.held.wait(60)
-        second, out2 = start_pull(name)
-        out2.wait_for(f"{big.digest[7:19]}: Waiting")
+    with second_waiting(registry, unique_repo, store_root, big) as (relay, _, first, second, out2):
         t0 = time.monotonic()
         second.send_signal(signal.SIGINT)
         assert second.wait(30) == 130, second.stderr.read()
@@ -201,9 +192,6 @@ def test_ctrl_c_while_waiting_exits_promptly(registry, unique_repo, store_root, 
         assert "interrupted" in second.stderr.read()
         relay.release.set()
         assert first.wait(60) == 0, first.stderr.read()  # the one fetching it finishes untroubled
-    finally:
-        relay.release.set()
-        relay.stop()
     assert len(relay.blob_gets(big.digest)) == 1
     assert image_ids(store_root) == {img.config_digest}
     assert_store_verifies(store_root)
