@@ -80,6 +80,7 @@ class BlobWriter:
         self._on_disk = 0  # bytes of an earlier partial not yet re-hashed by existing()
         self._closed = False
         self._committed = False
+        self._aborted = False
         hexd = self.digest.split(":", 1)[1]
         fd = lock_partial(store.ingest_dir / f"{hexd}.partial", wait) if resumable else None
         try:
@@ -181,12 +182,8 @@ class BlobWriter:
 
     def check(self) -> None:
         """Verify size and digest now and publish later, with others (``publish_checked``):
-        the writer keeps its file and lock meanwhile.  Bad content is aborted here."""
-        try:
-            self._check()
-        except BaseException:
-            self.abort()
-            raise
+        the writer keeps its file and lock meanwhile.  The caller aborts a writer that fails."""
+        self._check()
 
     def _check(self) -> None:
         if self.expected_size is not None and self.written != self.expected_size:
@@ -231,8 +228,9 @@ class BlobWriter:
 
     def abort(self) -> None:
         """Stop and delete what was written (bad data); a committed blob is left alone."""
-        if self._committed:
-            return
+        if self._committed or self._aborted:
+            return  # (once: after closing, a resumable name may already be another writer's)
+        self._aborted = True
         if not self._closed:
             try:
                 os.unlink(self.path)  # before closing: the lock still guards the name
