@@ -195,3 +195,79 @@ def test_ctrl_c_while_waiting_exits_promptly(registry, unique_repo, store_root, 
     assert len(relay.blob_gets(big.digest)) == 1
     assert image_ids(store_root) == {img.config_digest}
     assert_store_verifies(store_root)
+
+
+# -- the lock itself (one process standing in for two: flock conflicts between open files) ----
+def hold(path: Path) -> int:
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def test_a_waiter_gets_the_lock_when_the_holder_lets_go(tmp_path):
+    from imgctl.store.blobs import lock_partial
+
+    path = tmp_path / "x.partial"
+    fd = hold(path)
+    delays = []
+
+    def wait(delay):
+        delays.append(delay)
+        if len(delays) == 3:
+            os.close(fd)  # the holder finishes (or dies: the kernel drops its lock)
+
+    got = lock_partial(path, wait)
+    assert got is not None and delays == [0.01, 0.02, 0.04]  # a backoff, not a busy loop
+    os.close(got)
+
+
+def test_a_cancelled_waiter_stops_holding_nothing(tmp_path):
+    from imgctl.store.blobs import lock_partial
+
+    path = tmp_path / "x.partial"
+    fd = hold(path)
+
+    def wait(delay):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lock_partial(path, wait)
+    os.close(fd)
+    os.close(hold(path))  # nothing of the waiter's still holds it (hold() would raise BlockingIOError)
+
+
+def test_a_holder_that_makes_no_progress_is_not_waited_for_forever(tmp_path, monkeypatch):
+    from imgctl.store import blobs
+
+    monkeypatch.setattr(blobs, "WAIT_STALL", 0.05)
+    path = tmp_path / "x.partial"
+    fd = hold(path)
+    waits = []
+    assert blobs.lock_partial(path, lambda d: (waits.append(d), time.sleep(d))) is None  # a file of its own then
+    assert 0 < sum(waits) < 5
+    os.close(fd)
+
+
+def test_checked_blobs_appear_only_when_published(store_root):
+    from imgctl.errors import VerificationError
+    from imgctl.store import Store
+
+    store = Store(store_root)
+    good, bad = b"good bytes", b"bad bytes"
+    from tests.support.images import sha256_digest
+
+    w = store.writer(sha256_digest(good), len(good), resumable=True)
+    w.write(good)
+    w.check()
+    assert not store.has_blob(sha256_digest(good))  # checked, not yet published
+    b = store.writer(sha256_digest(good + b"!"), len(bad), resumable=True)
+    b.write(bad)
+    with pytest.raises(VerificationError):
+        b.check()
+    b.abort()
+    store.publish([w])
+    store.sync_blobs()
+    assert store.has_blob(sha256_digest(good)) and not store.has_blob(sha256_digest(good + b"!"))
+    assert_store_verifies(store_root)
