@@ -405,10 +405,12 @@ class _Puller:
             # no bytes to fetch; its diff_id is checked here as for any blob already stored.
             writer.abort()
             have = self._stored(desc, diff_id)
+            if have is None:  # removed again meanwhile (verify --repair): start over
+                return self.layer(ref, desc, diff_id)
             if waited:
                 with self._lock:
                     self.awaited += 1
-            self.progress(Event(Kind.DOWNLOADED, short))
+                self.progress(Event(Kind.DOWNLOADED, short))
             return have
         sink = _LayerSink(writer, desc, decoder, self.cancel, self.progress)
         try:
