@@ -33,25 +33,26 @@ MiB = 1024 * 1024
 
 class HoldingRelay(LoopbackServer):
     """Relays to the registry, recording each request (method, path, Range, body bytes sent);
-    the first GET of blob ``hold`` stops after ``hold_after`` body bytes until ``release``."""
+    the first GET of each blob in ``hold`` stops after ``hold_after`` body bytes until ``release``."""
 
-    def __init__(self, upstream_port: int, hold: str, hold_after: int) -> None:
+    def __init__(self, upstream_port: int, hold: tuple[str, ...], hold_after: int) -> None:
         super().__init__()
         self.upstream_port = upstream_port
-        self.hold, self.hold_after = hold, hold_after
-        self.held = threading.Event()  # the held stream has sent hold_after bytes
+        self.hold_after = hold_after
+        self.held = {d: threading.Event() for d in hold}  # that blob's stream has sent hold_after bytes
         self.release = threading.Event()
         self.requests: list[dict] = []
         self._lock = threading.Lock()
-        self._holding = False
+        self._holding: set[str] = set()
 
     def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         rec = {"method": method, "path": h.path, "range": h.headers.get("Range"), "sent": 0}
         with self._lock:
             self.requests.append(rec)
-            hold = method == "GET" and h.path.endswith(f"/blobs/{self.hold}") and not self._holding
+            digest = h.path.rsplit("/", 1)[-1]
+            hold = method == "GET" and "/blobs/" in h.path and digest in self.held and digest not in self._holding
             if hold:
-                self._holding = True
+                self._holding.add(digest)
         up = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
         headers = {k: v for k, v in h.headers.items() if k.lower() in ("accept", "range", "authorization")}
         up.request(method, h.path, headers=headers)
@@ -71,7 +72,7 @@ class HoldingRelay(LoopbackServer):
                     h.wfile.flush()
                     rec["sent"] += cut
                     chunk = chunk[cut:]
-                    self.held.set()
+                    self.held[digest].set()
                     self.release.wait(120)
                     hold = False
                 h.wfile.write(chunk)
@@ -110,8 +111,8 @@ class Lines:
         assert ok and text in self.lines, (text, self.lines)
 
 
-def start_pull(name: str) -> tuple[subprocess.Popen, Lines]:
-    p = subprocess.Popen([sys.executable, "-m", "imgctl", "pull", name], env=dict(os.environ),
+def start_pull(name: str, env: dict | None = None) -> tuple[subprocess.Popen, Lines]:
+    p = subprocess.Popen([sys.executable, "-m", "imgctl", "pull", name], env=env or dict(os.environ),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return p, Lines(p)
 
@@ -129,11 +130,11 @@ def image(registry, unique_repo):
 def second_waiting(registry, repo: str, store_root, big, *, after_bytes_on_disk: bool = False):
     """A relay holding the big layer's stream after 1 MiB, a first pull held there, and a second
     pull of the same image that has printed ``Waiting`` for that layer: (relay, name, first, second, its lines)."""
-    relay = HoldingRelay(int(registry.host.rsplit(":", 1)[1]), big.digest, MiB).start()
+    relay = HoldingRelay(int(registry.host.rsplit(":", 1)[1]), (big.digest,), MiB).start()
     try:
         name = f"{relay.host}/{repo}:v1"
         first, _ = start_pull(name)
-        assert relay.held.wait(60)  # the first process is half-way through the big layer
+        assert relay.held[big.digest].wait(60)  # the first process is half-way through the big layer
         if after_bytes_on_disk:
             partial = Path(store_root) / "ingest" / f"{big.digest[7:]}.partial"
             deadline = time.monotonic() + 60
@@ -194,6 +195,38 @@ def test_ctrl_c_while_waiting_exits_promptly(registry, unique_repo, store_root, 
         assert first.wait(60) == 0, first.stderr.read()  # the one fetching it finishes untroubled
     assert len(relay.blob_gets(big.digest)) == 1
     assert image_ids(store_root) == {img.config_digest}
+    assert_store_verifies(store_root)
+
+
+def test_two_pulls_each_waiting_for_a_blob_the_other_holds_do_not_deadlock(registry, repo_factory, store_root, tmp_path):
+    """One layer at a time each; A = [x, y], B = [y, x]; A's x and B's y are held until both
+    are in flight, so each process then holds a checked (unpublished) blob the other wants
+    next.  A holder never waits while holding: checked blobs are published on the main
+    thread's timer, so both pulls finish, and each blob crossed the wire once."""
+    x = make_layer({"x": random.Random(1).randbytes(100_000)}, "gzip")
+    y = make_layer({"y": random.Random(2).randbytes(100_000)}, "gzip")
+    a, b = make_image([x, y]), make_image([y, x])
+    repo_a, repo_b = repo_factory("a"), repo_factory("b")
+    push_image(registry.url, repo_a, a, tag="v1")
+    push_image(registry.url, repo_b, b, tag="v1")
+    cfg = tmp_path / "one.toml"
+    cfg.write_text("max-concurrent-downloads = 1\n")
+    env = dict(os.environ, IMGCTL_CONFIG=str(cfg))
+    relay = HoldingRelay(int(registry.host.rsplit(":", 1)[1]), (x.digest, y.digest), 10_000).start()
+    try:
+        pa, _ = start_pull(f"{relay.host}/{repo_a}:v1", env)
+        assert relay.held[x.digest].wait(60)
+        pb, out_b = start_pull(f"{relay.host}/{repo_b}:v1", env)
+        assert relay.held[y.digest].wait(60)
+        relay.release.set()
+        assert pa.wait(60) == 0, pa.stderr.read()
+        assert pb.wait(60) == 0, pb.stderr.read()
+    finally:
+        relay.release.set()
+        relay.stop()
+    for layer in (x, y):
+        assert len(relay.blob_gets(layer.digest)) == 1, relay.requests
+    assert image_ids(store_root) == {a.config_digest, b.config_digest}
     assert_store_verifies(store_root)
 
 
