@@ -41,6 +41,12 @@ __all__ = ["PullResult", "pull", "pull_all_tags"]
 BATCH = 256 * 1024
 RECORD_EVERY = 1.0  # seconds: verified layers are recorded in the index at most this often (and at the end)
 INLINE_DECODE = BATCH  # layers up to this size are decompressed on the download thread itself
+# Layers up to this size are published in batches: checked at once, then made durable with one
+# filesystem sync for the batch and renamed into place (an fsync each cost more than the
+# download of a small layer).  A batch is published when it has PUBLISH_BATCH blobs, when
+# verified layers are recorded (RECORD_EVERY) and at the end, always before the index names them.
+PUBLISH_SMALL = BATCH
+PUBLISH_BATCH = 128
 
 
 @dataclass(slots=True)
@@ -283,9 +289,11 @@ class _Puller:
         self.cancel = cancel
         self.downloaded = 0
         self.fetched = 0
+        self.awaited = 0  # blobs another process fetched while this pull waited for them
         self._lock = threading.Lock()
         self._unrecorded: list[LayerRecord] = []  # verified layers not yet in the index
         self.first_layer = threading.Event()  # set when the first layer's download starts (or none is needed)
+        self._unpublished: list[tuple] = []  # (writer, record) checked, not yet renamed into place
 
     def _verified(self, rec: LayerRecord) -> LayerRecord:
         """A layer whose blob is committed and whose diff_id checked out: recorded by ``record()``
@@ -295,7 +303,29 @@ class _Puller:
             self._unrecorded.append(rec)
         return rec
 
+    def _check_later(self, writer, rec: LayerRecord) -> None:
+        """A small layer whose blob checked out: published with others (``publish``)."""
+        with self._lock:
+            self._unpublished.append((writer, rec))
+            full = len(self._unpublished) >= PUBLISH_BATCH
+        if full:
+            self.publish()
+
+    def publish(self) -> None:
+        """Make checked blobs durable and visible (one filesystem sync); then they may be recorded."""
+        with self._lock:
+            batch, self._unpublished = self._unpublished, []
+        if batch:
+            self.store.publish([w for w, _ in batch])
+            for _, rec in batch:
+                self._verified(rec)
+
+    def pending(self) -> bool:
+        with self._lock:
+            return bool(self._unpublished)
+
     def record(self) -> None:
+        self.publish()
         with self._lock:
             recs, self._unrecorded = self._unrecorded, []
         if recs:
@@ -322,24 +352,45 @@ class _Puller:
             self.store.put_blob(digest, data)
             self._count(0, 1)
 
-    def layer(self, ref: Reference, desc, gate: _ConfigGate, i: int) -> LayerRecord:
+    def layer(self, ref: Reference, desc, gate: _ConfigGate, i: int, missing: bool = False) -> LayerRecord:
         """Make sure a layer blob is in the store and its diff_id (layer ``i``'s in the config
-        ``gate`` settles) checks out."""
+        ``gate`` settles) checks out.  ``missing``: the caller has just found it absent (a blob
+        committed since is found once the writer has its lock, so it is not looked up twice:
+        one index query and stat less per layer)."""
         short = _short(desc.digest)
-        known = self.store.index.layer(desc.digest)
-        if known is not None and self.store.has_blob(desc.digest):
-            if known.diff_id != gate.diff_id(i):
-                raise _layer_failed(desc.digest)
-            return known
-        if self.store.has_blob(desc.digest):
-            # Committed by a process that stopped before recording it: re-derive locally.
-            self.first_layer.set()  # (no download here: the config need not wait for it)
-            return self._verified(self._verify_local(desc, gate.diff_id(i)))
+        have = None if missing else self._stored(desc, gate, i)
+        if have is not None:
+            return have
         # A small layer is inflated inline: a thread of its own costs more than it saves there
         # (a thread start and queue hand-overs per layer: most of the time of a 5,000-layer pull).
         decoder = _ThreadedDecoder if desc.size > INLINE_DECODE else Decoder
-        # Resumable: an interrupted earlier download of this blob is re-hashed and continued.
-        writer = self.store.writer(desc.digest, desc.size, resumable=True)
+        waited = False
+
+        def wait(delay: float) -> None:
+            # Another process is fetching this blob: wait for it (docker's "Waiting") rather
+            # than download the same bytes twice; a cancelled pull stops waiting at once.
+            nonlocal waited
+            if not waited:
+                waited = True
+                self.progress(Event(Kind.WAITING, short))
+            if self.cancel.wait(delay):
+                raise _Cancelled()
+
+        # Resumable: an interrupted earlier download of this blob is re-hashed and continued
+        # (also one the process this pull waited for left behind when it died or gave up).
+        writer = self.store.writer(desc.digest, desc.size, resumable=True, wait=wait)
+        if self.store.has_blob(desc.digest):
+            # Committed by the process this pull waited for (or just before the lock was taken):
+            # no bytes to fetch; its diff_id is checked here as for any blob already stored.
+            writer.abort()
+            have = self._stored(desc, gate, i)
+            if have is None:  # removed again meanwhile (verify --repair): start over
+                return self.layer(ref, desc, gate, i)
+            if waited:
+                with self._lock:
+                    self.awaited += 1
+                self.progress(Event(Kind.DOWNLOADED, short))
+            return have
         sink = _LayerSink(writer, desc, decoder, self.cancel, self.progress)
         try:
             if writer.on_disk:
@@ -360,7 +411,11 @@ class _Puller:
             self.progress(Event(Kind.VERIFYING, short))
             got_diff_id = sink.decoder.finish()
             diff_id = gate.diff_id(i)  # (the config may still be on its way)
-            writer.commit(sync_dir=False)  # checks size and digest again; publishes the blob (record() syncs)
+            later = desc.size <= PUBLISH_SMALL and got_diff_id == diff_id
+            if later:
+                writer.check()  # checks size and digest again; published with others (publish())
+            else:
+                writer.commit(sync_dir=False)  # checks size and digest again; publishes the blob (record() syncs)
         except VerificationError:
             writer.abort()  # bad bytes are never kept for a resume
             raise
@@ -382,9 +437,27 @@ class _Puller:
             # The compressed blob is exactly what the manifest names, so it stays; the image is refused.
             self.store.index.record_layers([LayerRecord(desc.digest, got_diff_id, desc.size, sink.decoder.size, desc.media_type)])
             raise _layer_failed(desc.digest)
-        rec = self._verified(LayerRecord(desc.digest, diff_id, desc.size, sink.decoder.size, desc.media_type))
+        rec = LayerRecord(desc.digest, diff_id, desc.size, sink.decoder.size, desc.media_type)
+        if later:
+            self._check_later(writer, rec)
+        else:
+            self._verified(rec)
         self.progress(Event(Kind.DOWNLOADED, short))
         return rec
+
+    def _stored(self, desc, gate: _ConfigGate, i: int) -> LayerRecord | None:
+        """The layer's record when its blob is in the store already (its diff_id checked against
+        layer ``i``'s in the config ``gate`` settles), else None."""
+        known = self.store.index.layer(desc.digest)
+        if known is not None and self.store.has_blob(desc.digest):
+            if known.diff_id != gate.diff_id(i):
+                raise _layer_failed(desc.digest)
+            return known
+        if self.store.has_blob(desc.digest):
+            # Committed by a process that stopped before recording it (or has not yet): re-derive locally.
+            self.first_layer.set()  # (no download here: the config need not wait for it)
+            return self._verified(self._verify_local(desc, gate.diff_id(i)))
+        return None
 
     def _verify_local(self, desc, diff_id: str) -> LayerRecord:
         decoder = Decoder(layer_compression(desc.media_type))
@@ -505,16 +578,18 @@ def pull(
                 try:
                     cfg_bytes = _result(fetched)
                     p._count(len(cfg_bytes))
-                    gate.settle(verdict(cfg_bytes))
+                    doc = verdict(cfg_bytes)
+                    # Committed at once, so another pull of this image finds it and fetches it
+                    # no more (it is leased; GC keeps it until the image is recorded).
+                    p.put_small(cfg_desc.digest, cfg_bytes)
+                    gate.settle(doc)
                 except Exception:
                     gate.settle(None)  # (Ctrl-C instead: the layers stop, their partials kept)
                     raise
 
             layer_records = _fetch_layers(p, ref, manifest, gate, settle)
         config_doc = gate.doc
-        # Committed once the layers are: not while they download (a pull killed then leaves
-        # only the layers' resumable partials, never a config half written).
-        p.put_small(cfg_desc.digest, config_bytes[0])
+        p.put_small(cfg_desc.digest, config_bytes[0])  # (already there when fetched: a no-op)
         blobs.append(("config", cfg_desc.digest, 0))
         for i, rec in enumerate(layer_records):
             blobs.append(("layer", rec.digest, i))
@@ -531,7 +606,8 @@ def pull(
             pinned=bool(ref.digest),
         )
     progress(Event(Kind.DIGEST, text=index_digest))
-    changed = changed or p.fetched > 0
+    # A blob fetched for this pull by the process it waited for counts as fetched by it.
+    changed = changed or p.fetched > 0 or p.awaited > 0
     return PullResult(ref, image_id, index_digest, changed, p.downloaded, p.fetched, [r.digest for r in layer_records])
 
 
@@ -626,44 +702,55 @@ def _fetch_layers(
     # Finished layers arrive on a queue (one put per layer) rather than through cf.wait()
     # over every pending future, which costs O(pending) per wake-up: O(n^2) for 5,000 layers.
     finished: "queue.SimpleQueue[int]" = queue.SimpleQueue()
-    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
-        futures = []
-        for i, desc in enumerate(manifest.layers):
-            f = pool.submit(p.layer, ref, desc, gate, i)
-            f.add_done_callback(lambda _f, i=i: finished.put(i))
-            futures.append(f)
-        done_upto = 0
-        recorded_at = time.monotonic()
-        try:
-            if settle is not None:
-                settle()
-            for _ in futures:
-                while True:
-                    try:
-                        i = finished.get(timeout=0.2)  # a timeout keeps Ctrl-C prompt
-                        break
-                    except queue.Empty:
-                        continue
-                f = futures[i]
-                exc = f.exception()
-                if exc is not None:
-                    raise exc
-                results[i] = f.result()
-                if time.monotonic() - recorded_at > RECORD_EVERY:
-                    p.record()
-                    recorded_at = time.monotonic()
-                # "Pull complete" in layer order, as docker registers layers one after another.
-                while done_upto < len(results) and results[done_upto] is not None:
-                    if done_upto in todo_set:
-                        progress(Event(Kind.COMPLETE, _short(manifest.layers[done_upto].digest)))
-                    done_upto += 1
-            p.record()
-        except KeyboardInterrupt:
-            _stop(p, futures)
-            raise Interrupted("interrupted: pull stopped; the next pull resumes where it left off") from None
-        except BaseException:
-            _stop(p, futures)
-            raise
+    try:
+        with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
+            futures = []
+            done_upto = 0
+            recorded_at = time.monotonic()
+            try:
+                # (Inside the try: a Ctrl-C while layers are being submitted stops those already running.)
+                for i, desc in enumerate(manifest.layers):
+                    f = pool.submit(p.layer, ref, desc, gate, i, i in todo_set)
+                    f.add_done_callback(lambda _f, i=i: finished.put(i))
+                    futures.append(f)
+                if settle is not None:
+                    settle()
+                for _ in futures:
+                    while True:
+                        try:
+                            i = finished.get(timeout=0.2)  # a timeout keeps Ctrl-C prompt
+                            break
+                        except queue.Empty:
+                            # Checked blobs wait no longer than this to be published: another
+                            # layer of this pull or another process may be waiting for one.
+                            if p.pending() and time.monotonic() - recorded_at > RECORD_EVERY:
+                                p.record()
+                                recorded_at = time.monotonic()
+                            continue
+                    f = futures[i]
+                    exc = f.exception()
+                    if exc is not None:
+                        raise exc
+                    results[i] = f.result()
+                    if time.monotonic() - recorded_at > RECORD_EVERY:
+                        p.record()
+                        recorded_at = time.monotonic()
+                    # "Pull complete" in layer order, as docker registers layers one after another.
+                    while done_upto < len(results) and results[done_upto] is not None:
+                        if done_upto in todo_set:
+                            progress(Event(Kind.COMPLETE, _short(manifest.layers[done_upto].digest)))
+                        done_upto += 1
+                p.record()
+            except KeyboardInterrupt:
+                _stop(p, futures)
+                raise Interrupted("interrupted: pull stopped; the next pull resumes where it left off") from None
+            except BaseException:
+                _stop(p, futures)
+                raise
+    except BaseException:
+        # Layers still running when the pull stopped may have checked blobs since: publish them.
+        _settle(p)
+        raise
     return [r for r in results if r is not None]
 
 
@@ -673,6 +760,10 @@ def _stop(p: _Puller, futures: list[cf.Future]) -> None:
     getattr(p.client, "cancel", lambda: None)()
     for f in futures:
         f.cancel()
+    _settle(p)
+
+
+def _settle(p: _Puller) -> None:
     try:
         p.record()
     except ImgctlError:

@@ -154,3 +154,25 @@ def test_prune_keeps_a_recent_partial_and_drops_an_expired_one(proxy, registry, 
     os.utime(partial, (old, old))
     assert run("image", "prune", "-f").code == 0
     assert not partial.exists()  # days old: cleaned up
+
+
+def test_temp_file_of_a_pull_killed_mid_write_goes_when_the_blob_lands(proxy, registry, unique_repo, store_root):
+    # The config is fetched alongside the layers and committed at once, so a kill can land
+    # while its few bytes are written: the dead process's private temp file must not outlive
+    # the blob the next pull commits.
+    img = make_image([make_layer({"f": b"x" * 100})])
+    push_image(registry.url, unique_repo, img, tag="scratch")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ingest = store_root / "ingest"
+    ingest.mkdir(parents=True)
+    left = ingest / f"{img.config_digest[7:]}.{dead.pid}.0badf00d.part"
+    left.write_bytes(img.config_bytes[:10])
+    alive = ingest / f"{img.config_digest[7:]}.{os.getpid()}.0c0ffee0.part"  # a live writer's: kept
+    alive.write_bytes(b"")
+    r = pull(proxy, f"{proxy.host}/{unique_repo}:scratch", None)
+    assert r.returncode == 0, r.stderr
+    assert not left.exists()
+    assert alive.exists()
+    alive.unlink()
+    assert_store_verifies(store_root)

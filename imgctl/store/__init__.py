@@ -36,8 +36,10 @@ from imgctl.store.blobs import (
     ScratchFile,
     collect_garbage,
     disk_error_at,
+    drop_dead_scratch,
     fsync_dir,
     is_blob_name,
+    publish_checked,
 )
 from imgctl.store.index import ImageRecord, Index, LayerRecord, parse_created
 from imgctl.store.journal import JOURNAL, REBUILDING, read_ref_journal
@@ -107,6 +109,11 @@ class Store:
         except OSError as e:
             raise disk_error_at(self.root, e) from e
 
+    def publish(self, writers: list[BlobWriter]) -> None:
+        """Publish writers ``check()`` verified, with one filesystem sync for them all (see
+        ``publish_checked``); ``sync_blobs()`` before the index names them."""
+        publish_checked(self, writers)
+
     def has_blob(self, digest: str) -> bool:
         """A regular file under the digest's name (a directory or symlink there is not a blob)."""
         try:
@@ -144,10 +151,10 @@ class Store:
             raise StoreError(f"blob {digest} is larger than {max_size} bytes")
         return data
 
-    def writer(self, digest: str, size: int | None, *, resumable: bool = False) -> BlobWriter:
+    def writer(self, digest: str, size: int | None, *, resumable: bool = False, wait=None) -> BlobWriter:
         self.refuse_if_read_only()
         self.ensure_dirs()
-        return BlobWriter(self, digest, size, resumable=resumable)
+        return BlobWriter(self, digest, size, resumable=resumable, wait=wait)
 
     def scratch(self, prefix: str, suffix: str = "") -> ScratchFile:
         """A spool file in ingest/ that cleans itself up on failure (see ScratchFile)."""
@@ -160,6 +167,7 @@ class Store:
         w = self.writer(digest, len(data))
         w.write(data)
         w.commit()
+        drop_dead_scratch(self, digest)  # a pull killed while writing this blob left its temp file
 
     # -- the index --------------------------------------------------------------------
     @property

@@ -15,7 +15,7 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,10 +61,17 @@ class BlobWriter:
     ``flock`` (released by the kernel if the process dies).  A later writer for the same
     digest takes the file over: ``existing()`` re-reads and re-hashes what is there, so
     the download continues from ``written`` and nothing is trusted unverified.  When
-    another live process holds the lock, this writer uses a private temporary file.
+    another live process holds the lock, this writer uses a private temporary file, or,
+    given ``wait``, waits for that process as containerd's ingest locks do (see
+    ``lock_partial``): once it has the lock the blob may be in the store (the other process
+    committed it: the caller checks ``store.has_blob`` and aborts this writer) or its partial
+    is taken over like any other.  A writer holds no lock while it waits, and the lock it
+    ends up holding is for one blob only, so processes waiting on each other's blobs cannot
+    deadlock: every lock holder is downloading, not waiting.
     """
 
-    def __init__(self, store: "Store", digest: str, size: int | None, *, resumable: bool = False) -> None:
+    def __init__(self, store: "Store", digest: str, size: int | None, *, resumable: bool = False,
+                 wait: Callable[[float], None] | None = None) -> None:
         self.store = store
         self.digest = validate_digest(digest)
         self.expected_size = size
@@ -73,8 +80,9 @@ class BlobWriter:
         self._on_disk = 0  # bytes of an earlier partial not yet re-hashed by existing()
         self._closed = False
         self._committed = False
+        self._aborted = False
         hexd = self.digest.split(":", 1)[1]
-        fd = lock_partial(store.ingest_dir / f"{hexd}.partial") if resumable else None
+        fd = lock_partial(store.ingest_dir / f"{hexd}.partial", wait) if resumable else None
         try:
             if fd is not None:
                 self.resumable = True
@@ -159,33 +167,52 @@ class BlobWriter:
         ``Store.sync_blobs()`` before the index names the blob (a pull of many layers: one
         directory fsync instead of one per blob)."""
         try:
-            if self.expected_size is not None and self.written != self.expected_size:
-                raise VerificationError(
-                    f"blob {self.digest} is truncated: got {self.written} of {self.expected_size} bytes"
-                )
-            actual = f"{self._hash.name}:{self._hash.hexdigest()}"
-            if actual != self.digest:
-                raise VerificationError(f"digest mismatch for {self.digest}: content hashes to {actual}")
-            final = self.store.blob_path(self.digest)
+            self._check()
             try:
-                if os.fstat(self._f.fileno()).st_size != self.written:
-                    raise VerificationError(f"blob {self.digest}: the ingest file does not hold what was written")
                 os.fsync(self._f.fileno())
-                os.replace(self.path, final)  # still under our lock: nobody else writes this file
-            except IsADirectoryError:
-                raise StrayEntry(f"{final} is a directory where blob {self.digest} belongs (run imgctl verify --repair)") from None
             except OSError as e:
                 raise _disk_error(self.store, e) from e
-            # From here the old name may already belong to another writer's new partial: never unlink it.
-            self._f.close()
-            self._closed = True
-            self._committed = True
-            if sync_dir:
-                self.store.sync_blobs()
-            return final
+            final = self._publish()
         finally:
             if not self._committed:
                 self.abort()
+        if sync_dir:
+            self.store.sync_blobs()
+        return final
+
+    def check(self) -> None:
+        """Verify size and digest now and publish later, with others (``publish_checked``):
+        the writer keeps its file and lock meanwhile.  The caller aborts a writer that fails."""
+        self._check()
+
+    def _check(self) -> None:
+        if self.expected_size is not None and self.written != self.expected_size:
+            raise VerificationError(
+                f"blob {self.digest} is truncated: got {self.written} of {self.expected_size} bytes"
+            )
+        actual = f"{self._hash.name}:{self._hash.hexdigest()}"
+        if actual != self.digest:
+            raise VerificationError(f"digest mismatch for {self.digest}: content hashes to {actual}")
+        try:
+            if os.fstat(self._f.fileno()).st_size != self.written:
+                raise VerificationError(f"blob {self.digest}: the ingest file does not hold what was written")
+        except OSError as e:
+            raise _disk_error(self.store, e) from e
+
+    def _publish(self) -> Path:
+        """Rename the checked, durable file into place (the caller fsynced its content)."""
+        final = self.store.blob_path(self.digest)
+        try:
+            os.replace(self.path, final)  # still under our lock: nobody else writes this file
+        except IsADirectoryError:
+            raise StrayEntry(f"{final} is a directory where blob {self.digest} belongs (run imgctl verify --repair)") from None
+        except OSError as e:
+            raise _disk_error(self.store, e) from e
+        # From here the old name may already belong to another writer's new partial: never unlink it.
+        self._f.close()
+        self._closed = True
+        self._committed = True
+        return final
 
     def suspend(self) -> None:
         """Stop without verifying: a resumable partial stays for the next attempt; anything else goes."""
@@ -201,8 +228,9 @@ class BlobWriter:
 
     def abort(self) -> None:
         """Stop and delete what was written (bad data); a committed blob is left alone."""
-        if self._committed:
-            return
+        if self._committed or self._aborted:
+            return  # (once: after closing, a resumable name may already be another writer's)
+        self._aborted = True
         if not self._closed:
             try:
                 os.unlink(self.path)  # before closing: the lock still guards the name
@@ -277,24 +305,100 @@ class ScratchFile:
             self.discard()
 
 
-def lock_partial(path: Path) -> int | None:
-    """Open and exclusively lock a partial file; None when another live process holds it."""
+_libc = None
+
+
+def _syncfs(fd: int) -> bool:
+    """syncfs(2) on the filesystem holding ``fd``: everything written there is durable (Linux);
+    False where the call does not exist."""
+    import ctypes
+
+    global _libc
+    if _libc is None:
+        try:
+            lib = ctypes.CDLL(None, use_errno=True)
+            lib.syncfs  # noqa: B018 - present?
+            _libc = lib
+        except (OSError, AttributeError):
+            _libc = False
+    if not _libc:
+        return False
+    if _libc.syncfs(fd) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return True
+
+
+def publish_checked(store: "Store", writers: list[BlobWriter]) -> None:
+    """Publish writers whose content ``check()`` verified: make their bytes durable with one
+    ``syncfs`` of the store's filesystem (instead of an fsync per blob: a 5,000-layer pull
+    spent more time in fsync than anywhere else), then rename each into place.  The blobs'
+    directory is the caller's to sync (``Store.sync_blobs``) before the index names them.
+    On failure every writer not yet published is aborted and the error raised."""
+    todo = list(writers)
+    try:
+        if todo:
+            try:
+                if not _syncfs(todo[0]._f.fileno()):
+                    for w in todo:
+                        os.fsync(w._f.fileno())
+            except OSError as e:
+                raise _disk_error(store, e) from e
+        while todo:
+            todo[0]._publish()
+            todo.pop(0)
+    finally:
+        for w in todo:
+            w.abort()
+
+
+WAIT_FIRST = 0.01  # seconds before the first retry of a partial another process holds
+WAIT_MAX = 0.25  # longest pause between retries (a waiter starts at most this late)
+WAIT_STALL = 10.0  # seconds a held partial may stay the same size before the waiter stops waiting
+
+
+def lock_partial(path: Path, wait: Callable[[float], None] | None = None) -> int | None:
+    """Open and exclusively lock a partial file.  When another live process holds it: None,
+    or, given ``wait``, try again after ``wait(delay)`` until the lock is free (the holder
+    committed the blob, gave up or died: the kernel drops a dead process's flock).
+
+    The wait is a poll with backoff (WAIT_FIRST doubling up to WAIT_MAX seconds), not a
+    blocking flock: a blocked flock cannot be interrupted from another thread, while
+    ``wait`` can return early or raise (a pull being cancelled).  Nothing is held while
+    waiting.  A holder whose partial has not grown for WAIT_STALL seconds (alive but stuck:
+    stopped, stalled on its link, or itself waiting on this process some other way) is
+    waited for no longer: None, and the caller downloads into a file of its own."""
     import fcntl
 
-    for _ in range(3):
+    delay = WAIT_FIRST
+    replaced = 0
+    seen, since = -1, time.monotonic()
+    while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            size = os.fstat(fd).st_size
             os.close(fd)
-            return None
+            if wait is None:
+                return None
+            now = time.monotonic()
+            if size != seen:
+                seen, since = size, now
+            elif now - since > WAIT_STALL:
+                return None
+            wait(delay)
+            delay = min(delay * 2, WAIT_MAX)
+            continue
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return fd
         except FileNotFoundError:
             pass
         os.close(fd)  # the name was removed or replaced meanwhile: open it again
-    return None
+        replaced += 1
+        if replaced >= 3:
+            return None
 
 
 class Lease:
@@ -377,6 +481,23 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def drop_dead_scratch(store: Store, digest: str) -> None:
+    """Remove the private temp files of ``digest`` that processes now dead left (killed mid-write):
+    the blob is in place, so nothing will ever resume them."""
+    hexd = digest.split(":", 1)[1]
+    try:
+        names = os.listdir(store.ingest_dir)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split(".")
+        if len(parts) == 4 and parts[0] == hexd and parts[3] == "part" and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            try:
+                os.unlink(store.ingest_dir / name)
+            except OSError:
+                pass
 
 
 def collect_garbage(store: Store) -> list[tuple[str, int]]:
