@@ -132,7 +132,7 @@ def grow_imgctl_tags(store_root: Path, source: str, upto: int, have: int) -> flo
         index = getattr(st, "index", None)
         bulk = index is not None and hasattr(index, "transaction") and hasattr(index, "tag")
         if bulk and i < upto:
-            from imgctl.images import resolve_image_id
+            from imgctl.localimage import resolve_image_id
 
             image_id = resolve_image_id(st, source)
         while i < upto:
