@@ -483,6 +483,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _left_by_dead_process(name: str) -> bool:
+    """Whether a private temp file (``<name>.<pid>.<random>[suffix]``) belongs to a process that
+    is gone: its pid is not ours and not alive (a name without a pid counts as orphaned)."""
+    try:
+        pid = int(name.split(".")[1])
+    except (IndexError, ValueError):
+        pid = -1
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
 def drop_dead_scratch(store: Store, digest: str) -> None:
     """Remove the private temp files of ``digest`` that processes now dead left (killed mid-write):
     the blob is in place, so nothing will ever resume them."""
@@ -492,8 +502,7 @@ def drop_dead_scratch(store: Store, digest: str) -> None:
     except OSError:
         return
     for name in names:
-        parts = name.split(".")
-        if len(parts) == 4 and parts[0] == hexd and parts[3] == "part" and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+        if name.startswith(f"{hexd}.") and name.endswith(".part") and _left_by_dead_process(name):
             try:
                 os.unlink(store.ingest_dir / name)
             except OSError:
@@ -593,11 +602,7 @@ def clean_ingest(store: Store, leased: set[str]) -> bool:
                 pass
             os.close(fd)
             continue
-        try:
-            pid = int(parts[1])
-        except (IndexError, ValueError):
-            pid = -1
-        if pid == os.getpid() or _pid_alive(pid):
+        if not _left_by_dead_process(name):
             continue
         try:
             os.unlink(path)
