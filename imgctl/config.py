@@ -79,6 +79,9 @@ class Config:
     max_concurrent_downloads: int = 3
     max_concurrent_downloads_per_layer: int = 8  # connections one large blob is fetched over (multipart)
     download_chunk_size: int = 16 * MIB  # bytes per range of a multipart fetch
+    # "auto": one stream first, split into ranges once its first bytes show the link sets the pace;
+    # "always": split from the first byte (containerd's way)
+    download_split: str = "auto"
     max_download_attempts: int = 5  # docker's key: tries per request or blob on transient failures
     max_layers: int = 10_000  # layers per image manifest a pull accepts (``max-layers``)
     retry_delay: float = 1.0  # seconds before the first retry; doubles each time (Retry-After wins)
@@ -232,8 +235,9 @@ def _chunk_size(value: object, key: str) -> int:
 _KNOWN = {
     "registry-mirrors", "insecure-registries", "max-concurrent-downloads", "max-download-attempts",
     "retry-delay", "index-server", "registries", "certs-dir", "request-timeout", "max-layers",
-    "max-concurrent-downloads-per-layer", "download-chunk-size",
+    "max-concurrent-downloads-per-layer", "download-chunk-size", "download-split",
 }
+SPLIT_MODES = ("auto", "always")  # what download-split accepts
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -292,6 +296,10 @@ def _validate(data: dict, path: Path) -> Config:
         kw["max_concurrent_downloads_per_layer"] = _int(data, "max-concurrent-downloads-per-layer", 1, PER_LAYER_LIMIT)
     if "download-chunk-size" in data:
         kw["download_chunk_size"] = _chunk_size(data["download-chunk-size"], "download-chunk-size")
+    if "download-split" in data:
+        if data["download-split"] not in SPLIT_MODES:
+            raise _Bad(("download-split",), 'download-split must be "auto" or "always"')
+        kw["download_split"] = data["download-split"]
     if "max-download-attempts" in data:
         kw["max_download_attempts"] = _int(data, "max-download-attempts", 1, 100)
     if "max-layers" in data:

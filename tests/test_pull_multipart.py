@@ -162,9 +162,12 @@ def big(registry, unique_repo):
     return unique_repo, img, layer
 
 
-def multipart_config(cfg_file, extra: str = "", per_layer: int = 4) -> None:
+def multipart_config(cfg_file, extra: str = "", per_layer: int = 4, split: str = "always") -> None:
+    """1 MiB ranges over ``per_layer`` connections; ``split``: download-split ("always": from the
+    first byte, whatever the link: over loopback "auto" would keep one stream)."""
     cfg_file.write_text(
-        f'download-chunk-size = "1MiB"\nmax-concurrent-downloads-per-layer = {per_layer}\nretry-delay = 0.01\n{extra}'
+        f'download-chunk-size = "1MiB"\nmax-concurrent-downloads-per-layer = {per_layer}\nretry-delay = 0.01\n'
+        f'download-split = "{split}"\n{extra}'
     )
 
 
@@ -209,8 +212,74 @@ def test_flags_override_the_configuration(registry, big, store_root, cfg_file):
     assert_pulled(r, store_root, img)
 
 
+def contiguous(ranges: list[tuple[int, int]], start: int, size: int) -> bool:
+    """Whether ``ranges`` cover bytes ``start`` to the end of a ``size``-byte blob, each once."""
+    at = start
+    for a, b in ranges:
+        if a != at:
+            return False
+        at = b + 1
+    return at == size
+
+
+def test_auto_split_when_the_link_sets_the_pace(registry, unique_repo, store_root, cfg_file):
+    """download-split "auto" over a slow link (a relay sending 64 KiB per 5 ms, 13 MB/s): the first
+    layer starts as one stream, which waits far longer for bytes than the store takes to consume
+    them, so after its first chunk it gives way to ranges for the rest; the second layer (one
+    download at a time) is split from its first byte, the endpoint being known as link-bound."""
+    multipart_config(cfg_file, "max-concurrent-downloads = 1\n", split="auto")
+    layers = [make_random_layer(700, 7000, seed=1620 + i, compression="none") for i in range(2)]
+    img = make_image(layers)
+    push_image(registry.url, unique_repo, img, tag="t")
+    relay = RangeRelay(registry.url, pace=0.005)
+    try:
+        r = run("--debug", "pull", f"{relay.host}/{unique_repo}:t")
+        first = [x["range"] for x in relay.blob_requests(layers[0].digest)]
+        ranges = [relay.ranges(l.digest) for l in layers]
+    finally:
+        relay.stop()
+    assert_pulled(r, store_root, img)
+    assert first[0] is None and all(first[1:])  # one stream, then ranges only
+    stopped = ranges[0][0][0]
+    assert MIB <= stopped < 2 * MIB, stopped  # the stream was watched for one chunk
+    assert contiguous(ranges[0], stopped, layers[0].size)
+    assert f"blob {layers[0].digest}: first {stopped} bytes from registry {relay.host}" in r.err
+    assert "the link sets the pace" in r.err
+    assert contiguous(ranges[1], 0, layers[1].size) and ranges[1][0] == (0, MIB - 1)
+
+
+def test_auto_keeps_one_stream_when_imgctl_sets_the_pace(registry, big):
+    """download-split "auto" when consuming the bytes is what takes the time (here a sink that
+    keeps the CPU busy for 3 ms per write, as inflating and hashing do on a fast link): more
+    connections would not help, and the blob stays one stream."""
+    from imgctl.config import Config
+    from imgctl.oci import Descriptor
+    from imgctl.registry import RegistryClient
+    from imgctl.registry.blobs import _Memory
+
+    class BusySink(_Memory):
+        def write(self, data: bytes) -> None:
+            until = time.thread_time() + 0.003
+            while time.thread_time() < until:
+                pass
+            super().write(data)
+
+    repo, img, layer = big
+    relay = RangeRelay(registry.url)
+    config = Config(download_chunk_size=MIB, max_concurrent_downloads_per_layer=4, download_split="auto")
+    sink = BusySink("sha256")
+    try:
+        with RegistryClient(config) as client:
+            client.fetch_blob(relay.host, repo, Descriptor("", layer.digest, layer.size), sink)
+        asked = [x["range"] for x in relay.blob_requests(layer.digest)]
+    finally:
+        relay.stop()
+    assert asked == [None]
+    assert bytes(sink.data) == layer.data
+
+
 def test_download_chunk_size_flag(registry, big, store_root, cfg_file):
-    cfg_file.write_text("")
+    cfg_file.write_text('download-split = "always"\n')
     repo, img, layer = big
     relay = RangeRelay(registry.url)
     r, ranges = pull_via(relay, repo, layer.digest, "pull", "--download-chunk-size", "2MiB",
@@ -374,6 +443,8 @@ def test_ctrl_c_stops_at_once_and_the_next_pull_completes(registry, big, store_r
     ("download-chunk-size = 2147483648\n", "download-chunk-size must be a size from 1MiB to 1GiB"),
     ('download-chunk-size = "big"\n', "download-chunk-size must be a size from 1MiB to 1GiB"),
     ("download-chunk-size = 1.5\n", "download-chunk-size must be a size from 1MiB to 1GiB"),
+    ('download-split = "sometimes"\n', 'download-split must be "auto" or "always" (at line 1)'),
+    ("download-split = true\n", 'download-split must be "auto" or "always" (at line 1)'),
 ])
 def test_bad_configuration(text, message, cfg_file, store_root):
     cfg_file.write_text(text)
@@ -400,7 +471,7 @@ def test_defaults():
     from imgctl.config import Config
 
     c = Config()
-    assert (c.max_concurrent_downloads_per_layer, c.download_chunk_size) == (8, 16 * MIB)
+    assert (c.max_concurrent_downloads_per_layer, c.download_chunk_size, c.download_split) == (8, 16 * MIB, "auto")
 
 
 def test_cancel_breaks_reads_that_wait_for_bytes(registry, big, store_root, cfg_file):

@@ -4,16 +4,24 @@ A stream that breaks is resumed with ``Range: bytes=N-`` at the same endpoint wh
 progress, then at the next endpoint, so no byte is fetched twice.  Every blob is checked
 against its digest, so a mirror can make a pull faster, never different.
 
-A large blob (at least two ``download-chunk-size`` chunks left to fetch) is fetched as ranges
-over ``max-concurrent-downloads-per-layer`` connections at once (``imgctl.multipart``),
+A large blob (at least two ``download-chunk-size`` chunks left to fetch) may be fetched as
+ranges over ``max-concurrent-downloads-per-layer`` connections at once (``imgctl.multipart``),
 delivered to the sink in order; each range is one ``send()``, so credentials, redirects and
 deadlines hold range by range.  An endpoint that ignores Range (or redirects to a host that
 does) is remembered for the run and gets one stream from the bytes delivered so far.
+
+When to split (``download-split``): ``always`` splits from the first byte.  ``auto`` (the
+default) starts one stream and watches its first PROBE_BYTES (or one chunk, if smaller): if the stream spent more time
+waiting for bytes than the sink spent taking them, the link sets the pace and more connections
+help, so the stream is closed and the rest is fetched as ranges (and later blobs from that
+endpoint are split from their first byte).  Otherwise imgctl itself (hashing, inflating) sets
+the pace -- loopback, a fast LAN -- and extra connections would only add requests and spooling.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +40,8 @@ from imgctl.registry.engine import ENDPOINT_ERRORS, short_reason
 from imgctl.registry.transport import reason
 
 RESUME_ATTEMPTS = 3  # tries per endpoint for one blob, each after progress, before moving on
+PROBE_BYTES = 4 * 1024 * 1024  # download-split "auto": bytes of one stream watched before deciding
+BUSY = 0.75  # download-split "auto": CPUs the process may keep busy while the link still sets the pace
 
 
 class BlobSink(Protocol):
@@ -172,10 +182,12 @@ class Blobs:
                     before = state.got
                     ranged = self._ranged(ep, size, state.got)
                     try:
-                        if ranged:
+                        if ranged and self._split_now(ep):
                             self._ranges_from(ep, path, digest, size, state)
                         else:
-                            self._blob_from(ep, path, digest, size, state)
+                            ranged = False
+                            if self._blob_from(ep, path, digest, size, state, probe=self._ranged(ep, size, state.got)):
+                                continue  # the link sets the pace: the rest as ranges
                         error = None
                     except multipart.RangeIgnored as e:
                         # Ranges are not honoured here (by the endpoint or where it redirects): one stream.
@@ -253,6 +265,32 @@ class Blobs:
             and ep.url not in self.ignores_range
         )
 
+    def _split_now(self, ep: Endpoint) -> bool:
+        """Split a blob from ``ep`` into ranges from its first byte (``download-split``): always,
+        or once a stream from ``ep`` showed that the link, not imgctl, sets the pace."""
+        return self.config.download_split == "always" or ep.url in self.link_bound
+
+    def _link_bound(
+        self, ep: Endpoint, digest: str, watched: int, waited: float, consumed: float, busy: float, left: int,
+    ) -> bool:
+        """Whether a stream that waited ``waited`` s for ``watched`` bytes the sink consumed in
+        ``consumed`` s, while the process used ``busy`` CPUs, should give way to ranges for the
+        ``left`` bytes still to come.
+
+        The link sets the pace when the stream mostly waited and the process was mostly idle:
+        a thread also "waits" while other threads hold the GIL, so waiting alone would mistake a
+        busy process (several layers at once over loopback) for a slow link.
+        """
+        bound = waited > 2 * consumed and busy < BUSY
+        self._log(
+            f"blob {digest}: first {watched} bytes from {ep.label}: {waited * 1000:.0f} ms waiting, "
+            f"{consumed * 1000:.0f} ms consuming, {busy:.2f} CPUs busy: {'the link' if bound else 'imgctl'} sets the pace"
+        )
+        if not bound:
+            return False
+        self.link_bound.add(ep.url)
+        return left >= 2 * self.config.download_chunk_size
+
     def _ranges_from(self, ep: Endpoint, path: str, digest: str, size: int, state: _Fetch) -> None:
         """Write the rest of a blob (from ``state.got``) from one endpoint into the sink, as
         ranges fetched at once and delivered in order (``imgctl.multipart``).
@@ -308,11 +346,16 @@ class Blobs:
         if state.got != size:
             raise TransportError(f"blob {digest}: {ep.label} delivered {state.got} of {size} bytes")
 
-    def _blob_from(self, ep: Endpoint, path: str, digest: str, size: int, state: _Fetch) -> None:
-        """Write the rest of a blob (from ``state.got``) from one endpoint into the sink."""
+    def _blob_from(self, ep: Endpoint, path: str, digest: str, size: int, state: _Fetch, *, probe: bool = False) -> bool:
+        """Write the rest of a blob (from ``state.got``) from one endpoint into the sink.
+
+        ``probe``: watch the first PROBE_BYTES (at most a chunk); if the stream waited for them longer than the sink
+        took to consume them, stop there, note ``ep`` as link-bound and return True (the caller
+        fetches the rest as ranges).  Otherwise False, with the whole blob written.
+        """
         offset = state.got
         if offset and offset == size:
-            return  # everything is already here (from disk): only the digest check remains
+            return False  # everything is already here (from disk): only the digest check remains
         url = ep.url if ep.foreign else f"{self.resolve(ep)}/v2/{path}/blobs/{digest}"
         # Bytes as stored: no transfer compression, so that offsets and sizes mean the blob's bytes.
         headers = {"Accept-Encoding": "identity"}
@@ -342,7 +385,15 @@ class Blobs:
             part = [ep, state.got, state.got]
             state.parts.append(part)
             write = state.sink.write
+            clock = time.perf_counter
+            watch_until = state.got + min(PROBE_BYTES, self.config.download_chunk_size) if probe else None
+            waited = consumed = 0.0  # while watched: seconds spent waiting for bytes, and in the sink
+            mark = received = started = clock()
+            cpu = time.process_time() if probe else 0.0
             for chunk in _body(resp, digest, ep):  # as they arrive: a broken stream keeps what came
+                if watch_until is not None:
+                    received = clock()
+                    waited += received - mark
                 if state.got + len(chunk) > size:
                     raise VerificationError(f"blob {digest}: {ep.label} sent more than the declared {size} bytes")
                 try:
@@ -351,5 +402,14 @@ class Blobs:
                     raise _SinkFailed(e) from e
                 state.got += len(chunk)
                 part[2] = state.got
+                if watch_until is not None:
+                    mark = clock()
+                    consumed += mark - received
+                    if state.got >= watch_until:
+                        watch_until = None
+                        busy = (time.process_time() - cpu) / max(mark - started, 1e-6)
+                        if self._link_bound(ep, digest, state.got - offset, waited, consumed, busy, size - state.got):
+                            return True  # (closing the answer drops its connection)
         if state.got != size:
             raise TransportError(f"blob {digest}: {ep.label} ended the stream at byte {state.got} of {size}")
+        return False

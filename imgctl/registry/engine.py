@@ -172,6 +172,7 @@ class Engine:
         self._bases: dict[str, str] = {}  # endpoint URL -> resolved base URL
         self._dead: dict[str, str] = {}  # endpoint URL -> why it could not be reached
         self.ignores_range: set[str] = set()  # endpoint URLs whose answers (or redirect targets) ignored Range
+        self.link_bound: set[str] = set()  # endpoint URLs whose streams waited on the link (download-split auto)
         self._challenges: dict[str, str] = {}  # host -> the WWW-Authenticate of its ping (GET /v2/)
         self._lock = threading.Lock()
 
