@@ -278,7 +278,11 @@ def images_split_markdown(res: dict) -> list[str]:
          f"*Start-up* is `imgctl images` on an empty store (section 4: {fmt_s(base)}). The differences are "
          "medians subtracted, so they are estimates: *layout* = table − template is the table's cost "
          "beyond writing one line per row. *tabulate alone* is `tabulate()` on as many rows of the same "
-         "shape, in-process (best of 3): the reference for what the layout can cost.", "",
+         "shape, in-process (best of 3): the reference for what the layout can cost. imgctl's layout "
+         "is below it because imgctl tells tabulate its columns are text: tabulate 0.9's own column-type "
+         "detection strips ANSI codes from every cell and tries `int()` and `float()` on it even with "
+         "`disable_numparse=True`, about half of its time here, and changes nothing in such a table "
+         "(`imgctl/cli/format/tables.py`, `_text_column`; a test holds the output to tabulate's own).", "",
          "| tags | `images -q` | template (no table) | table | read + lines (template − start-up) "
          "| layout (table − template) | tabulate alone |",
          "|---|---|---|---|---|---|---|"]

@@ -785,6 +785,27 @@ def test_simple_padding_fast_path_matches_general_tabwriter():
     assert _regular_rows("a\tb") is None  # no final newline
 
 
+def test_text_column_type_changes_nothing(monkeypatch):
+    """imgctl tells tabulate its columns are text (tabulate's own type detection parses every
+    cell as a number even with number parsing off): the output is what tabulate's detection
+    gives, for cells that look like numbers, booleans, blanks and padded values."""
+    import tabulate as tabulate_module
+
+    from imgctl.cli.format.tables import _tabulate_rows
+
+    rng = random.Random(16)
+    tricky = ["True", "False", "", "1", "-2", "1.5", "1e5", "nan", "inf", "0x1f", "1_000", " 12 ", "007",
+              "3.0MB", "abc", "  ", "None", "+1", ".5"]
+    for _ in range(200):
+        ncol = rng.randrange(1, 6)
+        rows = [[rng.choice(tricky) for _ in range(ncol)] for _ in range(rng.randrange(1, 12))]
+        ours = _tabulate_rows(rows)
+        assert tabulate_module._column_type is not None and tabulate_module._column_type.__name__ == "_column_type"
+        monkeypatch.setattr("imgctl.cli.format.tables._text_column", tabulate_module._column_type)
+        assert _tabulate_rows(rows) == ours, rows
+        monkeypatch.undo()
+
+
 @pytest.mark.parametrize("special", list("\r\x01\x0b\x1c\x1d\x1e\x85\u2028\u2029"))
 def test_tabwrite_line_boundaries_tabulate_knows_go_through_untouched(special):
     """The rows reach tabulate as the lines of one cell, which it splits with str.splitlines:
