@@ -43,6 +43,11 @@ def check(sample: Sample, err: str, what: str, series: Series) -> None:
 
 
 FLOOR = "Python floor"  # benchmarks/floor_pull.py: the blobs alone, with diff_ids, no CLI/HTTP library/store
+PYTHON_START = "python -c pass (interpreter floor)"
+# What any program of imgctl's fixed shape imports before it can pull: the CLI library, the HTTP
+# library with its transport, SQLite, platformdirs (no imgctl code, no work).
+DEPS_FLOOR = "python -c 'import typer, httpx, httpcore, sqlite3, platformdirs' (dependencies' floor)"
+DEPS_IMPORT = "import typer, httpx, httpcore, sqlite3, platformdirs"
 
 
 def floor_cmd(tools: Tools, store: Path, ref: str, layers: list[CachedLayer]) -> list[str]:
@@ -315,7 +320,8 @@ def scenario_startup(tools: Tools, n: int, res: dict) -> None:
     """(4) start-up: --version, images on an empty store, and what they import."""
     empty = tools.work / "empty-store"
     cmds = {
-        "python -c pass (interpreter floor)": [sys.executable, "-c", "pass"],
+        PYTHON_START: [sys.executable, "-c", "pass"],
+        DEPS_FLOOR: [sys.executable, "-c", DEPS_IMPORT],
         "imgctl --version": [*tools.imgctl, "--version"],
         "imgctl images (empty store)": [*tools.imgctl, "--root", str(empty), "images"],
     }
