@@ -40,7 +40,7 @@ def machine_info(tools: Tools) -> dict[str, str]:
         "kernel": f"{platform.system()} {platform.release()}",
         "OS": next((l.split("=", 1)[1].strip('"') for l in Path("/etc/os-release").read_text().splitlines()
                     if l.startswith("PRETTY_NAME=")), "?") if Path("/etc/os-release").exists() else "?",
-        "Python": f"{platform.python_version()} ({sys.executable})",
+        "Python": f"{platform.python_version()} ({tools.python})",
         "imgctl": tool_version([*tools.imgctl, "--version"]) + f" ({tools.imgctl[-1]})",
         "docker-registry": tool_version([tools.peers.registry, "--version"]),
         "skopeo": tool_version([tools.peers.skopeo, "--version"]) if tools.peers.skopeo else "not installed",
@@ -74,8 +74,13 @@ def write_report(path: Path, args, tools: Tools, res: dict, images_info: dict, s
     a("Every number is the wall time of a fresh process, as a user waits for it: "
       "**median** (min – max) over N runs, tools alternating within each run (order rotated per run). "
       "The registry is Debian's `docker-registry` on 127.0.0.1 (plain HTTP), serving from the page cache. "
-      "imgctl runs with its bytecode cached (`PYTHONPYCACHEPREFIX`, as an installed package has its `.pyc`) "
-      "and no user configuration; an untimed warm-up pull of each tool precedes the runs.\n")
+      + ("imgctl is installed from this checkout as the README installs it, `pip install .`, into a venv "
+         "of this Python (`benchmarks/.cache/venv-py3.X`, its `.pyc` compiled by pip), and that venv's "
+         "interpreter also runs the Python floor and the start-up rows; "
+         if "PYTHONPYCACHEPREFIX" not in tools.env else
+         "imgctl runs from this checkout with its bytecode cached (`PYTHONPYCACHEPREFIX`, as an installed "
+         "package has its `.pyc`); ")
+      + "no user configuration; an untimed warm-up pull of each tool precedes the runs.\n")
     a("## Machine\n")
     a("| | |\n|---|---|")
     for k, v in info.items():

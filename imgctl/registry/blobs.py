@@ -40,7 +40,7 @@ from imgctl.registry.engine import ENDPOINT_ERRORS, short_reason
 from imgctl.registry.transport import reason
 
 RESUME_ATTEMPTS = 3  # tries per endpoint for one blob, each after progress, before moving on
-PROBE_BYTES = 4 * 1024 * 1024  # download-split "auto": bytes of one stream watched before deciding
+PROBE_BYTES = 2 * 1024 * 1024  # download-split "auto": bytes of one stream watched before deciding
 BUSY = 0.75  # download-split "auto": CPUs the process may keep busy while the link still sets the pace
 
 
