@@ -248,6 +248,22 @@ def test_auto_split_when_the_link_sets_the_pace(registry, unique_repo, store_roo
     assert contiguous(ranges[1], 0, layers[1].size) and ranges[1][0] == (0, MIB - 1)
 
 
+def test_auto_split_then_range_ignored_ends_as_one_stream(registry, big, store_root, cfg_file):
+    """download-split "auto" over a slow link whose server ignores Range: the stream gives way to
+    ranges after its first chunk, the first range comes back whole (200), and the blob is then
+    fetched as one stream once more, from byte 0 (the server cannot resume either): a few
+    requests, never a loop, and a store that verifies."""
+    multipart_config(cfg_file, split="auto")
+    repo, img, layer = big
+    relay = RangeRelay(registry.url, pace=0.005, ignore_range=True)
+    r, _ = pull_via(relay, repo, layer.digest, "--debug", "pull")
+    asked = [x["range"] for x in relay.blob_requests(layer.digest)]
+    assert_pulled(r, store_root, img)
+    assert "the link sets the pace" in r.err and "ignored Range" in r.err
+    assert asked[0] is None and len(asked) <= 4, asked
+    assert all(x["status"] == 200 for x in relay.blob_requests(layer.digest))
+
+
 def test_auto_keeps_one_stream_when_imgctl_sets_the_pace(registry, big):
     """download-split "auto" when consuming the bytes is what takes the time (here a sink that
     keeps the CPU busy for 3 ms per write, as inflating and hashing do on a fast link): more
