@@ -5,12 +5,12 @@ Returns data and reports progress through a callback; never prints.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from imgctl.codecs import OUT_CHUNK, Decoder
 from imgctl.config import Config
@@ -31,6 +31,9 @@ from imgctl.oci import (
 from imgctl.platforms import IndexDoc, attestation_blobs, attestation_entries, image_entries, keep_attestations, record_image
 from imgctl.reference import Reference
 from imgctl.store import LayerRecord, Store
+
+if TYPE_CHECKING:
+    import concurrent.futures as cf
 
 __all__ = ["PullResult", "pull", "pull_all_tags"]
 
@@ -266,6 +269,8 @@ def _fetch_config(client, ref: Reference, desc, first_layer: threading.Event) ->
     """The config blob's GET, on a thread of its own beside the layers' GETs.  It leaves once the
     first layer's has (``first_layer``): that one gets the connection already open, the config
     (needed only when a layer is done) a new one."""
+    import concurrent.futures as cf  # (here: an up-to-date pull does not load it)
+
     fut: cf.Future = cf.Future()
 
     def run() -> None:
@@ -663,6 +668,8 @@ def _pull_every_platform(ref: Reference, *, client, attestations: bool = False, 
 
 def _result(fut: cf.Future):
     """``fut``'s result; waiting in short steps keeps Ctrl-C prompt."""
+    import concurrent.futures as cf
+
     while True:
         try:
             return fut.result(timeout=0.2)
@@ -697,6 +704,24 @@ def _fetch_layers(
     for n, i in enumerate(todo):
         if n >= workers:
             progress(Event(Kind.WAITING, _short(manifest.layers[i].digest)))
+
+    if not todo:
+        # Every layer is here already (an image up to date, or sharing all its layers): each is
+        # checked on this thread, with no pool of threads to start and hand results back through.
+        try:
+            if settle is not None:
+                settle()
+            checked = [p.layer(ref, desc, gate, i) for i, desc in enumerate(manifest.layers)]
+            p.record()
+        except KeyboardInterrupt:
+            _settle(p)
+            raise Interrupted("interrupted: pull stopped; the next pull resumes where it left off") from None
+        except BaseException:
+            _settle(p)
+            raise
+        return checked
+
+    import concurrent.futures as cf  # (here: a pull with nothing to download does not load it)
 
     results: list[LayerRecord | None] = [None] * len(manifest.layers)
     # Finished layers arrive on a queue (one put per layer) rather than through cf.wait()
