@@ -262,6 +262,7 @@ class _ConfigGate:
         return self.doc.diff_ids[i]
 
 
+INTERRUPTED = "interrupted: pull stopped; the next pull resumes where it left off"  # Ctrl-C's message
 FIRST_LAYER_WAIT = 1.0  # seconds the config's GET waits for the first layer's to leave first
 
 
@@ -715,7 +716,7 @@ def _fetch_layers(
             p.record()
         except KeyboardInterrupt:
             _settle(p)
-            raise Interrupted("interrupted: pull stopped; the next pull resumes where it left off") from None
+            raise Interrupted(INTERRUPTED) from None
         except BaseException:
             _settle(p)
             raise
@@ -768,7 +769,7 @@ def _fetch_layers(
                 p.record()
             except KeyboardInterrupt:
                 _stop(p, futures)
-                raise Interrupted("interrupted: pull stopped; the next pull resumes where it left off") from None
+                raise Interrupted(INTERRUPTED) from None
             except BaseException:
                 _stop(p, futures)
                 raise

@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv is None:
         # The process ends here (the console script; tests pass argv and run on).  Whatever is
         # still alive dies with it: frozen, the interpreter's final collection does not walk its
-        # ~40,000 objects (17 ms of an up-to-date pull here).  Files and the store are closed
+        # ~40,000 objects (about 20 ms of an up-to-date pull here).  Files and the store are closed
         # explicitly above and in the commands; nothing relies on a collection at exit.
         gc.freeze()
     sys.exit(code)

@@ -11,11 +11,12 @@ deadlines hold range by range.  An endpoint that ignores Range (or redirects to 
 does) is remembered for the run and gets one stream from the bytes delivered so far.
 
 When to split (``download-split``): ``always`` splits from the first byte.  ``auto`` (the
-default) starts one stream and watches its first PROBE_BYTES (or one chunk, if smaller): if the stream spent more time
-waiting for bytes than the sink spent taking them, the link sets the pace and more connections
-help, so the stream is closed and the rest is fetched as ranges (and later blobs from that
-endpoint are split from their first byte).  Otherwise imgctl itself (hashing, inflating) sets
-the pace -- loopback, a fast LAN -- and extra connections would only add requests and spooling.
+default) starts one stream and watches its first PROBE_BYTES (or one chunk, if smaller): if the
+stream waited for bytes more than twice as long as the sink took to consume them while the
+process kept fewer than BUSY CPUs busy, the link sets the pace and more connections help, so
+the stream is closed and the rest is fetched as ranges (and later blobs from that endpoint are
+split from their first byte).  Otherwise imgctl itself (hashing, inflating) sets the pace --
+loopback, a fast LAN -- and extra connections would only add requests and spooling.
 """
 
 from __future__ import annotations
@@ -349,9 +350,9 @@ class Blobs:
     def _blob_from(self, ep: Endpoint, path: str, digest: str, size: int, state: _Fetch, *, probe: bool = False) -> bool:
         """Write the rest of a blob (from ``state.got``) from one endpoint into the sink.
 
-        ``probe``: watch the first PROBE_BYTES (at most a chunk); if the stream waited for them longer than the sink
-        took to consume them, stop there, note ``ep`` as link-bound and return True (the caller
-        fetches the rest as ranges).  Otherwise False, with the whole blob written.
+        ``probe``: watch the first PROBE_BYTES (at most a chunk); if they show that the link sets
+        the pace (``_link_bound``), stop there and return True: the caller fetches the rest as
+        ranges.  Otherwise False, with the whole blob written.
         """
         offset = state.got
         if offset and offset == size:
