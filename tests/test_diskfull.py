@@ -46,3 +46,23 @@ def test_disk_full_then_space(small_fs, registry, unique_repo, monkeypatch):
     assert r.code == 0, r.err
     assert image_ids(root) == {img.config_digest}
     assert_store_verifies(root)  # the partials were taken over: nothing is left in ingest/
+
+
+def test_a_small_blob_that_does_not_fit_leaves_no_file(small_fs):
+    """A manifest or config written whole (put_blob) on a full disk: the store's one-line error,
+    and its temporary file is gone at once -- not left for the next process to find, which
+    would be too late for this one (a pull that goes on, a test that pulls again in-process)."""
+    import hashlib
+
+    from imgctl.errors import StoreError
+    from imgctl.store import Store
+
+    store = Store(small_fs / "root")
+    store.ensure_dirs()
+    data = os.urandom(4 * 1024 * 1024)  # more than the 3 MB the file system holds
+    digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    with pytest.raises(StoreError, match="No space left on device"):
+        store.put_blob(digest, data)
+    assert list(store.ingest_dir.iterdir()) == []
+    assert not store.has_blob(digest)
+    store.close()

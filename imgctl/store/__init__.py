@@ -164,9 +164,9 @@ class Store:
         """Store small in-memory content (manifests, configs) through the same verified commit."""
         if self.has_blob(digest):
             return
-        w = self.writer(digest, len(data))
-        w.write(data)
-        w.commit()
+        with self.writer(digest, len(data)) as w:  # (a write that fails, a full disk, removes its file)
+            w.write(data)
+            w.commit()
         drop_dead_scratch(self, digest)  # a pull killed while writing this blob left its temp file
 
     # -- the index --------------------------------------------------------------------
