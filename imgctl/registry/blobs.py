@@ -186,8 +186,8 @@ class Blobs:
                         if ranged and self._split_now(ep):
                             self._ranges_from(ep, path, digest, size, state)
                         else:
-                            ranged = False
-                            if self._blob_from(ep, path, digest, size, state, probe=self._ranged(ep, size, state.got)):
+                            probe, ranged = ranged, False  # (auto: a blob worth splitting is watched first)
+                            if self._blob_from(ep, path, digest, size, state, probe=probe):
                                 continue  # the link sets the pace: the rest as ranges
                         error = None
                     except multipart.RangeIgnored as e:
